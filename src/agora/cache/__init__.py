@@ -1,0 +1,1 @@
+"""Redis: the client factory (standalone or Sentinel) shared by every service."""

@@ -1,0 +1,60 @@
+"""One redis-py asyncio client per process, standalone or Sentinel-discovered.
+
+Short socket timeouts and a bounded pool so a dead Redis costs milliseconds, not a hung
+request (redis-py #2995); retries on connection errors so a Sentinel failover is followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    hosts: list[tuple[str, int]]
+    service_name: str
+    db: int
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """``redis+sentinel://host:port,host:port/service_name/db``."""
+    parts = urlsplit(url)
+    hosts: list[tuple[str, int]] = []
+    for item in parts.netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = item.rpartition(":")
+        hosts.append((host or item, int(port) if host else 26379))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("a redis+sentinel URL needs a service name: .../service_name/db")
+    return SentinelTarget(hosts=hosts, service_name=path[0], db=int(path[1]) if len(path) > 1 else 0)
+
+
+def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: int = 200) -> Redis:
+    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=2)
+    common = {
+        "socket_timeout": socket_timeout_s,
+        "socket_connect_timeout": socket_timeout_s,
+        "health_check_interval": 15,
+        "retry": retry,
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ReadOnlyError],
+        "max_connections": max_connections,
+    }
+    if url.startswith("redis+sentinel://"):
+        target = parse_sentinel_url(url)
+        sentinel = Sentinel(
+            target.hosts,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_timeout_s,
+        )
+        client: Redis = sentinel.master_for(target.service_name, db=target.db, **common)
+        return client
+    return Redis.from_url(url, **common)

@@ -1,0 +1,181 @@
+"""One typed settings object, read from the environment (prefix ``AGORA_``).
+
+Every value is validated at start; a bad or missing one stops the process with a message
+that names the variable, instead of failing later on the first request that needs it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ServiceName = Literal["auth", "posts", "realtime"]
+
+DEFAULT_PORTS: dict[ServiceName, int] = {"auth": 8080, "posts": 8081, "realtime": 8082}
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of every Agora process. See README.md for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AGORA_", extra="ignore", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    debug: bool = False
+    instance_id: str = Field(default_factory=lambda: socket.gethostname())
+
+    database_url: str | None = None
+    database_replica_urls: CommaList = []
+    db_pool_min_size: int = Field(default=2, ge=0)
+    db_pool_max_size: int = Field(default=20, ge=1)
+    db_command_timeout_s: float = Field(default=10.0, gt=0)
+    db_acquire_timeout_s: float = Field(default=2.0, gt=0)
+
+    redis_url: str | None = None
+    redis_socket_timeout_s: float = Field(default=0.5, gt=0)
+    redis_max_connections: int = Field(default=200, ge=1)
+    events_channel: str = "agora:events"
+
+    auth_jwks_url: str = "http://127.0.0.1:8080/api/v1/auth/.well-known/jwks.json"
+    jwks_refetch_cooldown_s: float = Field(default=10.0, ge=0)
+    jwt_issuer: str = "agora"
+    jwt_audience: str = "agora"
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    access_token_ttl_s: int = Field(default=900, ge=60, le=900)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=3600)
+    signing_key_refresh_s: float = Field(default=30.0, gt=0)
+
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8192)
+    password_hash_parallelism: int = Field(default=4, ge=1)
+
+    cookie_secure: bool | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    cors_origins: CommaList = []
+    trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
+
+    presence_ttl_s: int = Field(default=60, ge=5)
+    ws_heartbeat_s: float = Field(default=20.0, gt=0)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
+    keep_alive_timeout_s: int = Field(default=75, ge=1)
+
+    _split = field_validator(
+        "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"
+    )(_split_commas)
+
+    @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("redis://", "rediss://", "unix://", "redis+sentinel://")
+        ):
+            raise ValueError("must be a redis://, rediss://, unix:// or redis+sentinel:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("AGORA_DB_POOL_MIN_SIZE must not exceed AGORA_DB_POOL_MAX_SIZE")
+        if self.env == "production":
+            if self.debug:
+                raise ValueError("AGORA_DEBUG must be off in production")
+            if "*" in self.cors_origins:
+                raise ValueError("AGORA_CORS_ORIGINS must not be '*' in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "console"
+
+    @property
+    def effective_trace_sample_ratio(self) -> float:
+        if self.trace_sample_ratio is not None:
+            return self.trace_sample_ratio
+        return 0.1 if self.is_production else 1.0
+
+    @property
+    def effective_cookie_secure(self) -> bool:
+        return self.is_production if self.cookie_secure is None else self.cookie_secure
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise ConfigError(
+                "AGORA_DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/agora); "
+                "`agora up` sets it for you, with an embedded PostgreSQL when none is configured"
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if self.redis_url is None:
+            raise ConfigError(
+                "AGORA_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); "
+                "`agora up` sets it for you, with an embedded Redis when none is configured"
+            )
+        return self.redis_url
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad variable, named as the operator sets it."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        name = f"AGORA_{field.upper()}" if field else "configuration"
+        lines.append(f"{name}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment, raising ConfigError with a readable message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None

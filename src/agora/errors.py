@@ -1,0 +1,83 @@
+"""API errors with a stable machine-readable ``code``, and the contract's JSON error body.
+
+Every failure a client can see goes through here, so the body is always
+``{"error": {"code", "message", "request_id"}}`` and never carries a stack trace or SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agora.observability.context import current_request_id
+
+
+class ApiError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers or {}
+        self.details = details
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthenticated(ApiError):
+    status_code = 401
+    code = "unauthenticated"
+
+    def __init__(self, message: str = "authentication required", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kwargs)
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Unprocessable(ApiError):
+    status_code = 422
+    code = "validation_error"
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    code = "unavailable"
+
+
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> bytes:
+    error: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": current_request_id(),
+    }
+    if details:
+        error["details"] = details
+    return orjson.dumps({"error": error})

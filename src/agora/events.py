@@ -1,0 +1,67 @@
+"""Domain events on Redis pub/sub: posts publishes them, every realtime instance receives all.
+
+One channel for the whole system keeps fan-out simple and correct with any number of realtime
+instances: each instance delivers an event only to the sockets it holds itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from agora.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+EventType = Literal["post.created", "notification"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """``post.created`` goes to the online followers of ``author_id``;
+    ``notification`` goes to ``recipient_id``. ``payload`` is what the client receives."""
+
+    type: EventType
+    payload: dict[str, Any]
+    author_id: str | None = None
+    recipient_id: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "type": self.type,
+                "payload": self.payload,
+                "author_id": self.author_id,
+                "recipient_id": self.recipient_id,
+                "meta": self.meta,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Event:
+        data = orjson.loads(raw)
+        if data.get("type") not in ("post.created", "notification"):
+            raise ValueError(f"unknown event type {data.get('type')!r}")
+        return cls(
+            type=data["type"],
+            payload=dict(data["payload"]),
+            author_id=data.get("author_id"),
+            recipient_id=data.get("recipient_id"),
+            meta=dict(data.get("meta") or {}),
+        )
+
+
+async def publish(redis: Redis, channel: str, event: Event) -> bool:
+    """Publish after the write has committed. A Redis failure is logged, never raised: the
+    write is already durable and the recipient still finds it in the feed or notifications."""
+    try:
+        await redis.publish(channel, event.encode())
+        return True
+    except (RedisError, OSError) as exc:
+        log.warning("event not published", event_type=event.type, error=str(exc))
+        return False

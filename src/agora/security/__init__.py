@@ -1,0 +1,1 @@
+"""Tokens and keys, passwords, sanitising: the security primitives every service shares."""

@@ -1,0 +1,39 @@
+"""FastAPI dependencies for the caller's identity (bearer access tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from agora.errors import Unauthenticated
+from agora.observability.context import bind_user
+from agora.security.tokens import InvalidToken, Principal, TokenVerifier
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(verifier: TokenVerifier, token: str | None) -> Principal:
+    if token is None:
+        raise Unauthenticated("a bearer access token is required")
+    try:
+        principal = await verifier.verify(token)
+    except InvalidToken as exc:
+        raise Unauthenticated(str(exc), code="invalid_token") from exc
+    bind_user(principal.user_id)
+    return principal
+
+
+async def require_principal(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.verifier
+    return await authenticate(verifier, bearer_token(request.headers.get("authorization")))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(require_principal)]

@@ -1,0 +1,74 @@
+"""The JWKS cache of posts and realtime: auth's public keys, fetched over HTTP and kept.
+
+An unknown ``kid`` triggers a refetch (a key was rotated in), but at most once per cooldown,
+so a flood of tokens with made-up ``kid``s cannot turn into a flood of requests to auth.
+When auth cannot be reached the last good keys keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from agora.observability.logging import get_logger
+from agora.security.keys import public_key_from_jwk
+
+log = get_logger(__name__)
+
+
+class JwksKeyResolver:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: httpx.AsyncClient,
+        refetch_cooldown_s: float = 10.0,
+        max_age_s: float = 300.0,
+    ) -> None:
+        self._url = url
+        self._client = client
+        self._cooldown_s = refetch_cooldown_s
+        self._max_age_s = max_age_s
+        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @property
+    def known_kids(self) -> set[str]:
+        return set(self._keys)
+
+    async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        stale = time.monotonic() - self._fetched_at > self._max_age_s
+        if kid not in self._keys or stale:
+            await self.refresh()
+        return self._keys.get(kid)
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Refetch unless one was tried within the cooldown; concurrent callers share one fetch."""
+        attempted_before = self._attempted_at
+        async with self._lock:
+            if self._attempted_at != attempted_before:
+                return  # another caller fetched while we waited for the lock
+            if not force and time.monotonic() - self._attempted_at < self._cooldown_s:
+                return
+            self._attempted_at = time.monotonic()
+            try:
+                response = await self._client.get(self._url)
+                response.raise_for_status()
+                self._keys = self._parse(response.json())
+                self._fetched_at = time.monotonic()
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("jwks fetch failed; keeping the last good keys", error=str(exc))
+
+    @staticmethod
+    def _parse(document: Any) -> dict[str, rsa.RSAPublicKey]:
+        keys: dict[str, rsa.RSAPublicKey] = {}
+        for jwk in document["keys"]:
+            if jwk.get("kty") == "RSA" and jwk.get("alg", "RS256") == "RS256" and "kid" in jwk:
+                keys[jwk["kid"]] = public_key_from_jwk(jwk)
+        return keys

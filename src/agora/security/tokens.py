@@ -1,0 +1,113 @@
+"""Access tokens: RS256 JWTs with a ``kid`` header, issued by auth and verified everywhere.
+
+Verification is local (no database, no call to auth per request): the public key comes from
+a ``KeyResolver`` — auth's own key store, or the JWKS cache in posts and realtime.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from agora.security.keys import SigningKey
+
+ALGORITHM = "RS256"
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "jti"]
+
+
+class InvalidToken(Exception):
+    """The token is malformed, badly signed, expired or not meant for us."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified access token speaks for."""
+
+    user_id: str
+    token_id: str
+    expires_at: int
+
+
+class KeyResolver(Protocol):
+    async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        """The public key for ``kid``, or None when it is not (or no longer) trusted."""
+        ...
+
+
+class StaticKeyResolver:
+    """A fixed set of keys (tests, and tools that hold the keys themselves)."""
+
+    def __init__(self, keys: dict[str, rsa.RSAPublicKey]) -> None:
+        self._keys = dict(keys)
+
+    async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        return self._keys.get(kid)
+
+
+class TokenIssuer:
+    def __init__(self, *, issuer: str, audience: str, ttl_s: int) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_s = ttl_s
+
+    def issue(self, user_id: str, key: SigningKey, *, now: float | None = None) -> str:
+        issued_at = int(now if now is not None else time.time())
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + self.ttl_s,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+class TokenVerifier:
+    def __init__(
+        self, resolver: KeyResolver, *, issuer: str, audience: str, leeway_s: int = 30
+    ) -> None:
+        self._resolver = resolver
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway_s = leeway_s
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        # Only RS256 is accepted: "none" and HMAC-with-the-public-key are refused here,
+        # before any key is looked up, and again by the algorithms list below.
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken("unsupported token algorithm")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("token has no key id")
+        key = await self._resolver.public_key(kid)
+        if key is None:
+            raise InvalidToken("token signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway_s,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("invalid token") from exc
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("invalid token subject")
+        return Principal(user_id=subject, token_id=str(claims["jti"]), expires_at=int(claims["exp"]))

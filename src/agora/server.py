@@ -1,0 +1,44 @@
+"""Runs one service process on uvicorn (uvloop, httptools, wsproto; one worker)."""
+
+from __future__ import annotations
+
+import importlib
+
+import uvicorn
+from fastapi import FastAPI
+
+from agora.config import ServiceName, Settings
+from agora.observability.logging import configure_logging
+
+
+def create_service_app(service: ServiceName, settings: Settings) -> FastAPI:
+    module = importlib.import_module(f"agora.services.{service}.app")
+    app: FastAPI = module.create_app(settings)
+    return app
+
+
+def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> None:
+    configure_logging(service, settings.log_level, settings.effective_log_format)
+    settings.require_database_url()
+    settings.require_redis_url()
+    app = create_service_app(service, settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        ws="wsproto",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        # Above the gateway's idle timeout, so the gateway never reuses a connection the
+        # server is closing (a classic source of intermittent 502s).
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        ws_max_size=64 * 1024,
+        ws_per_message_deflate=False,
+    )
+    uvicorn.Server(config).run()
