@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,6 +64,76 @@ def migrate() -> None:
         raise _fail(str(exc)) from None
     upgrade_to_head(url)
     typer.echo(f"database at revision {current_revision(url)}")
+
+
+@app.command()
+def up(
+    replicas: Annotated[int, typer.Option(min=1, max=10, help="Instances of each service")] = 1,
+    workdir: Annotated[Path, typer.Option(help="Where embedded PostgreSQL/Redis keep data")] = Path(
+        ".agora"
+    ),
+) -> None:
+    """Run the whole system in the foreground: dependencies, migrations, every service.
+
+    PostgreSQL and Redis come from AGORA_DATABASE_URL / AGORA_REDIS_URL, or are started
+    embedded under ./.agora/ when those are unset. Ctrl-C stops everything gracefully.
+    """
+    from agora.devstack.up import run
+
+    raise typer.Exit(run(_settings(), replicas=replicas, workdir=workdir.resolve()))
+
+
+@app.command()
+def seed(
+    users: Annotated[int, typer.Option(min=1, help="Users to create")] = 100,
+    posts: Annotated[int, typer.Option(min=0, help="Posts to create, spread over the users")] = 1000,
+    follows: Annotated[int, typer.Option(min=0, help="Accounts each user follows")] = 10,
+) -> None:
+    """Fill the database with demo users, follows and posts (a progress bar shows each step)."""
+    from rich.progress import Progress
+
+    from agora.devstack.seed import SEED_PASSWORD
+    from agora.devstack.seed import seed as run_seed
+
+    settings = _settings()
+    try:
+        settings.require_database_url()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    with Progress() as progress:
+        result = asyncio.run(
+            run_seed(settings, users=users, posts=posts, follows_per_user=follows,
+                     progress=progress)
+        )
+    typer.echo(
+        f"seeded {result.users} users ({result.username_prefix}_0 … "
+        f"{result.username_prefix}_{result.users - 1}, password {SEED_PASSWORD!r}), "
+        f"{result.follows} follows, {result.posts} posts"
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; older public keys stay in the JWKS until their tokens expire."""
+    from agora.db import Database
+    from agora.services.auth.keys import rotate_signing_key
+
+    settings = _settings()
+    try:
+        url = settings.require_database_url()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+    async def rotate() -> str:
+        db = Database(url, min_size=1, max_size=1)
+        await db.connect()
+        try:
+            return (await rotate_signing_key(db, settings)).kid
+        finally:
+            await db.close()
+
+    kid = asyncio.run(rotate())
+    typer.echo(f"new signing key {kid}; previous keys stay published until their tokens expire")
 
 
 def main() -> None:

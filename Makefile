@@ -1,0 +1,39 @@
+# Agora — the two commands: `make run` starts the whole system, `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## the virtualenv with Agora and its dev tools
+
+run: install ## start everything (embedded PostgreSQL/Redis unless configured)
+	$(BIN)/agora up
+
+test: install ## unit, integration (real PostgreSQL + Redis) and end-to-end tests
+	$(BIN)/pytest
+
+test-fast: install ## everything but the end-to-end tests
+	$(BIN)/pytest -m "not e2e"
+
+lint: install ## ruff (lint + format) and mypy --strict
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+
+bench: install ## throughput and latency of the full stack vs a raw ASGI app (needs wrk)
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk); } || \
+	  { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m benchmarks.http_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,140 @@
+"""Runs and watches the service processes of `agora up`.
+
+Children get their own session, so Ctrl-C reaches only the supervisor, which then stops them
+in order with SIGTERM (their graceful drain) and waits. A child that dies is restarted with a
+backoff, and every restart is announced: nothing is restarted silently.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+
+import httpx
+
+from agora.config import ServiceName
+
+PR_SET_PDEATHSIG = 1
+STOP_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 60.0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """If the supervisor is killed outright, its children get SIGTERM instead of lingering."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Instance:
+    service: ServiceName
+    index: int
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_restart_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}#{self.index}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Supervisor:
+    env: Mapping[str, str]
+    instances: list[Instance]
+    stopping: bool = False
+    _say: list[str] = field(default_factory=list)
+
+    def install_signal_handlers(self) -> None:
+        def request_stop(signum: int, _: FrameType | None) -> None:
+            if not self.stopping:
+                print(f"\nagora: {signal.Signals(signum).name} received, stopping…", flush=True)
+            self.stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+
+    def spawn(self, instance: Instance) -> None:
+        instance.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "agora", "serve", instance.service, "--port",
+             str(instance.port)],
+            env=dict(self.env),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+
+    def start(self, instance: Instance) -> None:
+        self.spawn(instance)
+        self.wait_ready(instance)
+
+    def wait_ready(self, instance: Instance, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.stopping:
+            assert instance.process is not None
+            code = instance.process.poll()
+            if code is not None:
+                raise RuntimeError(f"{instance.name} exited with code {code} during start-up")
+            try:
+                if httpx.get(f"{instance.url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        if not self.stopping:
+            raise RuntimeError(f"{instance.name} was not ready within {timeout_s:.0f}s")
+
+    def watch(self) -> None:
+        """Until asked to stop: restart (loudly, with backoff) any instance that died."""
+        while not self.stopping:
+            now = time.monotonic()
+            for instance in self.instances:
+                process = instance.process
+                if process is None:
+                    if now >= instance.next_restart_at:
+                        print(f"agora: restarting {instance.name} on port {instance.port} "
+                              f"(restart {instance.restarts})", flush=True)
+                        self.spawn(instance)
+                    continue
+                code = process.poll()
+                if code is not None:
+                    instance.restarts += 1
+                    delay = min(30.0, 2.0 ** min(instance.restarts, 5))
+                    instance.process = None
+                    instance.next_restart_at = now + delay
+                    print(f"agora: {instance.name} (port {instance.port}) exited with code "
+                          f"{code}; restarting in {delay:.0f}s", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+
+    def stop_all(self) -> int:
+        """SIGTERM every child (they drain), wait up to 60 s, then SIGKILL what is left."""
+        running = [i for i in self.instances if i.process and i.process.poll() is None]
+        for instance in running:
+            assert instance.process is not None
+            instance.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        unclean = 0
+        for instance in running:
+            assert instance.process is not None
+            try:
+                code = instance.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"agora: {instance.name} did not stop in time; killing it",
+                      file=sys.stderr, flush=True)
+                instance.process.kill()
+                code = instance.process.wait()
+            if code != 0:
+                unclean += 1
+        return unclean

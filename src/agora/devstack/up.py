@@ -1,0 +1,121 @@
+"""`agora up`: dependencies (configured or embedded), migrations, then every service instance."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from agora.config import DEFAULT_PORTS, ServiceName, Settings
+from agora.db.migrate import upgrade_to_head
+from agora.devstack.embedded import EmbeddedServers, port_is_free
+from agora.devstack.supervisor import Instance, Supervisor
+
+SERVICES: tuple[ServiceName, ...] = ("auth", "posts", "realtime")
+FIRST_EXTRA_PORT = 8083
+# Connections PostgreSQL keeps for superusers, migrations and operators (default
+# max_connections is 100); every service process shares the rest evenly.
+DB_CONNECTION_BUDGET = 90
+
+
+def plan_instances(replicas: int) -> list[Instance]:
+    """Contract ports for the first instance of each service; later ones take the next free
+    ports from 8083 upward."""
+    instances: list[Instance] = []
+    for service in SERVICES:
+        port = DEFAULT_PORTS[service]
+        if not port_is_free(port):
+            raise RuntimeError(f"port {port} for {service} is already in use")
+        instances.append(Instance(service, 1, port))
+    taken = {i.port for i in instances}
+    candidate = FIRST_EXTRA_PORT
+    for index in range(2, replicas + 1):
+        for service in SERVICES:
+            while candidate in taken or not port_is_free(candidate):
+                candidate += 1
+            instances.append(Instance(service, index, candidate))
+            taken.add(candidate)
+    return instances
+
+
+def pool_size_per_process(replicas: int) -> int:
+    return max(2, min(20, DB_CONNECTION_BUDGET // (len(SERVICES) * replicas)))
+
+
+def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
+    console = Console(stderr=True)
+    embedded = EmbeddedServers(workdir=workdir)
+    supervisor: Supervisor | None = None
+    try:
+        database_url = settings.database_url
+        if database_url is None:
+            console.print(f"[bold]PostgreSQL[/]: none configured, starting embedded in {workdir}")
+            database_url = embedded.start_postgres()
+        redis_url = settings.redis_url
+        if redis_url is None:
+            console.print(f"[bold]Redis[/]: none configured, starting embedded in {workdir}")
+            redis_url = embedded.start_redis()
+
+        console.print("[bold]Migrations[/]: applying…")
+        upgrade_to_head(database_url)
+
+        instances = plan_instances(replicas)
+        env = dict(os.environ)
+        env.update({"AGORA_DATABASE_URL": database_url, "AGORA_REDIS_URL": redis_url})
+        env.setdefault("AGORA_DB_POOL_MAX_SIZE", str(pool_size_per_process(replicas)))
+        env.setdefault("AGORA_DB_POOL_MIN_SIZE", "1")
+        supervisor = Supervisor(env=env, instances=instances)
+        supervisor.install_signal_handlers()
+        # auth first: it creates the first signing key that posts and realtime will fetch.
+        for service in SERVICES:
+            for instance in instances:
+                if instance.service == service and not supervisor.stopping:
+                    console.print(f"starting {instance.name} on port {instance.port}…")
+                    supervisor.start(instance)
+        if not supervisor.stopping:
+            _print_summary(console, instances, database_url, redis_url, embedded)
+            supervisor.watch()
+        unclean = supervisor.stop_all()
+        console.print("agora: all services stopped" + (f" ({unclean} unclean)" if unclean else ""))
+        return 0 if unclean == 0 else 1
+    except RuntimeError as exc:
+        console.print(f"[red]agora: {exc}[/]")
+        if supervisor is not None:
+            supervisor.stop_all()
+        return 1
+    finally:
+        embedded.stop()
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
+    return f"{scheme}{sep}{rest}"
+
+
+def _print_summary(
+    console: Console,
+    instances: list[Instance],
+    database_url: str,
+    redis_url: str,
+    embedded: EmbeddedServers,
+) -> None:
+    table = Table(title="Agora is up", title_justify="left")
+    for column in ("instance", "url", "docs", "health / metrics"):
+        table.add_column(column)
+    for instance in instances:
+        docs = f"{instance.url}/api/v1/{instance.service}/docs"
+        table.add_row(instance.name, instance.url, docs, f"{instance.url}/readyz · /metrics")
+    console.print(table)
+    pg_kind = "embedded" if embedded.database_url else "configured"
+    redis_kind = "embedded" if embedded.redis_url else "configured"
+    console.print(f"PostgreSQL ({pg_kind}): {_redact(database_url)}")
+    console.print(f"Redis ({redis_kind}): {_redact(redis_url)}")
+    console.print("Press Ctrl-C to stop everything gracefully.", style="bold")
+    sys.stderr.flush()
