@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+
+from agora.db.migrate import current_revision
+from tests.conftest import _with_database
+
+
+def _fresh_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return _with_database(admin_url, name)
+
+
+def test_migrate_from_several_processes_at_once_applies_once(postgres_admin_url: str) -> None:
+    url = _fresh_database(postgres_admin_url, "agora_migrate_test")
+    env = {**os.environ, "AGORA_DATABASE_URL": url}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "agora", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=60)[0].decode() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
+    assert all("database at revision 0001" in out for out in outputs)
+    assert current_revision(url) == "0001"
+    with psycopg.connect(url) as conn:
+        versions = conn.execute("SELECT count(*) FROM alembic_version").fetchone()
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
+            (["users", "posts", "follows", "likes", "notifications", "refresh_tokens",
+              "signing_keys"],),
+        ).fetchone()
+    assert versions == (1,)
+    assert tables == (7,)
+
+    again = subprocess.run(
+        [sys.executable, "-m", "agora", "migrate"], env=env, capture_output=True, check=False
+    )
+    assert again.returncode == 0
+
+
+def test_migrate_without_a_database_url_says_what_to_set() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "agora", "migrate"], env=env, capture_output=True, check=False
+    )
+    assert result.returncode == 2
+    assert b"AGORA_DATABASE_URL is not set" in result.stderr
+
+
+def test_invalid_configuration_is_refused_with_the_variable_named() -> None:
+    env = {**os.environ, "AGORA_ENV": "staging"}
+    result = subprocess.run(
+        [sys.executable, "-m", "agora", "migrate"], env=env, capture_output=True, check=False
+    )
+    assert result.returncode == 2
+    assert b"AGORA_ENV" in result.stderr

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from agora.config import ConfigError, Settings, load_settings
+
+
+def test_defaults_are_development() -> None:
+    settings = Settings()
+    assert settings.env == "development"
+    assert settings.effective_log_format == "console"
+    assert settings.effective_trace_sample_ratio == 1.0
+    assert settings.effective_cookie_secure is False
+    assert settings.access_token_ttl_s == 900
+
+
+def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGORA_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("AGORA_TRUSTED_PROXIES", "10.0.0.0/8")
+    settings = load_settings()
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.trusted_proxies == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("AGORA_ENV", "staging", "AGORA_ENV"),
+        ("AGORA_DATABASE_URL", "mysql://x", "AGORA_DATABASE_URL"),
+        ("AGORA_REDIS_URL", "http://x", "AGORA_REDIS_URL"),
+        ("AGORA_TRUSTED_PROXIES", "not-a-network", "AGORA_TRUSTED_PROXIES"),
+        ("AGORA_ACCESS_TOKEN_TTL_S", "3600", "AGORA_ACCESS_TOKEN_TTL_S"),
+        ("AGORA_DB_POOL_MAX_SIZE", "zero", "AGORA_DB_POOL_MAX_SIZE"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=named):
+        load_settings()
+
+
+def test_production_refuses_development_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGORA_ENV", "production")
+    monkeypatch.setenv("AGORA_CORS_ORIGINS", "*")
+    with pytest.raises(ConfigError, match="CORS"):
+        load_settings()
+    monkeypatch.setenv("AGORA_CORS_ORIGINS", "https://app.example")
+    monkeypatch.setenv("AGORA_DEBUG", "true")
+    with pytest.raises(ConfigError, match="DEBUG"):
+        load_settings()
+
+
+def test_missing_urls_have_a_clear_message() -> None:
+    settings = Settings(database_url=None, redis_url=None)
+    with pytest.raises(ConfigError, match="AGORA_DATABASE_URL is not set"):
+        settings.require_database_url()
+    with pytest.raises(ConfigError, match="AGORA_REDIS_URL is not set"):
+        settings.require_redis_url()
+
+
+def test_pool_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="MIN_SIZE"):
+        Settings(db_pool_min_size=10, db_pool_max_size=5)
