@@ -27,8 +27,9 @@ from agora.db.migrate import upgrade_to_head
 from agora.security.keys import SigningKey, generate_signing_key
 from agora.security.tokens import StaticKeyResolver, TokenIssuer
 
-TEST_DB_NAME = "agora_test"
-TEST_REDIS_DB = 15
+# Overridable so that several suites can run at once on one machine without sharing state.
+TEST_DB_NAME = os.environ.get("AGORA_TEST_DB_NAME", "agora_test")
+TEST_REDIS_DB = int(os.environ.get("AGORA_TEST_REDIS_DB", "15"))
 TABLES = "notifications, likes, follows, posts, refresh_tokens, signing_keys, users"
 
 

@@ -110,4 +110,6 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidToken("invalid token subject")
-        return Principal(user_id=subject, token_id=str(claims["jti"]), expires_at=int(claims["exp"]))
+        return Principal(
+            user_id=subject, token_id=str(claims["jti"]), expires_at=int(claims["exp"])
+        )

@@ -96,6 +96,12 @@ def upgrade() -> None:
         );
         CREATE INDEX notifications_recipient_created_idx
             ON notifications (recipient_id, created_at DESC, id DESC);
+        -- One notification per like (post, actor) and per follow (recipient, actor), however
+        -- often it is undone and redone; post_id leading also serves the ON DELETE CASCADE
+        -- from posts, which would otherwise scan the whole table.
+        CREATE UNIQUE INDEX notifications_post_actor_key ON notifications (post_id, actor_id);
+        CREATE UNIQUE INDEX notifications_follow_once_key
+            ON notifications (recipient_id, actor_id) WHERE kind = 'follow';
         """
     )
 

@@ -1,0 +1,54 @@
+"""The auth service's ASGI app: accounts, sessions, profiles and the JWKS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from agora.app import build_app
+from agora.config import Settings
+from agora.security.passwords import PasswordHasher
+from agora.security.tokens import KeyResolver, TokenIssuer, TokenVerifier
+from agora.services.auth.keys import KeyStore
+from agora.services.auth.routes import router
+from agora.services.auth.service import AuthService
+
+
+def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
+    """``key_resolver`` is ignored: auth verifies its own tokens with its key store."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keystore = KeyStore(settings)
+        await keystore.ensure_active_key(app.state.db)
+        issuer = TokenIssuer(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_s=settings.access_token_ttl_s,
+        )
+        hasher = PasswordHasher.from_settings(settings)
+        # Precomputed so the first login of an unknown user costs what a real one does.
+        await hasher.dummy_hash()
+        app.state.keystore = keystore
+        app.state.verifier = TokenVerifier(
+            keystore,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway_s=settings.jwt_leeway_s,
+        )
+        app.state.auth_service = AuthService(
+            db=app.state.db,
+            hasher=hasher,
+            keystore=keystore,
+            issuer=issuer,
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+        )
+        keystore.start()
+        try:
+            yield
+        finally:
+            await keystore.stop()
+
+    return build_app("auth", settings, routers=[router], lifespan=lifespan)

@@ -1,0 +1,106 @@
+"""Request and response bodies of the auth service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
+from agora.security.sanitize import plain_text
+
+DISPLAY_NAME_MAX = 50
+BIO_MAX = 300
+PASSWORD_MIN = 10
+PASSWORD_MAX = 1024  # bounds the argon2 work one request can ask for
+
+
+def _lowercase(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _plain_text(max_chars: int) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        text = plain_text(value)  # UnsafeText is a ValueError: pydantic reports it as a 422
+        if len(text) > max_chars:
+            raise ValueError(f"must be at most {max_chars} characters of plain text")
+        return text
+
+    return validate
+
+
+Username = Annotated[
+    str, BeforeValidator(_lowercase), StringConstraints(pattern=r"^[a-z0-9_]{3,30}$")
+]
+# The raw bound only caps the sanitiser's work; the real limit applies to the plain text.
+DisplayName = Annotated[
+    str,
+    Field(max_length=DISPLAY_NAME_MAX * 10, description="plain text, markup is removed"),
+    AfterValidator(_plain_text(DISPLAY_NAME_MAX)),
+]
+Bio = Annotated[
+    str,
+    Field(max_length=BIO_MAX * 10, description="plain text, markup is removed"),
+    AfterValidator(_plain_text(BIO_MAX)),
+]
+Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+class UserCreate(BaseModel):
+    username: Username
+    email: EmailStr
+    password: Password
+    display_name: DisplayName = ""
+
+
+class LoginRequest(BaseModel):
+    username: Annotated[str, Field(min_length=1, max_length=320, description="username or e-mail")]
+    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class ProfileUpdate(BaseModel):
+    """Fields left out (or null) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName | None = None
+    bio: Bio | None = None
+
+
+class UserPublic(BaseModel):
+    id: str
+    username: str
+    display_name: str
+    bio: str
+    created_at: datetime
+
+
+class UserProfile(UserPublic):
+    """The caller's own profile."""
+
+    email: str
+    updated_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+    refresh_token: str
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, Any]]

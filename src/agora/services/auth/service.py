@@ -1,0 +1,212 @@
+"""Auth domain logic: accounts, logins, refresh-token rotation, profiles.
+
+Refresh tokens are opaque random strings stored only as SHA-256 digests. A login starts a token
+family; each refresh spends its token and adds the successor to the family. Presenting a spent
+token again means it was copied: the whole family is revoked, so neither the thief nor the
+victim can continue that session without logging in again.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+import uuid
+
+import asyncpg
+
+from agora.db import Database
+from agora.errors import Conflict, NotFound, Unauthenticated
+from agora.observability.logging import get_logger
+from agora.security.passwords import PasswordHasher
+from agora.security.tokens import TokenIssuer
+from agora.services.auth import repository as repo
+from agora.services.auth.keys import KeyStore
+from agora.services.auth.schemas import (
+    ProfileUpdate,
+    TokenPair,
+    UserCreate,
+    UserProfile,
+    UserPublic,
+)
+
+log = get_logger(__name__)
+
+_CONFLICT_MESSAGES = {
+    "users_username_lower_key": "that username is already taken",
+    "users_email_lower_key": "that e-mail address is already registered",
+}
+
+
+class _Rotation(enum.Enum):
+    ROTATED = enum.auto()
+    INVALID = enum.auto()
+    REUSED = enum.auto()
+
+
+def refresh_token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _account_gone() -> Unauthenticated:
+    return Unauthenticated("the account of this token no longer exists", code="invalid_token")
+
+
+class AuthService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        hasher: PasswordHasher,
+        keystore: KeyStore,
+        issuer: TokenIssuer,
+        refresh_ttl_s: int,
+    ) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._keystore = keystore
+        self._issuer = issuer
+        self._refresh_ttl_s = refresh_ttl_s
+
+    async def register(self, data: UserCreate) -> UserPublic:
+        password_hash = await self._hasher.hash(data.password)
+        try:
+            async with self._db.connection() as conn:
+                row = await repo.insert_user(
+                    conn,
+                    username=data.username,
+                    email=data.email,
+                    password_hash=password_hash,
+                    display_name=data.display_name,
+                )
+        except asyncpg.UniqueViolationError as exc:
+            # The unique indexes decide, not a prior SELECT: two racing sign-ups cannot both win.
+            message = _CONFLICT_MESSAGES.get(
+                exc.constraint_name or "", "that username or e-mail address is already registered"
+            )
+            raise Conflict(message) from None
+        log.info("user registered", user_id=row["id"])
+        return UserPublic.model_validate(dict(row))
+
+    async def login(self, *, login: str, password: str) -> TokenPair:
+        """``login`` is a username or an e-mail address (usernames cannot contain ``@``)."""
+        find = repo.find_credentials_by_email if "@" in login else repo.find_credentials_by_username
+        async with self._db.connection() as conn:
+            row = await find(conn, login)
+        stored_hash: str | None = row["password_hash"] if row is not None else None
+        # No connection is held while argon2 runs; an unknown user costs the same work.
+        if row is None or not await self._hasher.verify(stored_hash, password):
+            raise Unauthenticated("wrong username or password", code="invalid_credentials")
+        user_id: uuid.UUID = row["id"]
+        new_hash = None
+        if stored_hash is not None and self._hasher.needs_rehash(stored_hash):
+            new_hash = await self._hasher.hash(password)
+        refresh_token = new_refresh_token()
+        async with self._db.transaction() as conn:
+            if new_hash is not None:
+                await repo.update_password_hash(conn, user_id=user_id, password_hash=new_hash)
+            await repo.insert_refresh_token(
+                conn,
+                user_id=user_id,
+                family_id=uuid.uuid4(),
+                token_hash=refresh_token_digest(refresh_token),
+                ttl_s=self._refresh_ttl_s,
+            )
+        return self._token_pair(str(user_id), refresh_token)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Spend ``refresh_token`` and return a new pair from the same family."""
+        successor = new_refresh_token()
+        user_id: uuid.UUID | None = None
+        async with self._db.transaction() as conn:
+            # FOR UPDATE: of two concurrent refreshes with one token, the second waits, then
+            # sees the token spent and treats it as reuse.
+            row = await repo.lock_refresh_token(conn, refresh_token_digest(refresh_token))
+            if row is None or row["revoked_at"] is not None:
+                outcome = _Rotation.INVALID
+            elif row["used_at"] is not None:
+                # Reuse wins over expiry: the successors may still be alive.
+                await repo.revoke_family(conn, row["family_id"])
+                outcome = _Rotation.REUSED
+            elif row["expired"]:
+                outcome = _Rotation.INVALID
+            else:
+                await repo.spend_refresh_token(
+                    conn,
+                    token_id=row["id"],
+                    successor_hash=refresh_token_digest(successor),
+                    ttl_s=self._refresh_ttl_s,
+                )
+                user_id = row["user_id"]
+                outcome = _Rotation.ROTATED
+        # Raised only after the block so that the family's revocation is committed.
+        if outcome is _Rotation.REUSED:
+            assert row is not None
+            log.warning(
+                "refresh token reused; session revoked",
+                user_id=str(row["user_id"]),
+                family_id=str(row["family_id"]),
+            )
+            raise Unauthenticated(
+                "this refresh token was already used; the session has been revoked",
+                code="refresh_token_reused",
+            )
+        if outcome is _Rotation.INVALID or user_id is None:
+            raise Unauthenticated(
+                "the refresh token is invalid or expired", code="invalid_refresh_token"
+            )
+        return self._token_pair(str(user_id), successor)
+
+    async def logout(self, refresh_token: str) -> None:
+        """Revoke the token's whole family; an unknown token is silently ignored."""
+        async with self._db.connection() as conn:
+            await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
+
+    async def own_profile(self, user_id: str) -> UserProfile:
+        parsed = _parse_uuid(user_id)
+        row = None
+        if parsed is not None:
+            async with self._db.connection() as conn:
+                row = await repo.get_own_user(conn, parsed)
+        if row is None:
+            raise _account_gone()
+        return UserProfile.model_validate(dict(row))
+
+    async def update_profile(self, user_id: str, update: ProfileUpdate) -> UserProfile:
+        parsed = _parse_uuid(user_id)
+        row = None
+        if parsed is not None:
+            async with self._db.connection() as conn:
+                row = await repo.update_profile(
+                    conn, user_id=parsed, display_name=update.display_name, bio=update.bio
+                )
+        if row is None:
+            raise _account_gone()
+        return UserProfile.model_validate(dict(row))
+
+    async def public_profile(self, user_id: str) -> UserPublic:
+        parsed = _parse_uuid(user_id)
+        row = None
+        if parsed is not None:
+            async with self._db.connection() as conn:
+                row = await repo.get_public_user(conn, parsed)
+        if row is None:
+            raise NotFound("no such user")
+        return UserPublic.model_validate(dict(row))
+
+    def _token_pair(self, user_id: str, refresh_token: str) -> TokenPair:
+        access_token = self._issuer.issue(user_id, self._keystore.current())
+        return TokenPair(
+            access_token=access_token, expires_in=self._issuer.ttl_s, refresh_token=refresh_token
+        )

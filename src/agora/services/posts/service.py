@@ -1,0 +1,239 @@
+"""Posts, likes, follows, feeds and notifications: the domain rules of the posts service.
+
+Writes commit first; only then are events published, and a publish that fails or is slow is
+logged and dropped - the write is durable and the recipient still finds it in the feed or in
+notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from redis.asyncio import Redis
+
+from agora.db import Database
+from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unprocessable
+from agora.events import Event, publish
+from agora.observability.logging import get_logger
+from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
+from agora.security.tokens import Principal
+from agora.services.posts import repository as repo
+from agora.services.posts import timeline_repository as timelines
+from agora.services.posts.pagination import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from agora.services.posts.schemas import (
+    FollowState,
+    NotificationPage,
+    NotificationPublic,
+    PostPage,
+    PostPublic,
+)
+
+log = get_logger(__name__)
+
+# Foreign keys that point at the caller: when one fails, the caller's account is gone.
+_CALLER_CONSTRAINTS = frozenset(
+    {
+        "posts_author_id_fkey",
+        "likes_user_id_fkey",
+        "follows_follower_id_fkey",
+        "notifications_actor_id_fkey",
+    }
+)
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """A path id; anything that is not a UUID names nothing, so it is a 404, not a 422."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+def caller_id(principal: Principal) -> uuid.UUID:
+    try:
+        return uuid.UUID(principal.user_id)
+    except ValueError:
+        raise Unauthenticated("invalid token subject", code="invalid_token") from None
+
+
+def _cursor(value: str | None) -> Cursor | None:
+    if value is None:
+        return None
+    try:
+        return decode_cursor(value)
+    except InvalidCursor as exc:
+        raise ApiError(str(exc), code="invalid_cursor", status_code=400) from None
+
+
+def _missing(exc: repo.MissingReference, what: str) -> ApiError:
+    if exc.constraint in _CALLER_CONSTRAINTS:
+        return Unauthenticated("the account of this token no longer exists")
+    return NotFound(f"{what} not found")
+
+
+def post_public(row: repo.PostRow) -> PostPublic:
+    return PostPublic(
+        id=str(row.id),
+        author_id=str(row.author_id),
+        content=row.content,
+        like_count=row.like_count,
+        liked_by_me=row.liked_by_me,
+        created_at=row.created_at,
+    )
+
+
+def notification_public(row: repo.NotificationRow) -> NotificationPublic:
+    return NotificationPublic(
+        id=str(row.id),
+        kind=row.kind,
+        actor_id=str(row.actor_id),
+        post_id=None if row.post_id is None else str(row.post_id),
+        created_at=row.created_at,
+        read=row.read,
+    )
+
+
+class PostsService:
+    def __init__(
+        self, *, db: Database, redis: Redis, events_channel: str, publish_timeout_s: float
+    ) -> None:
+        self._db = db
+        self._redis = redis
+        self._channel = events_channel
+        self._publish_timeout_s = publish_timeout_s
+
+    async def _emit(self, event: Event) -> None:
+        # publish() already swallows Redis errors; this also bounds a hung Redis and catches
+        # anything unexpected, because the write it announces has committed.
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await publish(self._redis, self._channel, event)
+        except Exception as exc:
+            log.warning("event not published", event_type=event.type, error=repr(exc))
+
+    async def _notify(self, row: repo.NotificationRow | None) -> None:
+        if row is None:
+            return
+        NOTIFICATIONS_SENT.inc()
+        payload = {"notification": notification_public(row).model_dump(mode="json")}
+        await self._emit(
+            Event(type="notification", recipient_id=str(row.recipient_id), payload=payload)
+        )
+
+    async def create_post(self, *, principal: Principal, content: str) -> PostPublic:
+        author = caller_id(principal)
+        try:
+            async with self._db.connection() as conn:
+                row = await repo.insert_post(conn, author_id=author, content=content)
+        except repo.MissingReference as exc:
+            raise _missing(exc, "user") from None
+        POSTS_CREATED.inc()
+        post = post_public(row)
+        await self._emit(
+            Event(
+                type="post.created",
+                author_id=post.author_id,
+                payload={"post": post.model_dump(mode="json")},
+            )
+        )
+        return post
+
+    async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
+        target, viewer = parse_id(post_id, "post"), caller_id(principal)
+        async with self._db.connection() as conn:
+            row = await repo.get_post(conn, post_id=target, viewer_id=viewer)
+        if row is None:
+            raise NotFound("post not found")
+        return post_public(row)
+
+    async def delete_post(self, *, principal: Principal, post_id: str) -> None:
+        target, caller = parse_id(post_id, "post"), caller_id(principal)
+        async with self._db.connection() as conn:
+            outcome = await repo.delete_post(conn, post_id=target, author_id=caller)
+        if outcome == "not_found":
+            raise NotFound("post not found")
+        if outcome == "forbidden":
+            raise Forbidden("only the author can delete a post")
+
+    async def set_like(self, *, principal: Principal, post_id: str, liked: bool) -> PostPublic:
+        target, caller = parse_id(post_id, "post"), caller_id(principal)
+        try:
+            async with self._db.connection() as conn:
+                result = await repo.set_like(conn, post_id=target, user_id=caller, liked=liked)
+        except repo.MissingReference as exc:
+            raise _missing(exc, "post") from None
+        if result is None:
+            raise NotFound("post not found")
+        if liked and result.changed:
+            LIKES.inc()
+        await self._notify(result.notification)
+        return post_public(result.post)
+
+    async def set_follow(
+        self, *, principal: Principal, user_id: str, following: bool
+    ) -> FollowState:
+        followee = parse_id(user_id, "user")
+        follower = caller_id(principal)
+        if followee == follower:
+            raise Unprocessable("you cannot follow yourself", code="cannot_follow_self")
+        try:
+            async with self._db.connection() as conn:
+                result = await repo.set_follow(
+                    conn, follower_id=follower, followee_id=followee, following=following
+                )
+        except repo.MissingReference as exc:
+            raise _missing(exc, "user") from None
+        if not result.found:
+            raise NotFound("user not found")
+        if following and result.changed:
+            FOLLOWS.inc()
+        await self._notify(result.notification)
+        return FollowState(user_id=str(followee), following=following)
+
+    async def feed(self, *, principal: Principal, limit: int, cursor: str | None) -> PostPage:
+        reader, position = caller_id(principal), _cursor(cursor)
+        async with self._db.connection() as conn:
+            rows = await timelines.feed_page(
+                conn, reader_id=reader, cursor=position, limit=limit + 1
+            )
+        return _post_page(rows, limit)
+
+    async def user_posts(
+        self, *, principal: Principal, user_id: str, limit: int, cursor: str | None
+    ) -> PostPage:
+        author, viewer, position = parse_id(user_id, "user"), caller_id(principal), _cursor(cursor)
+        async with self._db.connection() as conn:
+            rows = await timelines.user_posts_page(
+                conn,
+                viewer_id=viewer,
+                author_id=author,
+                cursor=position,
+                limit=limit + 1,
+            )
+        if rows is None:
+            raise NotFound("user not found")
+        return _post_page(rows, limit)
+
+    async def notifications(
+        self, *, principal: Principal, limit: int, cursor: str | None
+    ) -> NotificationPage:
+        recipient, position = caller_id(principal), _cursor(cursor)
+        async with self._db.connection() as conn:
+            rows = await timelines.notifications_page(
+                conn, recipient_id=recipient, cursor=position, limit=limit + 1
+            )
+        page, next_cursor = rows[:limit], None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        return NotificationPage(
+            items=[notification_public(row) for row in page], next_cursor=next_cursor
+        )
+
+
+def _post_page(rows: list[repo.PostRow], limit: int) -> PostPage:
+    """``rows`` holds up to ``limit + 1`` items: the extra one only says a next page exists."""
+    page, next_cursor = rows[:limit], None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+    return PostPage(items=[post_public(row) for row in page], next_cursor=next_cursor)

@@ -1,0 +1,109 @@
+"""The realtime service: WebSocket push of domain events, and presence, for any number of
+instances (each delivers what it hears on the Redis events channel to its own sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from agora.app import build_app
+from agora.config import Settings
+from agora.observability.logging import get_logger
+from agora.security.jwks import JwksKeyResolver
+from agora.security.tokens import KeyResolver, TokenVerifier
+from agora.services.realtime.hub import Hub
+from agora.services.realtime.presence import Presence, run_heartbeat
+from agora.services.realtime.routes import router
+from agora.services.realtime.service import EventDispatcher
+from agora.services.realtime.subscriber import Subscriber
+
+log = get_logger(__name__)
+
+# How long start-up waits for the first subscription, so "started" means "receiving events";
+# with Redis down it starts anyway (readiness reports Redis) and the subscriber keeps trying.
+_SUBSCRIBE_WAIT_S = 3.0
+
+_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
+
+
+class _RedactQueryTokens(logging.Filter):
+    """uvicorn logs each WebSocket handshake with its query string; a token passed as
+    ``?access_token=`` must not end up in the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _QUERY_TOKEN.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_REDACT_FILTER = _RedactQueryTokens()
+
+
+def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.getLogger("uvicorn.error").addFilter(_REDACT_FILTER)  # idempotent
+        async with AsyncExitStack() as stack:
+            resolver = key_resolver
+            if resolver is None:
+                client = httpx.AsyncClient(timeout=2.0)
+                stack.push_async_callback(client.aclose)
+                resolver = JwksKeyResolver(
+                    settings.auth_jwks_url,
+                    client=client,
+                    refetch_cooldown_s=settings.jwks_refetch_cooldown_s,
+                )
+            app.state.verifier = TokenVerifier(
+                resolver,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                leeway_s=settings.jwt_leeway_s,
+            )
+            hub = Hub()
+            presence = Presence(
+                app.state.redis, instance_id=settings.instance_id, ttl_s=settings.presence_ttl_s
+            )
+            dispatcher = EventDispatcher(hub=hub, db=app.state.db)
+            subscriber = Subscriber(app.state.redis, settings.events_channel, dispatcher.handle)
+            app.state.hub = hub
+            app.state.presence = presence
+            app.state.dispatcher = dispatcher
+            app.state.subscriber = subscriber
+
+            def local_entries() -> Iterator[tuple[str, str]]:
+                return ((conn.user_id, conn.id) for conn in hub.connections())
+
+            # Exit callbacks run last-in first-out: stop the background tasks, then the
+            # deliveries they started, then the HTTP client.
+            stack.push_async_callback(dispatcher.aclose)
+            tasks = [
+                asyncio.create_task(subscriber.run(), name="realtime-subscriber"),
+                asyncio.create_task(
+                    run_heartbeat(presence, local_entries, settings.ws_heartbeat_s),
+                    name="realtime-presence-heartbeat",
+                ),
+            ]
+            stack.push_async_callback(_cancel, tasks)
+            try:
+                async with asyncio.timeout(_SUBSCRIBE_WAIT_S):
+                    await subscriber.subscribed.wait()
+            except TimeoutError:
+                log.warning("started before the events subscription; still retrying")
+            yield
+
+    return build_app("realtime", settings, routers=[router], lifespan=lifespan)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

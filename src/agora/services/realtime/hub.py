@@ -1,0 +1,154 @@
+"""This instance's WebSocket connections, and delivery of frames to them.
+
+Every socket gets a bounded outbound queue drained by its own sender task, so delivering an
+event is a handful of ``put_nowait`` calls: a slow or stalled client can never hold up the
+subscriber or the other sockets.
+
+Slow-consumer policy: when a socket's queue is full (the client has not read ``QUEUE_SIZE``
+frames), the backlog is dropped and the socket is closed with 1013 (try again later) instead
+of silently dropping the oldest frames. A client that missed events then knows it did: it
+reconnects and re-reads its feed and notifications over HTTP, which are the source of truth.
+The socket also leaves the registry at once, so it gets no more fan-out work and its presence
+entry is no longer refreshed (it ages out even if the peer never completes the close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Literal, Protocol
+
+from agora.observability.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_MESSAGES
+
+QUEUE_SIZE = 256
+SLOW_CONSUMER_CLOSE_CODE = 1013
+
+FrameType = Literal["post.created", "notification", "pong", "error"]
+
+_CONNECTIONS = WEBSOCKET_CONNECTIONS.labels("realtime")
+_SENT = {
+    kind: WEBSOCKET_MESSAGES.labels("out", kind)
+    for kind in ("post.created", "notification", "pong", "error")
+}
+
+
+class FrameSink(Protocol):
+    """What a connection needs from its socket (Starlette's ``WebSocket`` is one)."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class Connection:
+    """One socket: a few attributes and a queue, nothing heavy (thousands live per process)."""
+
+    __slots__ = ("_queue", "closing", "id", "sink", "user_id")
+
+    def __init__(self, user_id: str, sink: FrameSink, *, queue_size: int = QUEUE_SIZE) -> None:
+        self.id = uuid.uuid4().hex
+        self.user_id = user_id
+        self.sink = sink
+        self.closing = False
+        # ``None`` in the queue asks the sender to close the socket after what is before it.
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame without waiting; False when the socket is (now) being closed."""
+        if self.closing:
+            return False
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._discard_backlog()
+            self._queue.put_nowait(None)
+            self.closing = True
+            return False
+        return True
+
+    def _discard_backlog(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def run_sender(self) -> None:
+        """Drain the queue into the socket until closed; ends quietly when the client is gone
+        (the receive loop sees the disconnect and cleans up)."""
+        try:
+            while True:
+                frame = await self._queue.get()
+                if frame is None:
+                    await self.sink.close(SLOW_CONSUMER_CLOSE_CODE, "too slow; reconnect")
+                    return
+                await self.sink.send_text(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: S110 - a send fails only when the client has gone away
+            pass
+
+
+class Hub:
+    """Registry of local connections by user; one user may hold several sockets (tabs)."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[Connection]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def register(self, conn: Connection) -> None:
+        conns = self._by_user.setdefault(conn.user_id, set())
+        if conn not in conns:
+            conns.add(conn)
+            self._count += 1
+            _CONNECTIONS.inc()
+
+    def unregister(self, conn: Connection) -> None:
+        """Idempotent: the session's cleanup and the slow-consumer path may both call it."""
+        conns = self._by_user.get(conn.user_id)
+        if conns is None or conn not in conns:
+            return
+        conns.discard(conn)
+        if not conns:
+            del self._by_user[conn.user_id]
+        self._count -= 1
+        _CONNECTIONS.dec()
+
+    def user_ids(self) -> list[str]:
+        return list(self._by_user)
+
+    def is_connected(self, user_id: str) -> bool:
+        return user_id in self._by_user
+
+    def connections(self) -> Iterator[Connection]:
+        """Every local connection (a snapshot: safe while sockets come and go). Heartbeats use
+        it now; a future shutdown drain would use it to notify and close every socket."""
+        for conns in list(self._by_user.values()):
+            yield from list(conns)
+
+    def send_to_user(self, user_id: str, frame: str, kind: FrameType) -> int:
+        return self.send_to_users((user_id,), frame, kind)
+
+    def send_to_users(self, user_ids: Iterable[str], frame: str, kind: FrameType) -> int:
+        """Queue ``frame`` on every socket of these users; returns how many took it."""
+        delivered = 0
+        for user_id in user_ids:
+            conns = self._by_user.get(user_id)
+            if not conns:
+                continue
+            for conn in list(conns):
+                if conn.offer(frame):
+                    delivered += 1
+                elif conn.closing:
+                    self.unregister(conn)
+        if delivered:
+            _SENT[kind].inc(delivered)
+        return delivered
+
+    def reply(self, conn: Connection, frame: str, kind: FrameType) -> None:
+        """A direct answer to one socket (pong, error) through the same single writer."""
+        if conn.offer(frame):
+            _SENT[kind].inc()
+        elif conn.closing:
+            self.unregister(conn)

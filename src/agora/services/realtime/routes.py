@@ -1,0 +1,48 @@
+"""HTTP and WebSocket routes of the realtime service (thin: authenticate, call the service)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, WebSocket
+
+from agora.errors import ApiError, NotFound
+from agora.observability.logging import get_logger
+from agora.security.dependencies import CurrentPrincipal, authenticate, bearer_token
+from agora.services.realtime import service
+from agora.services.realtime.schemas import PresencePublic
+
+log = get_logger(__name__)
+
+router = APIRouter()
+
+POLICY_VIOLATION = 1008
+
+
+@router.websocket("/ws")
+async def events_socket(websocket: WebSocket) -> None:
+    """Push channel. The token is checked before the upgrade: a refused client gets HTTP 403
+    and never an open socket. Verification is local (JWKS cache), no database call."""
+    state = websocket.app.state
+    token = bearer_token(websocket.headers.get("authorization")) or (
+        websocket.query_params.get("access_token") or None
+    )
+    try:
+        principal = await authenticate(state.verifier, token)
+    except ApiError as exc:
+        log.debug("websocket refused", reason=exc.message)
+        await websocket.close(code=POLICY_VIOLATION)
+        return
+    user_id = service.canonical_user_id(principal.user_id)
+    if user_id is None:
+        await websocket.close(code=POLICY_VIOLATION)
+        return
+    await websocket.accept()
+    await service.run_session(websocket, user_id=user_id, hub=state.hub, presence=state.presence)
+
+
+@router.get("/api/v1/realtime/presence/{user_id}")
+async def get_presence(user_id: str, request: Request, _: CurrentPrincipal) -> PresencePublic:
+    canonical = service.canonical_user_id(user_id)
+    if canonical is None:
+        raise NotFound("no such user")
+    online = await service.user_presence(request.app.state.presence, user_id=canonical)
+    return PresencePublic(user_id=canonical, online=online)

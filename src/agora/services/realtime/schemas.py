@@ -1,0 +1,33 @@
+"""The realtime wire formats: the presence response, and the JSON frames sent on ``/ws``.
+
+Outbound frames are serialised once per event with orjson and the same ``str`` is queued
+for every recipient socket, so a fan-out to N sockets costs one encoding, not N.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import orjson
+from pydantic import BaseModel
+
+ErrorCode = Literal["malformed_message", "unknown_type"]
+
+
+class PresencePublic(BaseModel):
+    user_id: str
+    online: bool
+
+
+def event_frame(kind: Literal["post.created", "notification"], body: dict[str, Any]) -> str:
+    """``{"type": "post.created", "post": {...}}`` or ``{"type": "notification",
+    "notification": {...}}``."""
+    key = "post" if kind == "post.created" else "notification"
+    return orjson.dumps({"type": kind, key: body}).decode()
+
+
+def error_frame(code: ErrorCode, message: str) -> str:
+    return orjson.dumps({"type": "error", "code": code, "message": message}).decode()
+
+
+PONG_FRAME: Final = orjson.dumps({"type": "pong"}).decode()

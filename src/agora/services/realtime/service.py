@@ -1,0 +1,167 @@
+"""Realtime domain logic: one socket's session, client messages, and event fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket
+
+from agora.db import Database
+from agora.errors import ServiceUnavailable
+from agora.events import Event
+from agora.observability.logging import get_logger
+from agora.observability.metrics import WEBSOCKET_MESSAGES
+from agora.services.realtime import repository
+from agora.services.realtime.hub import Connection, FrameType, Hub
+from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
+from agora.services.realtime.schemas import PONG_FRAME, error_frame, event_frame
+
+log = get_logger(__name__)
+
+_RECEIVED = {
+    kind: WEBSOCKET_MESSAGES.labels("in", kind) for kind in ("ping", "unknown", "malformed")
+}
+
+
+def canonical_user_id(raw: str) -> str | None:
+    """Ids as PostgreSQL renders them, so ids from tokens, paths and events compare equal."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+async def user_presence(presence: Presence, *, user_id: str) -> bool:
+    try:
+        return await presence.is_online(user_id)
+    except PRESENCE_ERRORS as exc:
+        raise ServiceUnavailable(
+            "presence is unavailable; try again shortly", headers={"Retry-After": "5"}
+        ) from exc
+
+
+def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
+    """The reply to one client frame. Errors are answered, never fatal: the socket stays open."""
+    raw = text if text is not None else data
+    try:
+        message = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        _RECEIVED["malformed"].inc()
+        return error_frame("malformed_message", "messages must be JSON"), "error"
+    if not isinstance(message, dict):
+        _RECEIVED["malformed"].inc()
+        reason = 'a message must be a JSON object with a "type"'
+        return error_frame("malformed_message", reason), "error"
+    kind = message.get("type")
+    if kind == "ping":
+        _RECEIVED["ping"].inc()
+        return PONG_FRAME, "pong"
+    _RECEIVED["unknown"].inc()
+    shown = repr(kind) if isinstance(kind, str) and len(kind) <= 64 else "this type"
+    return error_frame("unknown_type", f'unknown message type {shown}; "ping" is accepted'), "error"
+
+
+async def run_session(websocket: WebSocket, *, user_id: str, hub: Hub, presence: Presence) -> None:
+    """Serve one accepted socket until the client leaves (or is closed as too slow)."""
+    conn = Connection(user_id, websocket)
+    hub.register(conn)
+    sender = asyncio.create_task(conn.run_sender())
+    try:
+        await presence.connected(user_id, conn.id)
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame, kind = answer(message.get("text"), message.get("bytes"))
+            hub.reply(conn, frame, kind)
+    finally:
+        hub.unregister(conn)
+        sender.cancel()
+        await presence.disconnected(user_id, conn.id)
+
+
+def _client_body(event: Event, key: str) -> dict[str, Any]:
+    """The object the client gets under ``key``. ``Event.payload`` is that object; a payload
+    already wrapped as ``{key: {...}}`` is accepted too, so the frame is never double-wrapped."""
+    inner = event.payload.get(key)
+    if len(event.payload) == 1 and isinstance(inner, dict):
+        return inner
+    return event.payload
+
+
+class EventDispatcher:
+    """Delivers events from the channel to this instance's sockets.
+
+    Notifications need no I/O and are delivered inline. ``post.created`` needs one query
+    (which local users follow the author), so it runs in a task, at most ``max_in_flight`` at
+    once: a slow database delays posts, never the subscriber or notifications.
+    """
+
+    def __init__(self, *, hub: Hub, db: Database, max_in_flight: int = 32) -> None:
+        self._hub = hub
+        self._db = db
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[int]] = set()
+
+    async def handle(self, raw: bytes) -> None:
+        try:
+            event = Event.decode(raw)
+        except Exception as exc:
+            log.warning("ignoring a malformed event", error=repr(exc))
+            return
+        if event.type == "notification":
+            self.deliver_notification(event)
+            return
+        await self._slots.acquire()
+        task = asyncio.create_task(self.deliver_post(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[int]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def drain(self) -> None:
+        """Wait for deliveries in flight (tests, and an orderly shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
+
+    def deliver_notification(self, event: Event) -> int:
+        recipient = canonical_user_id(event.recipient_id or "")
+        if recipient is None:
+            log.warning("notification event without a valid recipient_id")
+            return 0
+        if not self._hub.is_connected(recipient):
+            return 0  # the usual case on all instances but one: nothing to encode
+        frame = event_frame("notification", _client_body(event, "notification"))
+        return self._hub.send_to_user(recipient, frame, "notification")
+
+    async def deliver_post(self, event: Event) -> int:
+        author = canonical_user_id(event.author_id or "")
+        if author is None:
+            log.warning("post.created event without a valid author_id")
+            return 0
+        candidates = [user_id for user_id in self._hub.user_ids() if user_id != author]
+        if not candidates:
+            return 0
+        try:
+            async with self._db.connection() as conn:
+                followers = await repository.online_followers(
+                    conn, author_id=author, candidate_ids=candidates
+                )
+        except Exception as exc:
+            # The post is durable; followers see it in their feed on the next refresh.
+            log.warning("post.created not delivered", author_id=author, error=repr(exc))
+            return 0
+        if not followers:
+            return 0
+        frame = event_frame("post.created", _client_body(event, "post"))
+        return self._hub.send_to_users(followers, frame, "post.created")

@@ -1,0 +1,107 @@
+"""Argon2id hashing: verify, rehash detection, the dummy hash for unknown users, no loop stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from agora.config import Settings
+from agora.security.passwords import PasswordHasher
+
+FAST = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}
+
+
+@pytest.fixture
+def hasher() -> PasswordHasher:
+    return PasswordHasher(**FAST)
+
+
+async def test_hash_is_argon2id_salted_and_verifies(hasher: PasswordHasher) -> None:
+    first = await hasher.hash("correct horse battery")
+    second = await hasher.hash("correct horse battery")
+
+    assert first.startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+    assert first != second  # a fresh salt each time
+    assert await hasher.verify(first, "correct horse battery")
+    assert await hasher.verify(second, "correct horse battery")
+    assert not await hasher.verify(first, "correct horse batterY")
+    assert not await hasher.verify(first, "")
+
+
+async def test_a_stored_value_that_is_not_a_hash_never_verifies(hasher: PasswordHasher) -> None:
+    assert not await hasher.verify("not-a-hash", "not-a-hash")
+    assert not await hasher.verify("", "")
+
+
+async def test_needs_rehash_when_the_parameters_change(hasher: PasswordHasher) -> None:
+    stored = await hasher.hash("correct horse battery")
+
+    assert not hasher.needs_rehash(stored)
+    assert PasswordHasher(time_cost=2, memory_kib=8192, parallelism=1).needs_rehash(stored)
+    assert PasswordHasher(time_cost=1, memory_kib=16384, parallelism=1).needs_rehash(stored)
+    assert PasswordHasher(time_cost=1, memory_kib=8192, parallelism=2).needs_rehash(stored)
+    assert hasher.needs_rehash("not-a-hash")
+
+
+async def test_unknown_user_path_verifies_against_a_real_dummy_hash(
+    hasher: PasswordHasher,
+) -> None:
+    dummy = await hasher.dummy_hash()
+
+    assert dummy.startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+    assert not hasher.needs_rehash(dummy)
+    assert await hasher.dummy_hash() is dummy  # computed once
+    assert not await hasher.verify(None, "correct horse battery")
+    assert not await hasher.verify(None, "")
+
+
+async def test_unknown_user_costs_about_as_much_as_a_wrong_password() -> None:
+    hasher = PasswordHasher(time_cost=2, memory_kib=32768, parallelism=1)
+    stored = await hasher.hash("correct horse battery")
+    await hasher.dummy_hash()
+
+    async def fastest(password_hash: str | None) -> float:
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            await hasher.verify(password_hash, "wrong password!")
+            timings.append(time.perf_counter() - started)
+        return min(timings)
+
+    known, unknown = await fastest(stored), await fastest(None)
+
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+def test_production_defaults_are_the_configured_argon2id_parameters() -> None:
+    defaults = Settings.model_construct()  # field defaults only, no environment
+    hasher = PasswordHasher.from_settings(defaults)
+
+    stored = hasher._hasher.hash("correct horse battery")
+
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+async def test_hashing_does_not_block_the_event_loop() -> None:
+    hasher = PasswordHasher(time_cost=3, memory_kib=65536, parallelism=1)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        started = time.perf_counter()
+        stored = await hasher.hash("correct horse battery")
+        await hasher.verify(stored, "correct horse battery")
+        elapsed = time.perf_counter() - started
+    finally:
+        task.cancel()
+    # The loop kept running while argon2 worked in a thread (inline it would tick ~0 times).
+    assert elapsed > 0.02
+    assert ticks >= 5
