@@ -78,5 +78,10 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else
-                     "postgresql://postgres@127.0.0.1:5432/agora_scratch"))
+    asyncio.run(
+        main(
+            sys.argv[1]
+            if len(sys.argv) > 1
+            else "postgresql://postgres@127.0.0.1:5432/agora_scratch"
+        )
+    )

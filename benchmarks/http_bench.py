@@ -123,37 +123,58 @@ def main() -> int:
         upgrade_to_head(database_url)
         auth_port, posts_port, raw_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-        env.update({
-            "AGORA_DATABASE_URL": database_url,
-            "AGORA_REDIS_URL": redis_url,
-            "AGORA_LOG_FORMAT": "json",
-            "AGORA_AUTH_JWKS_URL":
-                f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
-        })
+        env.update(
+            {
+                "AGORA_DATABASE_URL": database_url,
+                "AGORA_REDIS_URL": redis_url,
+                "AGORA_LOG_FORMAT": "json",
+                "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
+            }
+        )
         serve = [sys.executable, "-m", "agora", "serve"]
         auth_url, posts_url = f"http://127.0.0.1:{auth_port}", f"http://127.0.0.1:{posts_port}"
         with (
-            process([*serve, "auth", "--port", str(auth_port)], env, workdir / "auth.log",
-                    f"{auth_url}/readyz"),
-            process([*serve, "posts", "--port", str(posts_port)], env, workdir / "posts.log",
-                    f"{posts_url}/readyz"),
+            process(
+                [*serve, "auth", "--port", str(auth_port)],
+                env,
+                workdir / "auth.log",
+                f"{auth_url}/readyz",
+            ),
+            process(
+                [*serve, "posts", "--port", str(posts_port)],
+                env,
+                workdir / "posts.log",
+                f"{posts_url}/readyz",
+            ),
         ):
             credentials = {"username": "bench_user", "password": "correct-horse-battery"}
-            httpx.post(f"{auth_url}/api/v1/auth/register",
-                       json={**credentials, "email": "bench@example.test"}).raise_for_status()
+            httpx.post(
+                f"{auth_url}/api/v1/auth/register",
+                json={**credentials, "email": "bench@example.com"},
+            ).raise_for_status()
             login = httpx.post(f"{auth_url}/api/v1/auth/login", json=credentials)
             token = login.raise_for_status().json()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
-            post = httpx.post(f"{posts_url}/api/v1/posts", headers=headers,
-                              json={"content": "Benchmarking Agora, one request at a time."})
+            post = httpx.post(
+                f"{posts_url}/api/v1/posts",
+                headers=headers,
+                json={"content": "Benchmarking Agora, one request at a time."},
+            )
             post_url = f"{posts_url}/api/v1/posts/{post.raise_for_status().json()['id']}"
             body = httpx.get(post_url, headers=headers).raise_for_status().content
             wrk(post_url, token)  # warm-up: JWKS fetched, pools filled
             full = wrk(post_url, token)
         body_file = workdir / "body.json"
         body_file.write_bytes(body)
-        raw_cmd = [sys.executable, "-m", "benchmarks.raw_asgi", "--port", str(raw_port),
-                   "--body-file", str(body_file)]
+        raw_cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.raw_asgi",
+            "--port",
+            str(raw_port),
+            "--body-file",
+            str(body_file),
+        ]
         raw_url = f"http://127.0.0.1:{raw_port}/"
         with process(raw_cmd, env, workdir / "raw.log", raw_url):
             raw = wrk(raw_url, None)
@@ -165,11 +186,15 @@ def main() -> int:
 def _report(full: WrkResult, raw: WrkResult) -> None:
     print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, one run each, same machine\n")
     print(f"{'target':<44}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
-    rows = (("(a) GET /api/v1/posts/{id}, full stack, auth", full),
-            ("(b) raw ASGI callable, same JSON", raw))
+    rows = (
+        ("(a) GET /api/v1/posts/{id}, full stack, auth", full),
+        ("(b) raw ASGI callable, same JSON", raw),
+    )
     for name, result in rows:
-        print(f"{name:<44}{result.requests_per_s:>10.0f}{result.p50_ms:>10.2f}"
-              f"{result.p99_ms:>10.2f}{result.non_2xx:>9}")
+        print(
+            f"{name:<44}{result.requests_per_s:>10.0f}{result.p50_ms:>10.2f}"
+            f"{result.p99_ms:>10.2f}{result.non_2xx:>9}"
+        )
     print(f"\nratio a/b (req/s): {full.requests_per_s / raw.requests_per_s:.3f}")
 
 

@@ -27,8 +27,8 @@ from agora.db.migrate import upgrade_to_head
 from agora.security.keys import SigningKey, generate_signing_key
 from agora.security.tokens import StaticKeyResolver, TokenIssuer
 
-# Overridable so that several suites can run at once on one machine without sharing state.
-TEST_DB_NAME = os.environ.get("AGORA_TEST_DB_NAME", "agora_test")
+# One database per test run (dropped at the end), so runs on one machine never share state.
+TEST_DB_NAME = os.environ.get("AGORA_TEST_DB_NAME", f"agora_test_{os.getpid()}")
 TEST_REDIS_DB = int(os.environ.get("AGORA_TEST_REDIS_DB", "15"))
 TABLES = "notifications, likes, follows, posts, refresh_tokens, signing_keys, users"
 
@@ -63,14 +63,17 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
-def database_url(postgres_admin_url: str) -> str:
-    """A freshly created, migrated test database."""
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A freshly created, migrated test database, dropped when the run ends."""
+    drop = f"DROP DATABASE IF EXISTS {TEST_DB_NAME} WITH (FORCE)"
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEST_DB_NAME} WITH (FORCE)")
+        conn.execute(drop)
         conn.execute(f"CREATE DATABASE {TEST_DB_NAME}")
     url = _with_database(postgres_admin_url, TEST_DB_NAME)
     upgrade_to_head(url)
-    return url
+    yield url
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(drop)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +155,9 @@ class TokenFactory:
 @pytest.fixture
 def tokens(settings: Settings, signing_key: SigningKey) -> TokenFactory:
     issuer = TokenIssuer(
-        issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=settings.access_token_ttl_s
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_s=settings.access_token_ttl_s,
     )
     return TokenFactory(key=signing_key, issuer=issuer)
 
@@ -168,7 +173,7 @@ def make_user(database_url: str) -> Callable[..., str]:
             row = conn.execute(
                 "INSERT INTO users (username, email, password_hash, display_name) "
                 "VALUES (%s, %s, 'not-a-hash', %s) RETURNING id::text",
-                (name, f"{name}@example.test", name.title()),
+                (name, f"{name}@example.com", name.title()),
             ).fetchone()
         assert row is not None
         return str(row[0])

@@ -43,7 +43,11 @@ _STATUS_CODES = {
 
 
 def json_error(
-    status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
     details: list[dict[str, Any]] | None = None,
 ) -> Response:
     return Response(
@@ -106,10 +110,20 @@ def _probe_routes(service: ServiceName, settings: Settings) -> APIRouter:
             checks["redis"] = f"failing: {type(exc).__name__}"
         hard = ["postgres", "redis"] if service == "realtime" else ["postgres"]
         failing = [name for name in hard if checks[name] != "ok"]
-        status = "failing" if failing else ("ok" if all(v == "ok" for v in checks.values())
-                                            else "degraded")
-        body = orjson.dumps({"status": status, "checks": checks, "service": service,
-                             "instance_id": settings.instance_id, "version": agora.__version__})
+        status = (
+            "failing"
+            if failing
+            else ("ok" if all(v == "ok" for v in checks.values()) else "degraded")
+        )
+        body = orjson.dumps(
+            {
+                "status": status,
+                "checks": checks,
+                "service": service,
+                "instance_id": settings.instance_id,
+                "version": agora.__version__,
+            }
+        )
         return Response(body, status_code=503 if failing else 200, media_type="application/json")
 
     async def metrics() -> Response:

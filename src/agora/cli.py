@@ -38,8 +38,9 @@ def _fail(message: str) -> typer.Exit:
 @app.command()
 def serve(
     service: Annotated[ServiceName, typer.Argument(help="auth, posts or realtime")],
-    port: Annotated[int | None, typer.Option(help="Port (default: 8080 auth, 8081 posts, "
-                                                   "8082 realtime)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: 8080 auth, 8081 posts, 8082 realtime)")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
 ) -> None:
     """Run one service process in the foreground (what a container runs)."""
@@ -86,7 +87,9 @@ def up(
 @app.command()
 def seed(
     users: Annotated[int, typer.Option(min=1, help="Users to create")] = 100,
-    posts: Annotated[int, typer.Option(min=0, help="Posts to create, spread over the users")] = 1000,
+    posts: Annotated[
+        int, typer.Option(min=0, help="Posts to create, spread over the users")
+    ] = 1000,
     follows: Annotated[int, typer.Option(min=0, help="Accounts each user follows")] = 10,
 ) -> None:
     """Fill the database with demo users, follows and posts (a progress bar shows each step)."""
@@ -102,8 +105,9 @@ def seed(
         raise _fail(str(exc)) from None
     with Progress() as progress:
         result = asyncio.run(
-            run_seed(settings, users=users, posts=posts, follows_per_user=follows,
-                     progress=progress)
+            run_seed(
+                settings, users=users, posts=posts, follows_per_user=follows, progress=progress
+            )
         )
     typer.echo(
         f"seeded {result.users} users ({result.username_prefix}_0 … "

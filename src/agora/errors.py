@@ -70,9 +70,7 @@ class ServiceUnavailable(ApiError):
     code = "unavailable"
 
 
-def error_body(
-    code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> bytes:
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
     error: dict[str, Any] = {
         "code": code,
         "message": message,

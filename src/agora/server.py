@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
 
 import uvicorn
 from fastapi import FastAPI
 
 from agora.config import ServiceName, Settings
 from agora.observability.logging import configure_logging
+
+
+STARTUP_FAILURE_EXIT_CODE = 3
 
 
 def create_service_app(service: ServiceName, settings: Settings) -> FastAPI:
@@ -41,4 +46,12 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
         ws_max_size=64 * 1024,
         ws_per_message_deflate=False,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has drained, so the process would
+    # end "killed by SIGTERM"; with these handlers in place that re-raise is a no-op and a
+    # clean drain exits 0, as supervisors and Kubernetes expect.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE_EXIT_CODE)

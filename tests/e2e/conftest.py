@@ -99,11 +99,7 @@ class Cluster:
 def cluster(
     database_url: str, redis_url: str, clean_state: None, tmp_path: Path
 ) -> Iterator[Cluster]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AGORA_")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
     env.update(
         {
             "AGORA_DATABASE_URL": database_url,

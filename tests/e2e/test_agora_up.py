@@ -46,8 +46,16 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "up", "--replicas", "2",
-             "--workdir", str(tmp_path / "state")],
+            [
+                sys.executable,
+                "-m",
+                "agora",
+                "up",
+                "--replicas",
+                "2",
+                "--workdir",
+                str(tmp_path / "state"),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -65,13 +73,15 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
 
         auth, posts = "http://127.0.0.1:8080", "http://127.0.0.1:8081"
         credentials = {"username": "up_user", "password": "a-long-enough-password"}
-        registered = httpx.post(f"{auth}/api/v1/auth/register",
-                                json={**credentials, "email": "up@example.test"})
+        registered = httpx.post(
+            f"{auth}/api/v1/auth/register", json={**credentials, "email": "up@example.com"}
+        )
         assert registered.status_code == 201, registered.text
         token = httpx.post(f"{auth}/api/v1/auth/login", json=credentials).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        created = httpx.post(f"{posts}/api/v1/posts", json={"content": "hello from up"},
-                             headers=headers)
+        created = httpx.post(
+            f"{posts}/api/v1/posts", json={"content": "hello from up"}, headers=headers
+        )
         assert created.status_code == 201, created.text
         feed = httpx.get(f"{posts}/api/v1/posts/feed", headers=headers).json()
         assert [item["content"] for item in feed["items"]] == ["hello from up"]

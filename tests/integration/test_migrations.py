@@ -37,8 +37,17 @@ def test_migrate_from_several_processes_at_once_applies_once(postgres_admin_url:
         versions = conn.execute("SELECT count(*) FROM alembic_version").fetchone()
         tables = conn.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
-            (["users", "posts", "follows", "likes", "notifications", "refresh_tokens",
-              "signing_keys"],),
+            (
+                [
+                    "users",
+                    "posts",
+                    "follows",
+                    "likes",
+                    "notifications",
+                    "refresh_tokens",
+                    "signing_keys",
+                ],
+            ),
         ).fetchone()
     assert versions == (1,)
     assert tables == (7,)

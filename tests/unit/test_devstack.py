@@ -6,8 +6,7 @@ import pytest
 
 from agora.cache.client import parse_sentinel_url
 from agora.devstack import up
-from agora.devstack.up import pool_size_per_process
-from agora.devstack.up import plan_instances
+from agora.devstack.up import plan_instances, pool_size_per_process
 
 
 def test_first_instances_take_the_contract_ports_and_extras_follow(

@@ -35,26 +35,38 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     path = [p for p in parts.path.split("/") if p]
     if not path:
         raise ValueError("a redis+sentinel URL needs a service name: .../service_name/db")
-    return SentinelTarget(hosts=hosts, service_name=path[0], db=int(path[1]) if len(path) > 1 else 0)
+    return SentinelTarget(
+        hosts=hosts, service_name=path[0], db=int(path[1]) if len(path) > 1 else 0
+    )
 
 
 def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: int = 200) -> Redis:
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=2)
-    common = {
-        "socket_timeout": socket_timeout_s,
-        "socket_connect_timeout": socket_timeout_s,
-        "health_check_interval": 15,
-        "retry": retry,
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ReadOnlyError],
-        "max_connections": max_connections,
-    }
+    retry_on: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError, ReadOnlyError]
     if url.startswith("redis+sentinel://"):
         target = parse_sentinel_url(url)
-        sentinel = Sentinel(
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             target.hosts,
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
         )
-        client: Redis = sentinel.master_for(target.service_name, db=target.db, **common)
+        client: Redis = sentinel.master_for(
+            target.service_name,
+            db=target.db,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_timeout_s,
+            health_check_interval=15,
+            retry=retry,
+            retry_on_error=retry_on,
+            max_connections=max_connections,
+        )
         return client
-    return Redis.from_url(url, **common)
+    return Redis.from_url(
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        health_check_interval=15,
+        retry=retry,
+        retry_on_error=retry_on,
+        max_connections=max_connections,
+    )

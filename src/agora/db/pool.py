@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from agora.errors import ServiceUnavailable
 
-Connection = asyncpg.Connection
+Connection: TypeAlias = asyncpg.Connection
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -78,7 +78,7 @@ class Database:
         """A pooled connection; waiting longer than the acquire timeout becomes a 503."""
         try:
             conn = await self.pool.acquire(timeout=self._acquire_timeout_s)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise ServiceUnavailable(
                 "the database is busy; try again shortly", headers={"Retry-After": "1"}
             ) from exc

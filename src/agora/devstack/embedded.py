@@ -51,11 +51,11 @@ class EmbeddedServers:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.workdir))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            from pgserver.postgres_server import get_server
 
         pgdata = self.workdir / "postgres"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._postgres = pgserver.get_server(pgdata, cleanup_mode="stop")
+        self._postgres = get_server(pgdata, cleanup_mode="stop")
         admin_uri: str = self._postgres.get_uri()
         with psycopg.connect(admin_uri, autocommit=True) as conn:
             exists = conn.execute(

@@ -21,10 +21,33 @@ from agora.db.pool import asyncpg_dsn
 
 SEED_PASSWORD = "agora-seed-password"  # noqa: S105 - published demo credential
 BATCH = 2_000
-WORDS = (
-    "agora market forum debate river stone light morning city garden music coffee rain "
-    "bridge signal harbor lantern meadow orbit pixel quiet rocket summit thunder voyage"
-).split()
+WORDS = [
+    "agora",
+    "market",
+    "forum",
+    "debate",
+    "river",
+    "stone",
+    "light",
+    "morning",
+    "city",
+    "garden",
+    "music",
+    "coffee",
+    "rain",
+    "bridge",
+    "signal",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orbit",
+    "pixel",
+    "quiet",
+    "rocket",
+    "summit",
+    "thunder",
+    "voyage",
+]
 
 
 @dataclass(frozen=True)
@@ -56,12 +79,18 @@ async def seed(
         task = progress.add_task("users", total=users)
         for start in range(0, users, BATCH):
             records = [
-                (uid, f"{prefix}_{i}", f"{prefix}_{i}@example.test", password_hash,
-                 f"Seed User {i}")
-                for i, uid in enumerate(user_ids[start:start + BATCH], start=start)
+                (
+                    uid,
+                    f"{prefix}_{i}",
+                    f"{prefix}_{i}@example.com",
+                    password_hash,
+                    f"Seed User {i}",
+                )
+                for i, uid in enumerate(user_ids[start : start + BATCH], start=start)
             ]
             await conn.copy_records_to_table(
-                "users", records=records,
+                "users",
+                records=records,
                 columns=["id", "username", "email", "password_hash", "display_name"],
             )
             progress.advance(task, len(records))
@@ -70,12 +99,13 @@ async def seed(
         task = progress.add_task("follows", total=users * follow_count)
         follows: list[tuple[uuid.UUID, uuid.UUID]] = []
         for follower in user_ids:
-            candidates = [u for u in rng.sample(user_ids, min(follow_count + 1, users))
-                          if u != follower]
+            candidates = [
+                u for u in rng.sample(user_ids, min(follow_count + 1, users)) if u != follower
+            ]
             follows.extend((follower, followee) for followee in candidates[:follow_count])
         written_follows = 0
         for start in range(0, len(follows), BATCH):
-            batch = follows[start:start + BATCH]
+            batch = follows[start : start + BATCH]
             await conn.copy_records_to_table(
                 "follows", records=batch, columns=["follower_id", "followee_id"]
             )
@@ -87,8 +117,12 @@ async def seed(
         for start in range(0, posts, BATCH):
             count = min(BATCH, posts - start)
             records_posts = [
-                (uuid.uuid4(), rng.choice(user_ids), _sentence(rng),
-                 now - timedelta(seconds=rng.randint(0, 7 * 24 * 3600)))
+                (
+                    uuid.uuid4(),
+                    rng.choice(user_ids),
+                    _sentence(rng),
+                    now - timedelta(seconds=rng.randint(0, 7 * 24 * 3600)),
+                )
                 for _ in range(count)
             ]
             await conn.copy_records_to_table(
@@ -97,5 +131,4 @@ async def seed(
             progress.advance(task, count)
     finally:
         await conn.close()
-    return SeedResult(users=users, follows=written_follows, posts=posts,
-                      username_prefix=prefix)
+    return SeedResult(users=users, follows=written_follows, posts=posts, username_prefix=prefix)

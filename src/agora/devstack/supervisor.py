@@ -7,6 +7,7 @@ backoff, and every restart is announced: nothing is restarted silently.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import subprocess
@@ -27,10 +28,8 @@ READY_TIMEOUT_S = 60.0
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """If the supervisor is killed outright, its children get SIGTERM instead of lingering."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 @dataclass
@@ -69,11 +68,18 @@ class Supervisor:
 
     def spawn(self, instance: Instance) -> None:
         instance.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "agora", "serve", instance.service, "--port",
-             str(instance.port)],
+            [
+                sys.executable,
+                "-m",
+                "agora",
+                "serve",
+                instance.service,
+                "--port",
+                str(instance.port),
+            ],
             env=dict(self.env),
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
 
     def start(self, instance: Instance) -> None:
@@ -104,8 +110,11 @@ class Supervisor:
                 process = instance.process
                 if process is None:
                     if now >= instance.next_restart_at:
-                        print(f"agora: restarting {instance.name} on port {instance.port} "
-                              f"(restart {instance.restarts})", flush=True)
+                        print(
+                            f"agora: restarting {instance.name} on port {instance.port} "
+                            f"(restart {instance.restarts})",
+                            flush=True,
+                        )
                         self.spawn(instance)
                     continue
                 code = process.poll()
@@ -114,8 +123,12 @@ class Supervisor:
                     delay = min(30.0, 2.0 ** min(instance.restarts, 5))
                     instance.process = None
                     instance.next_restart_at = now + delay
-                    print(f"agora: {instance.name} (port {instance.port}) exited with code "
-                          f"{code}; restarting in {delay:.0f}s", file=sys.stderr, flush=True)
+                    print(
+                        f"agora: {instance.name} (port {instance.port}) exited with code "
+                        f"{code}; restarting in {delay:.0f}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             time.sleep(0.5)
 
     def stop_all(self) -> int:
@@ -131,8 +144,11 @@ class Supervisor:
             try:
                 code = instance.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                print(f"agora: {instance.name} did not stop in time; killing it",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"agora: {instance.name} did not stop in time; killing it",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 instance.process.kill()
                 code = instance.process.wait()
             if code != 0:

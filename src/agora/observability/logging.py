@@ -41,6 +41,7 @@ def _ecs_names(_: Any, __: str, event_dict: EventDict) -> EventDict:
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "console") -> None:
     level_name = _LEVELS.get(level.upper(), level.upper())
+
     def _service(_: Any, __: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("service.name", f"agora-{service}")
         return event_dict

@@ -29,14 +29,14 @@ _DEPENDENCY_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, C
 
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    path: object = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
 
 
 def _incoming_request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _REQUEST_ID_RE.match(candidate):
                 return candidate
             break

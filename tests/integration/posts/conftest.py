@@ -7,30 +7,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 
 from agora.config import Settings
-from agora.db.migrate import upgrade_to_head
 from agora.services.posts.app import create_app
 from tests.conftest import TokenFactory
 
-POSTS_TEST_DB = "agora_test_posts"
-
 Headers = Callable[[str], dict[str, str]]
-
-
-@pytest.fixture(scope="session")
-def database_url(postgres_admin_url: str) -> str:
-    """Own database, so these tests can run while another suite uses ``agora_test``."""
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {POSTS_TEST_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {POSTS_TEST_DB}")
-    base, _, query = postgres_admin_url.partition("?")
-    url = base.rsplit("/", 1)[0] + f"/{POSTS_TEST_DB}" + (f"?{query}" if query else "")
-    upgrade_to_head(url)
-    return url
 
 
 @pytest.fixture
