@@ -120,7 +120,7 @@ def seed(
 def keys_rotate() -> None:
     """Add a new signing key; older public keys stay in the JWKS until their tokens expire."""
     from agora.db import Database
-    from agora.services.auth.keys import rotate_signing_key
+    from agora.services.auth.keys import activation_delay_s, rotate_signing_key
 
     settings = _settings()
     try:
@@ -137,7 +137,10 @@ def keys_rotate() -> None:
             await db.close()
 
     kid = asyncio.run(rotate())
-    typer.echo(f"new signing key {kid}; previous keys stay published until their tokens expire")
+    typer.echo(
+        f"new signing key {kid}: published now, signing in {activation_delay_s(settings):.0f}s; "
+        "the previous key stays published until its last token expires"
+    )
 
 
 def main() -> None:

@@ -103,6 +103,14 @@ async def test_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(
 
     new_key = await rotate_signing_key(auth.db, settings)
     await auth.keystore.reload()
+
+    # Published at once, but not used until every consumer can have fetched it.
+    assert _kids(await _jwks(auth.client)) == {old_kid, new_key.kid}
+    early_token = (await auth.login("alice"))["access_token"]
+    assert pyjwt.get_unverified_header(early_token)["kid"] == old_kid
+
+    await _retire_now(auth, old_kid)
+    await auth.keystore.reload()
     new_token = (await auth.login("alice"))["access_token"]
 
     assert new_key.kid != old_kid
@@ -110,7 +118,9 @@ async def test_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(
     assert await _me_status(auth, old_token) == 200
     assert await _me_status(auth, new_token) == 200
     assert _kids(await _jwks(auth.client)) == {old_kid, new_key.kid}
-    active = await auth.db.fetchval("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL")
+    active = await auth.db.fetchval(
+        "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL OR retired_at > now()"
+    )
     assert active == 1
 
     # Once every token the old key signed has expired (plus the grace), it is gone.
@@ -124,6 +134,13 @@ async def test_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(
     assert _kids(await _jwks(auth.client)) == {new_key.kid}
     assert await _me_status(auth, old_token) == 401
     assert await _me_status(auth, new_token) == 200
+
+
+async def _retire_now(auth: AuthHarness, kid: str) -> None:
+    """As if the scheduled retirement of the rotated-out key had come."""
+    await auth.db.pool.execute(
+        "UPDATE signing_keys SET retired_at = now() - interval '1 second' WHERE kid = $1", kid
+    )
 
 
 async def test_a_key_retired_within_the_grace_window_is_still_published(
@@ -162,7 +179,9 @@ async def test_an_unknown_kid_makes_auth_reload_its_keys_with_a_cooldown(
 async def test_keys_are_reloaded_in_the_background(
     settings: Settings, app_client: Callable[[FastAPI], Any]
 ) -> None:
-    fast = settings.model_copy(update={"signing_key_refresh_s": 0.1})
+    fast = settings.model_copy(
+        update={"signing_key_refresh_s": 0.1, "jwks_refetch_cooldown_s": 0.0}
+    )
     app = create_app(fast)
     await app_client(app)
     keystore: KeyStore = app.state.keystore

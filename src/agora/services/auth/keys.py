@@ -1,10 +1,16 @@
 """The access-token signing keys: kept in PostgreSQL, shared by every auth instance.
 
-Every instance signs with the newest non-retired key and publishes, besides it, the keys
-retired less than ``access_token_ttl_s + RETIRED_KEY_GRACE_S`` ago: every token an old key
-signed has expired by then, with a margin for instances that still sign with it until their
-next reload. Instances reload every ``signing_key_refresh_s`` seconds, and at once (at most
-once per cooldown) when a token names a ``kid`` they do not know.
+A key is published before anyone signs with it. A rotation adds the new key and schedules the
+old one's retirement ``activation_s`` later (one reload interval plus the JWKS consumers'
+refetch cooldown); instances sign with the oldest key not yet retired. By the time the new key
+signs, every auth instance publishes it and a consumer holding an older JWKS is allowed to
+refetch when it first meets the new ``kid``, so a rotation never gets a valid token refused.
+
+Besides the signing key, every instance publishes the keys retired less than
+``access_token_ttl_s + RETIRED_KEY_GRACE_S`` ago: every token an old key signed has expired by
+then, with a margin for instances that still sign with it until their next reload. Instances
+reload every ``signing_key_refresh_s`` seconds, and at once (at most once per cooldown) when a
+token names a ``kid`` they do not know.
 
 Private keys are stored as unencrypted PKCS#8 PEM; encrypting them at rest is a separate step.
 """
@@ -128,16 +134,18 @@ class KeyStore:
     def _apply(self, rows: list[asyncpg.Record]) -> None:
         now = time.monotonic()
         keys: dict[str, _PublishedKey] = {}
+        signing_row = self._signing_row(rows)
         current: SigningKey | None = None
+        if signing_row is not None:
+            kid = signing_row["kid"]
+            current = (
+                self._current
+                if self._current is not None and self._current.kid == kid
+                else load_signing_key(kid, bytes(signing_row["private_key"]))
+            )
         for row in rows:  # newest first
-            kid: str = row["kid"]
+            kid = row["kid"]
             retired_ago_s: float | None = row["retired_ago_s"]
-            if retired_ago_s is None and current is None:
-                current = (
-                    self._current
-                    if self._current is not None and self._current.kid == kid
-                    else load_signing_key(kid, bytes(row["private_key"]))
-                )
             jwk: dict[str, Any] = json.loads(row["public_jwk"])
             previous = self._keys.get(kid)
             unpublish_at = None
@@ -154,6 +162,14 @@ class KeyStore:
         if self._current is not None and current.kid != self._current.kid:
             log.info("signing key changed", kid=current.kid, previous_kid=self._current.kid)
         self._keys, self._current = keys, current
+
+    @staticmethod
+    def _signing_row(rows: list[asyncpg.Record]) -> asyncpg.Record | None:
+        """The oldest key whose retirement has not come: the one every consumer has had longest."""
+        unretired = [
+            row for row in rows if row["retired_ago_s"] is None or row["retired_ago_s"] < 0
+        ]
+        return unretired[-1] if unretired else None  # rows are newest first
 
     async def _shared_reload(self) -> None:
         """Reload unless another caller did while we waited; failures keep the last keys."""
@@ -189,20 +205,27 @@ async def _create_key_if_none(db: Database) -> None:
     log.info("signing key created", kid=key.kid)
 
 
+def activation_delay_s(settings: Settings) -> float:
+    """How old a new key must be before it signs: every instance has published it by then,
+    and a consumer's refetch cooldown has run out."""
+    return settings.signing_key_refresh_s + settings.jwks_refetch_cooldown_s
+
+
 async def rotate_signing_key(db: Database, settings: Settings) -> SigningKey:
     """Retire the current key and add a new one, in one transaction (``agora keys rotate``).
 
-    Running instances pick the new key up within ``settings.signing_key_refresh_s``; the
-    retired key stays published until every token it signed has expired.
+    The new key is published at once and signs after ``activation_delay_s``; the retired key
+    stays published until every token it signed has expired.
     """
     key = await asyncio.to_thread(generate_signing_key)
     async with db.transaction() as conn:
         await repo.lock_signing_keys(conn)
-        await repo.retire_signing_keys(conn)
+        await repo.retire_signing_keys(conn, after_s=activation_delay_s(settings))
         await _insert_key(conn, key)
     log.info(
         "signing key rotated",
         kid=key.kid,
+        signs_after_s=activation_delay_s(settings),
         previous_keys_published_for_s=settings.access_token_ttl_s + RETIRED_KEY_GRACE_S,
     )
     return key

@@ -173,8 +173,13 @@ async def insert_signing_key(
     )
 
 
-async def retire_signing_keys(conn: asyncpg.Connection) -> None:
-    await conn.execute("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
+async def retire_signing_keys(conn: asyncpg.Connection, *, after_s: float) -> None:
+    """Schedule the retirement of every active key ``after_s`` seconds from now."""
+    await conn.execute(
+        "UPDATE signing_keys SET retired_at = now() + make_interval(secs => $1) "
+        "WHERE retired_at IS NULL",
+        after_s,
+    )
 
 
 async def published_signing_keys(
@@ -182,7 +187,9 @@ async def published_signing_keys(
 ) -> list[asyncpg.Record]:
     """Active keys and those retired less than ``retired_within_s`` ago, newest first.
 
-    ``retired_ago_s`` is measured on the database clock, so instances with skewed clocks
+    ``retired_ago_s`` is negative for a key whose retirement is scheduled (a rotation keeps the
+    old key signing until its successor has been published everywhere). It is measured on the
+    database clock, so instances with skewed clocks
     still agree on when a key stops being published.
     """
     rows: list[asyncpg.Record] = await conn.fetch(
