@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from agora.config import ServiceName, Settings
 from agora.observability.logging import configure_logging
 
-
 STARTUP_FAILURE_EXIT_CODE = 3
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from agora.config import Settings
 from agora.observability.logging import get_logger
 from agora.security.keys import public_key_from_jwk
+from agora.security.tokens import KeyResolver, TokenVerifier
 
 log = get_logger(__name__)
 
@@ -72,3 +76,29 @@ class JwksKeyResolver:
             if jwk.get("kty") == "RSA" and jwk.get("alg", "RS256") == "RS256" and "kid" in jwk:
                 keys[jwk["kid"]] = public_key_from_jwk(jwk)
         return keys
+
+
+@asynccontextmanager
+async def jwks_token_verifier(
+    settings: Settings, key_resolver: KeyResolver | None = None
+) -> AsyncIterator[TokenVerifier]:
+    """The token verifier of a service that trusts auth's JWKS (posts, realtime).
+
+    Keys are fetched on first use and on an unknown ``kid``, not at start: auth may come up
+    later, and a failed start-up fetch would only block refetching for the cooldown. Tests pass
+    ``key_resolver`` with the keys they trust.
+    """
+    async with AsyncExitStack() as stack:
+        if key_resolver is None:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=2.0))
+            key_resolver = JwksKeyResolver(
+                settings.auth_jwks_url,
+                client=client,
+                refetch_cooldown_s=settings.jwks_refetch_cooldown_s,
+            )
+        yield TokenVerifier(
+            key_resolver,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway_s=settings.jwt_leeway_s,
+        )

@@ -9,14 +9,13 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from agora.app import build_app
 from agora.config import Settings
 from agora.observability.logging import get_logger
-from agora.security.jwks import JwksKeyResolver
-from agora.security.tokens import KeyResolver, TokenVerifier
+from agora.security.jwks import jwks_token_verifier
+from agora.security.tokens import KeyResolver
 from agora.services.realtime.hub import Hub
 from agora.services.realtime.presence import Presence, run_heartbeat
 from agora.services.realtime.routes import router
@@ -53,20 +52,8 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.getLogger("uvicorn.error").addFilter(_REDACT_FILTER)  # idempotent
         async with AsyncExitStack() as stack:
-            resolver = key_resolver
-            if resolver is None:
-                client = httpx.AsyncClient(timeout=2.0)
-                stack.push_async_callback(client.aclose)
-                resolver = JwksKeyResolver(
-                    settings.auth_jwks_url,
-                    client=client,
-                    refetch_cooldown_s=settings.jwks_refetch_cooldown_s,
-                )
-            app.state.verifier = TokenVerifier(
-                resolver,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                leeway_s=settings.jwt_leeway_s,
+            app.state.verifier = await stack.enter_async_context(
+                jwks_token_verifier(settings, key_resolver)
             )
             hub = Hub()
             presence = Presence(
@@ -83,7 +70,7 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
                 return ((conn.user_id, conn.id) for conn in hub.connections())
 
             # Exit callbacks run last-in first-out: stop the background tasks, then the
-            # deliveries they started, then the HTTP client.
+            # deliveries they started, then the JWKS client.
             stack.push_async_callback(dispatcher.aclose)
             tasks = [
                 asyncio.create_task(subscriber.run(), name="realtime-subscriber"),
