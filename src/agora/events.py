@@ -23,7 +23,8 @@ EventType = Literal["post.created", "notification"]
 @dataclass(frozen=True, slots=True)
 class Event:
     """``post.created`` goes to the online followers of ``author_id``;
-    ``notification`` goes to ``recipient_id``. ``payload`` is what the client receives."""
+    ``notification`` goes to ``recipient_id``. The client receives ``payload``'s fields
+    beside ``type``: ``{"type": "post.created", "post": {...}}``."""
 
     type: EventType
     payload: dict[str, Any]

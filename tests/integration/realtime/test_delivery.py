@@ -23,12 +23,14 @@ Emit = Callable[[Event], Awaitable[None]]
 
 def post_event(author_id: str, content: str = "hello world") -> Event:
     post = {"id": "p-1", "author_id": author_id, "content": content, "like_count": 0}
-    return Event(type="post.created", payload=post, author_id=author_id)
+    return Event(type="post.created", payload={"post": post}, author_id=author_id)
 
 
 def notification_event(recipient_id: str, actor_id: str) -> Event:
     notification = {"id": "n-1", "kind": "like", "actor_id": actor_id, "post_id": "p-1"}
-    return Event(type="notification", payload=notification, recipient_id=recipient_id)
+    return Event(
+        type="notification", payload={"notification": notification}, recipient_id=recipient_id
+    )
 
 
 async def test_notification_reaches_all_sockets_of_the_recipient_only(
@@ -96,7 +98,7 @@ async def test_post_created_for_an_author_without_online_followers_reaches_nobod
         await assert_nothing_queued(ws)
 
 
-async def test_wrapped_payloads_are_not_wrapped_twice(
+async def test_the_client_gets_the_payload_fields_beside_the_type(
     realtime: RunningServer,
     tokens: TokenFactory,
     make_user: Callable[..., str],

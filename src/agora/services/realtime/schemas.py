@@ -6,10 +6,12 @@ for every recipient socket, so a fan-out to N sockets costs one encoding, not N.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import orjson
 from pydantic import BaseModel
+
+from agora.events import Event
 
 ErrorCode = Literal["malformed_message", "unknown_type"]
 
@@ -19,11 +21,10 @@ class PresencePublic(BaseModel):
     online: bool
 
 
-def event_frame(kind: Literal["post.created", "notification"], body: dict[str, Any]) -> str:
+def event_frame(event: Event) -> str:
     """``{"type": "post.created", "post": {...}}`` or ``{"type": "notification",
-    "notification": {...}}``."""
-    key = "post" if kind == "post.created" else "notification"
-    return orjson.dumps({"type": kind, key: body}).decode()
+    "notification": {...}}``: the event's type and its payload's fields."""
+    return orjson.dumps({**event.payload, "type": event.type}).decode()
 
 
 def error_frame(code: ErrorCode, message: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket
@@ -83,15 +82,6 @@ async def run_session(websocket: WebSocket, *, user_id: str, hub: Hub, presence:
         await presence.disconnected(user_id, conn.id)
 
 
-def _client_body(event: Event, key: str) -> dict[str, Any]:
-    """The object the client gets under ``key``. ``Event.payload`` is that object; a payload
-    already wrapped as ``{key: {...}}`` is accepted too, so the frame is never double-wrapped."""
-    inner = event.payload.get(key)
-    if len(event.payload) == 1 and isinstance(inner, dict):
-        return inner
-    return event.payload
-
-
 class EventDispatcher:
     """Delivers events from the channel to this instance's sockets.
 
@@ -141,7 +131,7 @@ class EventDispatcher:
             return 0
         if not self._hub.is_connected(recipient):
             return 0  # the usual case on all instances but one: nothing to encode
-        frame = event_frame("notification", _client_body(event, "notification"))
+        frame = event_frame(event)
         return self._hub.send_to_user(recipient, frame, "notification")
 
     async def deliver_post(self, event: Event) -> int:
@@ -163,5 +153,5 @@ class EventDispatcher:
             return 0
         if not followers:
             return 0
-        frame = event_frame("post.created", _client_body(event, "post"))
+        frame = event_frame(event)
         return self._hub.send_to_users(followers, frame, "post.created")
