@@ -26,6 +26,13 @@ def asyncpg_dsn(url: str) -> str:
     return url
 
 
+async def _keep_session(_: Connection) -> None:
+    """Replaces asyncpg's reset-on-release, a round trip per checkout (``RESET ALL``, ``UNLISTEN
+    *``, unlock all advisory locks). Agora never changes session state: no SET, LISTEN or
+    session-level advisory lock (only transaction-level ones). asyncpg still rolls back a
+    transaction left open before calling this."""
+
+
 class Database:
     """Owns the pool; repositories get connections from it, one transaction per unit of work."""
 
@@ -55,6 +62,7 @@ class Database:
             max_size=self._max_size,
             command_timeout=self._command_timeout_s,
             max_inactive_connection_lifetime=300.0,
+            reset=_keep_session,
             server_settings={
                 "application_name": self._application_name,
                 "statement_timeout": statement_timeout_ms,

@@ -5,9 +5,9 @@ Pure ASGI (not ``BaseHTTPMiddleware``) keeps contextvars intact and costs micros
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import asyncpg
@@ -40,7 +40,8 @@ def _incoming_request_id(scope: Scope) -> str:
             if _REQUEST_ID_RE.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    # Request ids need to be unique, not unpredictable: no system call for randomness.
+    return f"{random.getrandbits(128):032x}"
 
 
 class RequestContextMiddleware:

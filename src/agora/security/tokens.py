@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,15 +71,45 @@ class TokenIssuer:
 
 
 class TokenVerifier:
+    """Verifies access tokens, remembering the ones it has verified.
+
+    A client sends the same token for up to 15 minutes; parsing it and checking its RSA
+    signature again on every request is wasted work. A remembered token (keyed by its exact
+    text; only tokens that verified are remembered) is accepted without the signature check
+    until it expires, as long as the key that signed it is still trusted: the key lookup is an
+    in-memory one, and a withdrawn key takes its tokens with it at once.
+    """
+
     def __init__(
-        self, resolver: KeyResolver, *, issuer: str, audience: str, leeway_s: int = 30
+        self,
+        resolver: KeyResolver,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_s: int = 30,
+        cache_size: int = 10_000,
     ) -> None:
         self._resolver = resolver
         self._issuer = issuer
         self._audience = audience
         self._leeway_s = leeway_s
+        self._cache: OrderedDict[str, tuple[float, str, Principal]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def verify(self, token: str) -> Principal:
+        cached = self._cache.get(token)
+        if cached is not None:
+            valid_until, kid, principal = cached
+            if time.time() < valid_until and await self._resolver.public_key(kid) is not None:
+                return principal
+            del self._cache[token]
+        kid, principal = await self._verify_signed(token)
+        self._cache[token] = (principal.expires_at + self._leeway_s, kid, principal)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)  # the oldest entry
+        return principal
+
+    async def _verify_signed(self, token: str) -> tuple[str, Principal]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -110,6 +141,6 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidToken("invalid token subject")
-        return Principal(
+        return kid, Principal(
             user_id=subject, token_id=str(claims["jti"]), expires_at=int(claims["exp"])
         )

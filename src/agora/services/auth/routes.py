@@ -30,17 +30,19 @@ from agora.services.auth.service import AuthService
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-def _service(request: Request) -> AuthService:
+# Dependencies are async on purpose: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a thread hand-off per request for what is an attribute read.
+async def _service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth_service
     return service
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _keystore(request: Request) -> KeyStore:
+async def _keystore(request: Request) -> KeyStore:
     keystore: KeyStore = request.app.state.keystore
     return keystore
 

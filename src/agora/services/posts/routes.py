@@ -22,7 +22,9 @@ from agora.services.posts.schemas import (
 from agora.services.posts.service import PostsService
 
 
-def _service(request: Request) -> PostsService:
+# Dependencies are async on purpose: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a thread hand-off per request for what is an attribute read.
+async def _service(request: Request) -> PostsService:
     service: PostsService = request.app.state.posts
     return service
 
