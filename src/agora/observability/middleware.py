@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 import asyncpg
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.errors import error_body
@@ -24,7 +26,15 @@ log = get_logger("agora.access")
 # no unbounded log fields).
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/healthz/live", "/healthz/ready", "/readyz"})
-_DEPENDENCY_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError)
+# A lost database or Redis connection is the server's trouble, and temporary: 503, not 500.
+_DEPENDENCY_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
 
 
 def route_template(scope: Scope) -> str:
@@ -111,7 +121,7 @@ class RequestContextMiddleware:
 
 
 def _classify(exc: Exception) -> tuple[int, str, str]:
-    if isinstance(exc, _DEPENDENCY_ERRORS | TimeoutError):
+    if isinstance(exc, _DEPENDENCY_ERRORS):
         return 503, "unavailable", "a dependency is unavailable; try again shortly"
     return 500, "internal_error", "internal server error"
 
