@@ -7,6 +7,7 @@ request (redis-py #2995); retries on connection errors so a Sentinel failover is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -40,9 +41,24 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     )
 
 
+class _ClientOptions(TypedDict):
+    socket_timeout: float
+    socket_connect_timeout: float
+    health_check_interval: int
+    retry: Retry
+    retry_on_error: list[type[Exception]]
+    max_connections: int
+
+
 def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: int = 200) -> Redis:
-    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=2)
-    retry_on: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError, ReadOnlyError]
+    options = _ClientOptions(
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        health_check_interval=15,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
+        max_connections=max_connections,
+    )
     if url.startswith("redis+sentinel://"):
         target = parse_sentinel_url(url)
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -50,23 +66,6 @@ def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: in
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
         )
-        client: Redis = sentinel.master_for(
-            target.service_name,
-            db=target.db,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=socket_timeout_s,
-            health_check_interval=15,
-            retry=retry,
-            retry_on_error=retry_on,
-            max_connections=max_connections,
-        )
+        client: Redis = sentinel.master_for(target.service_name, db=target.db, **options)
         return client
-    return Redis.from_url(
-        url,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=socket_timeout_s,
-        health_check_interval=15,
-        retry=retry,
-        retry_on_error=retry_on,
-        max_connections=max_connections,
-    )
+    return Redis.from_url(url, **options)
