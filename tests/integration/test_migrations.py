@@ -58,15 +58,6 @@ def test_migrate_from_several_processes_at_once_applies_once(postgres_admin_url:
     assert again.returncode == 0
 
 
-def test_migrate_without_a_database_url_says_what_to_set() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "agora", "migrate"], env=env, capture_output=True, check=False
-    )
-    assert result.returncode == 2
-    assert b"AGORA_DATABASE_URL is not set" in result.stderr
-
-
 def test_invalid_configuration_is_refused_with_the_variable_named() -> None:
     env = {**os.environ, "AGORA_ENV": "staging"}
     result = subprocess.run(
