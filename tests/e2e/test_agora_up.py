@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from websockets.sync.client import connect
 
 from agora.devstack.embedded import port_is_free
 from tests.conftest import FAST_HASH
@@ -85,6 +87,15 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
         assert created.status_code == 201, created.text
         feed = httpx.get(f"{posts}/api/v1/posts/feed", headers=headers).json()
         assert [item["content"] for item in feed["items"]] == ["hello from up"]
+
+        with connect("ws://127.0.0.1:8082/ws", additional_headers=headers) as ws:
+            ws.send('{"type": "ping"}')
+            assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
+            user_id = registered.json()["id"]
+            presence = httpx.get(
+                f"http://127.0.0.1:8082/api/v1/realtime/presence/{user_id}", headers=headers
+            )
+            assert presence.json()["online"] is True
 
         # A service that dies is restarted, and the restart is announced.
         auth_pid = _pid_listening_on(8080)
