@@ -45,6 +45,7 @@ WEBSOCKET_MESSAGES = Counter(
     "WebSocket messages, by direction (in/out) and message type.",
     ["direction", "type"],
 )
+USERS_REGISTERED = Counter("agora_users_registered_total", "Accounts registered.")
 POSTS_CREATED = Counter("agora_posts_created_total", "Posts created.")
 LIKES = Counter("agora_likes_total", "New likes (a repeated like is not counted).")
 FOLLOWS = Counter("agora_follows_total", "New follows (a repeated follow is not counted).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.integration.auth.conftest import PASSWORD, AuthHarness
 
@@ -129,3 +130,17 @@ async def test_display_name_longer_than_50_only_because_of_markup_is_accepted(
     user = await auth.register("frank", display_name=name)
 
     assert user["display_name"] == "x" * 50
+
+
+async def test_registrations_are_counted_once_each(auth: AuthHarness) -> None:
+    def registered() -> float:
+        return REGISTRY.get_sample_value("agora_users_registered_total") or 0.0
+
+    before = registered()
+    await auth.register("counted")
+    duplicate = await auth.client.post(
+        REGISTER,
+        json={"username": "counted", "email": "other@example.com", "password": PASSWORD},
+    )
+    assert duplicate.status_code == 409
+    assert registered() == before + 1

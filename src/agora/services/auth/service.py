@@ -18,6 +18,7 @@ import asyncpg
 from agora.db import Database
 from agora.errors import Conflict, NotFound, Unauthenticated
 from agora.observability.logging import get_logger
+from agora.observability.metrics import USERS_REGISTERED
 from agora.security.passwords import PasswordHasher
 from agora.security.tokens import TokenIssuer
 from agora.services.auth import repository as repo
@@ -96,6 +97,7 @@ class AuthService:
                 exc.constraint_name or "", "that username or e-mail address is already registered"
             )
             raise Conflict(message) from None
+        USERS_REGISTERED.inc()
         log.info("user registered", user_id=row["id"])
         return UserPublic.model_validate(dict(row))
 
