@@ -30,6 +30,7 @@ from agora.devstack.embedded import EmbeddedServers, free_port
 
 DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+DROP_SCRATCH = "DROP DATABASE IF EXISTS agora_bench WITH (FORCE)"
 
 
 @dataclass
@@ -51,13 +52,15 @@ def _reachable(port: int) -> bool:
 @contextmanager
 def dependencies(workdir: Path) -> Iterator[tuple[str, str]]:
     embedded = EmbeddedServers(workdir=workdir)
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    scratch = False
     try:
         database_url = os.environ.get("AGORA_DATABASE_URL")
         if not database_url and _reachable(5432):
-            admin = "postgresql://postgres@127.0.0.1:5432/postgres"
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute("DROP DATABASE IF EXISTS agora_bench WITH (FORCE)")
+                conn.execute(DROP_SCRATCH)
                 conn.execute("CREATE DATABASE agora_bench")
+            scratch = True
             database_url = "postgresql://postgres@127.0.0.1:5432/agora_bench"
         database_url = database_url or embedded.start_postgres()
         redis_url = os.environ.get("AGORA_REDIS_URL")
@@ -67,6 +70,9 @@ def dependencies(workdir: Path) -> Iterator[tuple[str, str]]:
         yield database_url, redis_url
     finally:
         embedded.stop()
+        if scratch:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(DROP_SCRATCH)
 
 
 @contextmanager

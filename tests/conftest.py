@@ -41,7 +41,7 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     base, _, query = url.partition("?")
     base = base.rsplit("/", 1)[0] + f"/{name}"
     return f"{base}?{query}" if query else base
@@ -69,7 +69,7 @@ def database_url(postgres_admin_url: str) -> Iterator[str]:
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(drop)
         conn.execute(f"CREATE DATABASE {TEST_DB_NAME}")
-    url = _with_database(postgres_admin_url, TEST_DB_NAME)
+    url = with_database(postgres_admin_url, TEST_DB_NAME)
     upgrade_to_head(url)
     yield url
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:

@@ -3,22 +3,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import psycopg
+import pytest
 
 from agora.db.migrate import current_revision
-from tests.conftest import _with_database
+from tests.conftest import with_database
 
 
-def _fresh_database(admin_url: str, name: str) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+@pytest.fixture
+def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database with nothing in it, not even the schema; dropped afterwards."""
+    name = f"agora_migrate_test_{os.getpid()}"
+    drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(drop)
         conn.execute(f"CREATE DATABASE {name}")
-    return _with_database(admin_url, name)
+    yield with_database(postgres_admin_url, name)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(drop)
 
 
-def test_migrate_from_several_processes_at_once_applies_once(postgres_admin_url: str) -> None:
-    url = _fresh_database(postgres_admin_url, "agora_migrate_test")
+def test_migrate_from_several_processes_at_once_applies_once(empty_database_url: str) -> None:
+    url = empty_database_url
     env = {**os.environ, "AGORA_DATABASE_URL": url}
     processes = [
         subprocess.Popen(
