@@ -6,6 +6,7 @@ instances: each instance delivers an event only to the sockets it holds itself.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,12 +58,14 @@ class Event:
         )
 
 
-async def publish(redis: Redis, channel: str, event: Event) -> bool:
-    """Publish after the write has committed. A Redis failure is logged, never raised: the
-    write is already durable and the recipient still finds it in the feed or notifications."""
+async def publish(redis: Redis, channel: str, event: Event, *, timeout_s: float) -> bool:
+    """Publish after the write has committed. A Redis failure, or a Redis slower than
+    ``timeout_s`` (the client's own retries included), is logged, never raised: the write is
+    already durable and the recipient still finds it in the feed or notifications."""
     try:
-        await redis.publish(channel, event.encode())
+        async with asyncio.timeout(timeout_s):
+            await redis.publish(channel, event.encode())
         return True
-    except (RedisError, OSError) as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         log.warning("event not published", event_type=event.type, error=str(exc))
         return False

@@ -42,23 +42,19 @@ class JwksKeyResolver:
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    @property
-    def known_kids(self) -> set[str]:
-        return set(self._keys)
-
     async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
         stale = time.monotonic() - self._fetched_at > self._max_age_s
         if kid not in self._keys or stale:
             await self.refresh()
         return self._keys.get(kid)
 
-    async def refresh(self, *, force: bool = False) -> None:
+    async def refresh(self) -> None:
         """Refetch unless one was tried within the cooldown; concurrent callers share one fetch."""
         attempted_before = self._attempted_at
         async with self._lock:
             if self._attempted_at != attempted_before:
                 return  # another caller fetched while we waited for the lock
-            if not force and time.monotonic() - self._attempted_at < self._cooldown_s:
+            if time.monotonic() - self._attempted_at < self._cooldown_s:
                 return
             self._attempted_at = time.monotonic()
             try:

@@ -171,7 +171,7 @@ def follow(database_url: str) -> Callable[[str, str], None]:
 @pytest.fixture
 def emit(settings: Settings, redis_client: Redis) -> Callable[[Event], Awaitable[None]]:
     async def send(event: Event) -> None:
-        assert await publish(redis_client, settings.events_channel, event)
+        assert await publish(redis_client, settings.events_channel, event, timeout_s=1.0)
 
     return send
 

@@ -12,11 +12,13 @@ import enum
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from agora.db import Database
 from agora.errors import Conflict, NotFound, Unauthenticated
+from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import USERS_REGISTERED
 from agora.security.passwords import PasswordHasher
@@ -53,11 +55,7 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _parse_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+_UserQuery = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
 def _account_gone() -> Unauthenticated:
@@ -176,36 +174,35 @@ class AuthService:
             await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
 
     async def own_profile(self, user_id: str) -> UserProfile:
-        parsed = _parse_uuid(user_id)
-        row = None
-        if parsed is not None:
-            async with self._db.connection() as conn:
-                row = await repo.get_own_user(conn, parsed)
+        row = await self._user_row(user_id, repo.get_own_user)
         if row is None:
             raise _account_gone()
         return UserProfile.model_validate(dict(row))
 
     async def update_profile(self, user_id: str, update: ProfileUpdate) -> UserProfile:
-        parsed = _parse_uuid(user_id)
-        row = None
-        if parsed is not None:
-            async with self._db.connection() as conn:
-                row = await repo.update_profile(
-                    conn, user_id=parsed, display_name=update.display_name, bio=update.bio
-                )
+        async def apply(conn: asyncpg.Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
+            return await repo.update_profile(
+                conn, user_id=parsed, display_name=update.display_name, bio=update.bio
+            )
+
+        row = await self._user_row(user_id, apply)
         if row is None:
             raise _account_gone()
         return UserProfile.model_validate(dict(row))
 
     async def public_profile(self, user_id: str) -> UserPublic:
-        parsed = _parse_uuid(user_id)
-        row = None
-        if parsed is not None:
-            async with self._db.connection() as conn:
-                row = await repo.get_public_user(conn, parsed)
+        row = await self._user_row(user_id, repo.get_public_user)
         if row is None:
             raise NotFound("no such user")
         return UserPublic.model_validate(dict(row))
+
+    async def _user_row(self, user_id: str, query: _UserQuery) -> asyncpg.Record | None:
+        """The user's row from ``query``; None for a malformed id, which names no one."""
+        parsed = parse_uuid(user_id)
+        if parsed is None:
+            return None
+        async with self._db.connection() as conn:
+            return await query(conn, parsed)
 
     def _token_pair(self, user_id: str, refresh_token: str) -> TokenPair:
         access_token = self._issuer.issue(user_id, self._keystore.current())

@@ -7,14 +7,15 @@ notifications.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
 from agora.db import Database
 from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unprocessable
 from agora.events import Event, publish
+from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
 from agora.security.tokens import Principal
@@ -31,6 +32,8 @@ from agora.services.posts.schemas import (
 
 log = get_logger(__name__)
 
+_Row = TypeVar("_Row", repo.PostRow, repo.NotificationRow)
+
 # Foreign keys that point at the caller: when one fails, the caller's account is gone.
 _CALLER_CONSTRAINTS = frozenset(
     {
@@ -44,17 +47,17 @@ _CALLER_CONSTRAINTS = frozenset(
 
 def parse_id(value: str, what: str) -> uuid.UUID:
     """A path id; anything that is not a UUID names nothing, so it is a 404, not a 422."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(f"{what} not found") from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise NotFound(f"{what} not found")
+    return parsed
 
 
 def caller_id(principal: Principal) -> uuid.UUID:
-    try:
-        return uuid.UUID(principal.user_id)
-    except ValueError:
-        raise Unauthenticated("invalid token subject", code="invalid_token") from None
+    parsed = parse_uuid(principal.user_id)
+    if parsed is None:
+        raise Unauthenticated("invalid token subject", code="invalid_token")
+    return parsed
 
 
 def _cursor(value: str | None) -> Cursor | None:
@@ -104,13 +107,7 @@ class PostsService:
         self._publish_timeout_s = publish_timeout_s
 
     async def _emit(self, event: Event) -> None:
-        # publish() already swallows Redis errors; this also bounds a hung Redis and catches
-        # anything unexpected, because the write it announces has committed.
-        try:
-            async with asyncio.timeout(self._publish_timeout_s):
-                await publish(self._redis, self._channel, event)
-        except Exception as exc:
-            log.warning("event not published", event_type=event.type, error=repr(exc))
+        await publish(self._redis, self._channel, event, timeout_s=self._publish_timeout_s)
 
     async def _notify(self, row: repo.NotificationRow | None) -> None:
         if row is None:
@@ -223,17 +220,20 @@ class PostsService:
             rows = await timelines.notifications_page(
                 conn, recipient_id=recipient, cursor=position, limit=limit + 1
             )
-        page, next_cursor = rows[:limit], None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        page, next_cursor = _split_page(rows, limit)
         return NotificationPage(
             items=[notification_public(row) for row in page], next_cursor=next_cursor
         )
 
 
-def _post_page(rows: list[repo.PostRow], limit: int) -> PostPage:
+def _split_page(rows: list[_Row], limit: int) -> tuple[list[_Row], str | None]:
     """``rows`` holds up to ``limit + 1`` items: the extra one only says a next page exists."""
-    page, next_cursor = rows[:limit], None
+    page = rows[:limit]
     if len(rows) > limit:
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        return page, encode_cursor(page[-1].created_at, page[-1].id)
+    return page, None
+
+
+def _post_page(rows: list[repo.PostRow], limit: int) -> PostPage:
+    page, next_cursor = _split_page(rows, limit)
     return PostPage(items=[post_public(row) for row in page], next_cursor=next_cursor)

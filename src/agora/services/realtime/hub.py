@@ -92,16 +92,14 @@ class Hub:
 
     def __init__(self) -> None:
         self._by_user: dict[str, set[Connection]] = {}
-        self._count = 0
 
     def __len__(self) -> int:
-        return self._count
+        return sum(len(conns) for conns in self._by_user.values())
 
     def register(self, conn: Connection) -> None:
         conns = self._by_user.setdefault(conn.user_id, set())
         if conn not in conns:
             conns.add(conn)
-            self._count += 1
             _CONNECTIONS.inc()
 
     def unregister(self, conn: Connection) -> None:
@@ -112,7 +110,6 @@ class Hub:
         conns.discard(conn)
         if not conns:
             del self._by_user[conn.user_id]
-        self._count -= 1
         _CONNECTIONS.dec()
 
     def user_ids(self) -> list[str]:

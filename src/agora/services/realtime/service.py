@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import orjson
 from starlette.websockets import WebSocket
@@ -11,6 +10,7 @@ from starlette.websockets import WebSocket
 from agora.db import Database
 from agora.errors import ServiceUnavailable
 from agora.events import Event
+from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import WEBSOCKET_MESSAGES
 from agora.services.realtime import repository
@@ -27,10 +27,8 @@ _RECEIVED = {
 
 def canonical_user_id(raw: str) -> str | None:
     """Ids as PostgreSQL renders them, so ids from tokens, paths and events compare equal."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        return None
+    parsed = parse_uuid(raw)
+    return None if parsed is None else str(parsed)
 
 
 async def user_presence(presence: Presence, *, user_id: str) -> bool:
