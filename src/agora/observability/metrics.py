@@ -50,3 +50,42 @@ POSTS_CREATED = Counter("agora_posts_created_total", "Posts created.")
 LIKES = Counter("agora_likes_total", "New likes (a repeated like is not counted).")
 FOLLOWS = Counter("agora_follows_total", "New follows (a repeated follow is not counted).")
 NOTIFICATIONS_SENT = Counter("agora_notifications_sent_total", "Notifications created.")
+ACTIVE_USERS = Gauge("agora_active_users", "Distinct users with a request in the last 5 minutes.")
+
+DB_QUERY_DURATION = Histogram(
+    "agora_db_query_duration_seconds",
+    "PostgreSQL query duration, by operation and pool (primary/replica).",
+    ["operation", "pool"],
+    buckets=LATENCY_BUCKETS,
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "agora_db_pool_connections",
+    "Database pool connections, by state (active/idle/waiting) and pool.",
+    ["state", "pool"],
+)
+CACHE_REQUESTS = Counter(
+    "agora_cache_requests_total",
+    "Cache lookups, by cache and result (hit/miss/error).",
+    ["cache", "result"],
+)
+CACHE_HIT_RATIO = Gauge(
+    "agora_cache_hit_ratio", "Hits / (hits + misses) since start, by cache.", ["cache"]
+)
+CACHE_EVICTIONS = Counter(
+    "agora_cache_evictions_total", "Keys Redis evicted under memory pressure (evicted_keys)."
+)
+RATELIMIT_REJECTIONS = Counter(
+    "agora_ratelimit_rejections_total", "Requests or messages refused by a limit.", ["limit"]
+)
+ERRORS = Counter("agora_errors_total", "Errors, by type.", ["type"])
+CIRCUIT_BREAKER_STATE = Gauge(
+    "agora_circuit_breaker_state",
+    "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+    ["breaker"],
+)
+CIRCUIT_BREAKER_FAILURES = Counter(
+    "agora_circuit_breaker_failures_total", "Failures recorded by a breaker.", ["breaker"]
+)
+DEPENDENCY_UP = Gauge(
+    "agora_dependency_up", "1 when the last check of a dependency passed.", ["dependency"]
+)
