@@ -119,6 +119,15 @@ FAST_HASH = {
     "password_hash_parallelism": 1,
 }
 
+# The suite signs up and logs in many users from 127.0.0.1, which is not exempt from limits:
+# the shared fixtures raise every limit out of reach. Rate-limit tests set the real ones.
+GENEROUS_LIMITS = {
+    "ratelimit_user": "1000000/minute",
+    "ratelimit_credentials": "1000000/minute",
+    "ratelimit_anonymous": "1000000/minute",
+    "ratelimit_ws_messages": "1000000/second",
+}
+
 
 @pytest.fixture
 def settings(database_url: str, redis_url: str, clean_state: None) -> Settings:
@@ -129,6 +138,7 @@ def settings(database_url: str, redis_url: str, clean_state: None) -> Settings:
         db_pool_max_size=5,
         log_level="WARNING",
         **FAST_HASH,
+        **GENEROUS_LIMITS,
     )
 
 

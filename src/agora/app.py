@@ -25,6 +25,7 @@ from agora.db import Database
 from agora.errors import ApiError, error_body
 from agora.observability.logging import get_logger
 from agora.observability.middleware import RequestContextMiddleware
+from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
 
 log = get_logger(__name__)
 
@@ -162,6 +163,7 @@ def build_app(
         )
         app.state.db = db
         app.state.redis = redis
+        app.state.ratelimiter = build_rate_limiter(settings, redis)
         try:
             async with lifespan(app) if lifespan else nullcontext():
                 log.info("service started", service=service, instance_id=settings.instance_id)
@@ -188,5 +190,7 @@ def build_app(
     app.include_router(_probe_routes(service, settings))
     for router in routers:
         app.include_router(router)
+    if settings.ratelimit_enabled:  # inside the request context: 429s carry a request id
+        app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, service=service)
     return app

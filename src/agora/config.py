@@ -10,14 +10,24 @@ import ipaddress
 import socket
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agora.ratelimit.rates import Rate, parse_rate
 
 ServiceName = Literal["auth", "posts", "realtime"]
 
 DEFAULT_PORTS: dict[ServiceName, int] = {"auth": 8080, "posts": 8081, "realtime": 8082}
 
 CommaList = Annotated[list[str], NoDecode]
+RateSetting = Annotated[Rate, NoDecode, BeforeValidator(parse_rate)]
 
 
 def _split_commas(value: object) -> object:
@@ -76,16 +86,43 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
     keep_alive_timeout_s: int = Field(default=75, ge=1)
 
+    # Rate limits (agora.ratelimit): rates are written like 100/minute, 5/min, 50/second.
+    ratelimit_enabled: bool = True
+    ratelimit_user: RateSetting = Rate(limit=100, period_s=60)
+    ratelimit_credentials: RateSetting = Rate(limit=5, period_s=60)
+    ratelimit_anonymous: RateSetting = Rate(limit=60, period_s=60)
+    ratelimit_ws_messages: RateSetting = Rate(limit=50, period_s=1)
+    ratelimit_ws_close_after_s: float = Field(default=3.0, gt=0)
+    ratelimit_allowlist: CommaList = []
+    ratelimit_redis_timeout_s: float = Field(default=0.1, gt=0, le=5)
+    ratelimit_fallback_s: float = Field(default=5.0, gt=0)
+    ratelimit_max_backoff_s: int = Field(default=300, ge=1)
+    internal_token: SecretStr | None = None
+
     _split = field_validator(
-        "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"
+        "database_replica_urls",
+        "cors_origins",
+        "trusted_proxies",
+        "ratelimit_allowlist",
+        mode="before",
     )(_split_commas)
+
+    @field_validator("internal_token", mode="before")
+    @classmethod
+    def _internal_token_strength(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or len(raw) < 16:
+            raise ValueError("must be at least 16 characters: it bypasses every rate limit")
+        return value
 
     @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "ratelimit_allowlist")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
         for item in value:

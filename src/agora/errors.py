@@ -70,7 +70,14 @@ class ServiceUnavailable(ApiError):
     code = "unavailable"
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
+def error_body(
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> bytes:
+    """``extra``: further machine-readable fields of this error (e.g. ``retry_after_s``)."""
     error: dict[str, Any] = {
         "code": code,
         "message": message,
@@ -78,4 +85,6 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
     }
     if details:
         error["details"] = details
+    if extra:
+        error.update(extra)
     return orjson.dumps({"error": error})

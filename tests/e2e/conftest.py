@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FAST_HASH, free_port
+from tests.conftest import FAST_HASH, GENEROUS_LIMITS, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -109,6 +109,7 @@ def cluster(
             "AGORA_DB_POOL_MAX_SIZE": "5",
             "AGORA_JWKS_REFETCH_COOLDOWN_S": "0.5",
             **{f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()},
+            **{f"AGORA_{k.upper()}": v for k, v in GENEROUS_LIMITS.items()},
         }
     )
     running = Cluster(env=env, workdir=tmp_path)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from agora.app import build_app
 from agora.config import Settings
 from agora.observability.logging import get_logger
+from agora.ratelimit.websocket import MessageLimits
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
 from agora.services.realtime.hub import Hub
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
             dispatcher = EventDispatcher(hub=hub, db=app.state.db)
             subscriber = Subscriber(app.state.redis, settings.events_channel, dispatcher.handle)
             app.state.hub = hub
+            app.state.ws_limits = MessageLimits.from_settings(settings)
             app.state.presence = presence
             app.state.dispatcher = dispatcher
             app.state.subscriber = subscriber

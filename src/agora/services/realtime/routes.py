@@ -14,7 +14,7 @@ log = get_logger(__name__)
 
 router = APIRouter()
 
-POLICY_VIOLATION = 1008
+POLICY_VIOLATION = service.POLICY_VIOLATION
 
 
 @router.websocket("/ws")
@@ -36,7 +36,13 @@ async def events_socket(websocket: WebSocket) -> None:
         await websocket.close(code=POLICY_VIOLATION)
         return
     await websocket.accept()
-    await service.run_session(websocket, user_id=user_id, hub=state.hub, presence=state.presence)
+    await service.run_session(
+        websocket,
+        user_id=user_id,
+        hub=state.hub,
+        presence=state.presence,
+        limits=state.ws_limits,
+    )
 
 
 @router.get("/api/v1/realtime/presence/{user_id}")

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from agora.events import Event
 
-ErrorCode = Literal["malformed_message", "unknown_type"]
+ErrorCode = Literal["malformed_message", "unknown_type", "rate_limited"]
 
 
 class PresencePublic(BaseModel):
@@ -27,8 +27,8 @@ def event_frame(event: Event) -> str:
     return orjson.dumps({**event.payload, "type": event.type}).decode()
 
 
-def error_frame(code: ErrorCode, message: str) -> str:
-    return orjson.dumps({"type": "error", "code": code, "message": message}).decode()
+def error_frame(code: ErrorCode, message: str, **fields: int) -> str:
+    return orjson.dumps({"type": "error", "code": code, "message": message, **fields}).decode()
 
 
 PONG_FRAME: Final = orjson.dumps({"type": "pong"}).decode()

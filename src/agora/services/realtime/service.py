@@ -12,7 +12,8 @@ from agora.errors import ServiceUnavailable
 from agora.events import Event
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
-from agora.observability.metrics import WEBSOCKET_MESSAGES
+from agora.observability.metrics import RATELIMIT_REJECTIONS, WEBSOCKET_MESSAGES
+from agora.ratelimit.websocket import MessageLimits, Verdict
 from agora.services.realtime import repository
 from agora.services.realtime.hub import Connection, FrameType, Hub
 from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
@@ -23,6 +24,8 @@ log = get_logger(__name__)
 _RECEIVED = {
     kind: WEBSOCKET_MESSAGES.labels("in", kind) for kind in ("ping", "unknown", "malformed")
 }
+_WS_REJECTIONS = RATELIMIT_REJECTIONS.labels("websocket")
+POLICY_VIOLATION = 1008
 
 
 def canonical_user_id(raw: str) -> str | None:
@@ -61,9 +64,18 @@ def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
     return error_frame("unknown_type", f'unknown message type {shown}; "ping" is accepted'), "error"
 
 
-async def run_session(websocket: WebSocket, *, user_id: str, hub: Hub, presence: Presence) -> None:
-    """Serve one accepted socket until the client leaves (or is closed as too slow)."""
+async def run_session(
+    websocket: WebSocket,
+    *,
+    user_id: str,
+    hub: Hub,
+    presence: Presence,
+    limits: MessageLimits | None = None,
+) -> None:
+    """Serve one accepted socket until the client leaves (or is closed as too slow, or for
+    flooding: see ``agora.ratelimit.websocket``)."""
     conn = Connection(user_id, websocket)
+    limiter = limits.for_connection() if limits is not None else None
     hub.register(conn)
     sender = asyncio.create_task(conn.run_sender())
     try:
@@ -72,6 +84,22 @@ async def run_session(websocket: WebSocket, *, user_id: str, hub: Hub, presence:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            verdict = limiter.check() if limiter is not None else Verdict.ALLOW
+            if verdict is not Verdict.ALLOW:
+                _WS_REJECTIONS.inc()
+                if verdict is Verdict.CLOSE:
+                    hub.unregister(conn)
+                    sender.cancel()
+                    await websocket.close(POLICY_VIOLATION, "message rate limit exceeded")
+                    return
+                if verdict is Verdict.NOTIFY:
+                    assert limiter is not None
+                    reason = "too many messages; excess messages are dropped"
+                    retry = limiter.retry_after_ms
+                    hub.reply(
+                        conn, error_frame("rate_limited", reason, retry_after_ms=retry), "error"
+                    )
+                continue
             frame, kind = answer(message.get("text"), message.get("bytes"))
             hub.reply(conn, frame, kind)
     finally:

@@ -1,0 +1,83 @@
+"""``RateLimiter``: the Redis GCRA with an in-process fallback.
+
+Limits must never take the API down with them. A Redis call that fails or takes longer than
+``timeout_s`` is answered by the in-process store instead (same limits, counted per instance)
+and Redis is left alone for ``fallback_s`` before it is tried again, so an outage costs one
+short wait per back-off period, not one per request. Each switch to the fallback is counted
+(``agora_errors_total{type="ratelimit_fallback"}``) and logged once.
+
+Self-contained on purpose: a circuit breaker can later wrap ``RedisStore.hit`` without this
+module changing shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from agora.observability.logging import get_logger
+from agora.observability.metrics import ERRORS
+from agora.ratelimit.gcra import Decision, MemoryStore
+from agora.ratelimit.rates import Rate
+from agora.ratelimit.redis_store import KEY_PREFIX, RedisStore
+
+log = get_logger(__name__)
+
+_FALLBACKS = ERRORS.labels("ratelimit_fallback")
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        timeout_s: float = 0.1,
+        fallback_s: float = 5.0,
+        max_backoff_s: int = 300,
+        memory: MemoryStore | None = None,
+        prefix: str = KEY_PREFIX,
+    ) -> None:
+        self.redis_store = RedisStore(redis, prefix=prefix) if redis is not None else None
+        self.memory = memory or MemoryStore()
+        self.timeout_s = timeout_s
+        self.fallback_s = fallback_s
+        self.max_backoff_s = max_backoff_s
+        self.fallbacks = 0
+        self._retry_redis_at = 0.0
+        self._on_fallback = False
+
+    @property
+    def using_redis(self) -> bool:
+        return self.redis_store is not None and not self._on_fallback
+
+    async def hit(self, key: str, rate: Rate) -> Decision:
+        """Count one request of ``key`` against ``rate``; never raises for a Redis problem."""
+        if self.redis_store is not None and time.monotonic() >= self._retry_redis_at:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    decision = await self.redis_store.hit(
+                        key, rate, strike_ttl_s=self.max_backoff_s
+                    )
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._fall_back(exc)
+            else:
+                if self._on_fallback:
+                    self._on_fallback = False
+                    log.info("rate limiter back on Redis")
+                return decision
+        return self.memory.hit(key, rate, strike_ttl_s=self.max_backoff_s)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        self._retry_redis_at = time.monotonic() + self.fallback_s
+        if not self._on_fallback:
+            self._on_fallback = True
+            self.fallbacks += 1
+            _FALLBACKS.inc()
+            log.warning(
+                "rate limiter falling back to in-process limits",
+                error_type=type(exc).__name__,
+                retry_in_s=self.fallback_s,
+            )

@@ -1,0 +1,183 @@
+"""The HTTP rate-limit middleware (pure ASGI: no ``BaseHTTPMiddleware``, starlette #1678).
+
+One limit applies to each request, chosen before the route runs:
+
+- ``credentials``: register, login and refresh, per client address (password guessing and
+  account farming are what these endpoints attract; the caller has no identity yet);
+- ``user``: any request with a valid bearer token, per user id, shared by every service and
+  instance. The token is verified here with the service's own verifier, which remembers
+  verified tokens, so the route's own check of the same token is a dictionary lookup;
+- ``anonymous``: everything else (no token, or one that does not verify), per address.
+
+Probes, ``/metrics`` and the JWKS (the key every verifier depends on, served from memory) are
+never limited; nor are allowlisted networks and callers presenting the internal token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agora.config import Settings
+from agora.errors import error_body
+from agora.observability.metrics import RATELIMIT_REJECTIONS
+from agora.ratelimit.clients import Networks, bucket_name, client_address
+from agora.ratelimit.gcra import Decision
+from agora.ratelimit.limiter import RateLimiter
+from agora.ratelimit.rates import Rate
+from agora.security.dependencies import bearer_token
+from agora.security.tokens import InvalidToken, TokenVerifier
+
+INTERNAL_TOKEN_HEADER = b"x-agora-internal-token"
+CREDENTIAL_PATHS = frozenset(
+    {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+)
+EXEMPT_PATHS = frozenset(
+    {
+        "/metrics",
+        "/healthz",
+        "/healthz/live",
+        "/healthz/ready",
+        "/readyz",
+        "/api/v1/auth/.well-known/jwks.json",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    rate: Rate
+
+    @property
+    def policy_header(self) -> bytes:
+        """draft-ietf-httpapi-ratelimit-headers-11 ``RateLimit-Policy``: quota per window."""
+        return f'"{self.name}";q={self.rate.limit};w={self.rate.period_s}'.encode()
+
+
+def build_rate_limiter(settings: Settings, redis: Redis) -> RateLimiter:
+    return RateLimiter(
+        redis,
+        timeout_s=settings.ratelimit_redis_timeout_s,
+        fallback_s=settings.ratelimit_fallback_s,
+        max_backoff_s=settings.ratelimit_max_backoff_s,
+    )
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.user = Policy("user", settings.ratelimit_user)
+        self.credentials = Policy("credentials", settings.ratelimit_credentials)
+        self.anonymous = Policy("anonymous", settings.ratelimit_anonymous)
+        self.trusted = Networks(settings.trusted_proxies)
+        self.allowlist = Networks(settings.ratelimit_allowlist)
+        token = settings.internal_token
+        self.internal_token = token.get_secret_value().encode() if token else None
+        self.max_backoff_s = settings.ratelimit_max_backoff_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        authorization: str | None = None
+        internal: bytes | None = None
+        forwarded: list[str] = []
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == INTERNAL_TOKEN_HEADER:
+                internal = value
+        if self._internal(internal):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client_address(client[0] if client else None, forwarded, self.trusted)
+        if address is not None and self.allowlist and address in self.allowlist:
+            await self.app(scope, receive, send)
+            return
+
+        state = scope["app"].state
+        if scope["path"].rstrip("/") in CREDENTIAL_PATHS:
+            policy, key = self.credentials, f"credentials:{bucket_name(address)}"
+        else:
+            user_id = await _user_id(getattr(state, "verifier", None), authorization)
+            if user_id is not None:
+                policy, key = self.user, f"user:{user_id}"
+            else:
+                policy, key = self.anonymous, f"anonymous:{bucket_name(address)}"
+        limiter: RateLimiter = state.ratelimiter
+        decision = await limiter.hit(key, policy.rate)
+        headers = _headers(policy, decision)
+        if not decision.allowed:
+            RATELIMIT_REJECTIONS.labels(policy.name).inc()
+            await self._reject(send, policy, decision, headers)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _internal(self, presented: bytes | None) -> bool:
+        if self.internal_token is None or presented is None:
+            return False
+        return hmac.compare_digest(presented, self.internal_token)
+
+    async def _reject(
+        self, send: Send, policy: Policy, decision: Decision, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        retry_after = max(1, math.ceil(decision.retry_after_s))
+        backoff = decision.suggested_backoff_s(self.max_backoff_s)
+        body = error_body(
+            "rate_limited",
+            f"too many requests: the {policy.name} limit is {policy.rate.limit} per "
+            f"{policy.rate.period_s} s; retry in {retry_after} s",
+            extra={"retry_after_s": retry_after, "backoff_s": backoff},
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _user_id(verifier: TokenVerifier | None, authorization: str | None) -> str | None:
+    token = bearer_token(authorization)
+    if verifier is None or token is None:
+        return None
+    try:
+        return (await verifier.verify(token)).user_id
+    except InvalidToken:
+        return None
+
+
+def _headers(policy: Policy, decision: Decision) -> list[tuple[bytes, bytes]]:
+    """GitHub-style ``X-RateLimit-*`` (reset as UTC epoch seconds) and the IETF draft's
+    ``RateLimit-Policy`` / ``RateLimit`` (reset as seconds from now)."""
+    reset_in = math.ceil(decision.reset_s)
+    remaining = str(decision.remaining).encode()
+    return [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", remaining),
+        (b"x-ratelimit-reset", str(math.ceil(time.time() + decision.reset_s)).encode()),
+        (b"ratelimit-policy", policy.policy_header),
+        (b"ratelimit", f'"{policy.name}";r={decision.remaining};t={reset_in}'.encode()),
+    ]
