@@ -48,5 +48,5 @@ def parse_rate(text: str | Rate) -> Rate:
         raise ValueError(f"{text!r} is not a rate like 100/minute, 5/min or 50/second")
     limit, multiple = int(match.group(1)), int(match.group(2) or 1)
     if limit < 1 or multiple < 1:
-        raise ValueError(f"{text!r}: the count and the period must be at least 1")
+        raise ValueError(f"{text!r} is not a rate: count and period must be at least 1")
     return Rate(limit=limit, period_s=multiple * unit)
