@@ -50,15 +50,16 @@ def limited_settings(settings: Settings) -> Callable[..., Settings]:
     """Settings on the test databases with the real limits, plus ``overrides``."""
 
     def build(**overrides: Any) -> Settings:
-        return Settings(
-            database_url=settings.database_url,
-            redis_url=settings.redis_url,
-            db_pool_min_size=1,
-            db_pool_max_size=5,
-            log_level="WARNING",
+        values: dict[str, Any] = {
+            "database_url": settings.database_url,
+            "redis_url": settings.redis_url,
+            "db_pool_min_size": 1,
+            "db_pool_max_size": 5,
+            "log_level": "WARNING",
             **FAST_HASH,
-            **{**REAL_LIMITS, **overrides},
-        )
+            **REAL_LIMITS,
+        }
+        return Settings(**{**values, **overrides})
 
     return build
 
@@ -85,3 +86,7 @@ def rejections(limit: str) -> float:
 
     value = REGISTRY.get_sample_value("agora_ratelimit_rejections_total", {"limit": limit})
     return value or 0.0
+
+
+# The realtime tests' uvicorn fixture, for the WebSocket limit tests.
+from tests.integration.realtime.conftest import serve  # noqa: E402, F401

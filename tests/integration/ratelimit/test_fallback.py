@@ -1,0 +1,163 @@
+"""Redis killed or frozen mid-test: the limiter answers from this process within
+milliseconds (no 5xx, no hang), counts the fallback, and returns to Redis when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from prometheus_client import REGISTRY
+
+from agora.config import Settings
+from agora.ratelimit.limiter import RateLimiter
+from agora.services.posts.app import create_app
+from tests.conftest import TokenFactory, free_port
+from tests.integration.ratelimit.conftest import Start
+from tests.integration.realtime.conftest import TcpProxy
+
+FEED = "/api/v1/posts/feed"
+
+
+class RedisServer:
+    """A throw-away redis-server of our own (its own process group), to kill and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed (installed with the machine's Redis)"
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=0.2).ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def keys(self) -> list[bytes]:
+        client = redis.Redis(port=self.port)
+        try:
+            return list(client.keys("agora:rl:*"))
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def fallbacks_counted() -> float:
+    value = REGISTRY.get_sample_value("agora_errors_total", {"type": "ratelimit_fallback"})
+    return value or 0.0
+
+
+async def test_redis_killed_falls_back_locally_and_comes_back(
+    start: Start,
+    limited_settings: Callable[..., Settings],
+    tokens: TokenFactory,
+    make_user: Callable[[], str],
+    redis_server: RedisServer,
+) -> None:
+    settings = limited_settings(
+        redis_url=redis_server.url, ratelimit_user="5/minute", ratelimit_fallback_s=0.5
+    )
+    app = await start(create_app(settings, key_resolver=tokens.resolver))
+    limiter: RateLimiter = app.app.state.ratelimiter
+    client = app.client()
+    headers = {"Authorization": f"Bearer {tokens(make_user())}"}
+    for _ in range(2):
+        assert (await client.get(FEED, headers=headers)).status_code == 200
+    assert limiter.using_redis
+    assert redis_server.keys()
+    counted = fallbacks_counted()
+
+    redis_server.kill()
+    started = time.monotonic()
+    burst = await asyncio.gather(*(client.get(FEED, headers=headers) for _ in range(10)))
+    elapsed = time.monotonic() - started
+    # Same limit, now counted in this process: 5 of the 10 pass; nothing failed, nothing hung.
+    assert sorted(r.status_code for r in burst) == [200] * 5 + [429] * 5
+    assert elapsed < 3.0, elapsed  # generous: the wait is one 0.1 s timeout, on a busy CPU
+    assert not limiter.using_redis
+    assert limiter.fallbacks == 1
+    assert fallbacks_counted() == counted + 1
+    # While Redis stays down, requests do not wait for it at all.
+    started = time.monotonic()
+    assert (await client.get(FEED, headers=headers)).status_code == 429
+    assert time.monotonic() - started < 1.0
+
+    redis_server.start()
+    await asyncio.sleep(0.6)  # the back-off before Redis is tried again
+    response = await client.get(FEED, headers=headers)
+    assert response.status_code == 200  # a fresh Redis: counting starts again there
+    assert response.headers["x-ratelimit-remaining"] == "4"
+    assert limiter.using_redis
+    assert redis_server.keys()
+    assert limiter.fallbacks == 1
+
+
+@pytest.fixture
+async def frozen_redis(settings: Settings) -> AsyncIterator[TcpProxy]:
+    target = urlsplit(settings.require_redis_url())
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+async def test_a_frozen_redis_costs_one_short_timeout(
+    start: Start,
+    limited_settings: Callable[..., Settings],
+    tokens: TokenFactory,
+    make_user: Callable[[], str],
+    frozen_redis: TcpProxy,
+) -> None:
+    db = urlsplit(limited_settings().require_redis_url()).path
+    # With the client's own 5 s socket timeout (and its retries) the wait would be 15 s and
+    # more; the limiter's own bound is 0.1 s.
+    settings = limited_settings(
+        redis_url=f"redis://127.0.0.1:{frozen_redis.port}{db}", redis_socket_timeout_s=5.0
+    )
+    app = await start(create_app(settings, key_resolver=tokens.resolver))
+    limiter: RateLimiter = app.app.state.ratelimiter
+    client = app.client()
+    headers = {"Authorization": f"Bearer {tokens(make_user())}"}
+    assert (await client.get(FEED, headers=headers)).status_code == 200
+    frozen_redis.blackhole()  # connections stay open and answer nothing, ever
+    started = time.monotonic()
+    response = await client.get(FEED, headers=headers)
+    assert response.status_code == 200
+    assert time.monotonic() - started < 2.0
+    assert limiter.fallbacks == 1
+    assert response.headers["x-ratelimit-limit"] == "100"
