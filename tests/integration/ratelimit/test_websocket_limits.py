@@ -31,13 +31,16 @@ async def realtime(serve: Serve, settings: Settings, tokens: TokenFactory) -> Ru
     return await serve(create_app(settings, key_resolver=tokens.resolver))
 
 
-async def drain(ws: ClientConnection, quiet_s: float = 0.5) -> list[dict[str, Any]]:
+async def drain(ws: ClientConnection, quiet_s: float = 0.5) -> tuple[list[dict[str, Any]], float]:
+    """Every frame until the socket is quiet, and when the last one came (loop time)."""
     frames: list[dict[str, Any]] = []
+    last = asyncio.get_running_loop().time()
     with contextlib.suppress(TimeoutError):
         while True:
             async with asyncio.timeout(quiet_s):
                 frames.append(orjson.loads(await ws.recv()))
-    return frames
+            last = asyncio.get_running_loop().time()
+    return frames, last
 
 
 async def test_a_flood_of_200_gets_about_50_answers_and_an_error(
@@ -49,12 +52,16 @@ async def test_a_flood_of_200_gets_about_50_answers_and_an_error(
     server = await realtime(serve, limited_settings(), tokens)
     before = rejections("websocket")
     async with open_socket(server, tokens(make_user())) as ws:
+        started = asyncio.get_running_loop().time()
         for _ in range(200):
             await ws.send(PING)
-        frames = await drain(ws)
+        frames, last = await drain(ws)
         pongs = [f for f in frames if f["type"] == "pong"]
         errors = [f for f in frames if f["type"] == "error"]
-        assert 50 <= len(pongs) <= 60, len(pongs)  # 50 at once, plus what refills meanwhile
+        # 50 at once, plus what refilled (50/s) while the server worked through the flood:
+        # on an idle machine that is a handful; the bound allows for a busy one.
+        assert 50 <= len(pongs) <= 51 + 50 * (last - started), (len(pongs), last - started)
+        assert len(pongs) < 200
         assert errors, frames
         assert errors[0]["code"] == "rate_limited"
         assert errors[0]["retry_after_ms"] >= 1
