@@ -1,0 +1,142 @@
+"""What the rate limiter costs per request: the same authenticated GET /api/v1/posts/{id} on
+two posts processes, one with rate limiting off (``AGORA_RATELIMIT_ENABLED=false``: no
+middleware at all) and one with it on (per-user GCRA on Redis: token check, one EVALSHA,
+five response headers) under a limit too high to be reached. One wrk run of each, at 64
+connections (throughput) and at 1 connection (latency without queueing), printed side by side.
+
+    python -m benchmarks.ratelimit_bench        (needs wrk; BENCH_DURATION, BENCH_CONNECTIONS)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from agora.db.migrate import upgrade_to_head
+from agora.devstack.embedded import free_port
+from benchmarks.http_bench import (
+    BENCH_LIMITS,
+    CONNECTIONS,
+    DURATION_S,
+    WrkResult,
+    dependencies,
+    process,
+    wrk,
+)
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("the rate-limit bench needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="agora-rl-bench-"))
+    with dependencies(workdir) as (database_url, redis_url):
+        upgrade_to_head(database_url)
+        auth_port, off_port, on_port = free_port(), free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+        env.update(
+            {
+                "AGORA_DATABASE_URL": database_url,
+                "AGORA_REDIS_URL": redis_url,
+                "AGORA_LOG_FORMAT": "json",
+                "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
+                **BENCH_LIMITS,
+            }
+        )
+        serve = [sys.executable, "-m", "agora", "serve"]
+        urls = {port: f"http://127.0.0.1:{port}" for port in (auth_port, off_port, on_port)}
+        with (
+            process(
+                [*serve, "auth", "--port", str(auth_port)],
+                env,
+                workdir / "auth.log",
+                f"{urls[auth_port]}/readyz",
+            ),
+            process(
+                [*serve, "posts", "--port", str(off_port)],
+                {**env, "AGORA_RATELIMIT_ENABLED": "false"},
+                workdir / "posts-off.log",
+                f"{urls[off_port]}/readyz",
+            ),
+            process(
+                [*serve, "posts", "--port", str(on_port)],
+                env,
+                workdir / "posts-on.log",
+                f"{urls[on_port]}/readyz",
+            ),
+        ):
+            token = _login(urls[auth_port])
+            post = httpx.post(
+                f"{urls[on_port]}/api/v1/posts",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"content": "What does a rate limit cost?"},
+            )
+            path = f"/api/v1/posts/{post.raise_for_status().json()['id']}"
+            off_url, on_url = urls[off_port] + path, urls[on_port] + path
+            limited = httpx.get(on_url, headers={"Authorization": f"Bearer {token}"})
+            assert "x-ratelimit-limit" in limited.headers, "the limiter is not on"
+            for url in (off_url, on_url):
+                wrk(url, token)  # warm-up: JWKS fetched, pools filled, script loaded
+            busy = (wrk(off_url, token), wrk(on_url, token))
+            single = (
+                wrk(off_url, token, connections=1),
+                wrk(on_url, token, connections=1),
+            )
+            health = _limiter_health(urls[on_port])
+    _report(busy, single)
+    print(health)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _login(auth_url: str) -> str:
+    credentials = {"username": "rl_bench_user", "password": "correct-horse-battery"}
+    httpx.post(
+        f"{auth_url}/api/v1/auth/register",
+        json={**credentials, "email": "rl-bench@example.com"},
+    )  # 409 on a re-run against the same database is fine
+    login = httpx.post(f"{auth_url}/api/v1/auth/login", json=credentials)
+    token: str = login.raise_for_status().json()["access_token"]
+    return token
+
+
+def _limiter_health(posts_url: str) -> str:
+    """From the limited process's own metrics: did it stay on Redis, and refuse nothing?"""
+    samples = httpx.get(f"{posts_url}/metrics").text.splitlines()
+
+    def total(prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in samples if line.startswith(prefix))
+
+    fallbacks = total('agora_errors_total{type="ratelimit_fallback"}')
+    refused = total("agora_ratelimit_rejections_total{")
+    return f"limiter on: {fallbacks:.0f} fallback(s) to in-process limits, {refused:.0f} refusals"
+
+
+def _report(busy: tuple[WrkResult, WrkResult], single: tuple[WrkResult, WrkResult]) -> None:
+    print(f"\nGET /api/v1/posts/{{id}} with a bearer token; wrk {DURATION_S}s, one run each\n")
+    print(f"{'target':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
+    for label, (off, on) in ((f"-c{CONNECTIONS}", busy), ("-c1", single)):
+        for name, result in ((f"limiter off, {label}", off), (f"limiter on,  {label}", on)):
+            print(
+                f"{name:<40}{result.requests_per_s:>10.0f}{result.p50_ms:>10.2f}"
+                f"{result.p99_ms:>10.2f}{result.non_2xx:>9}"
+            )
+    (off, on), (off1, on1) = busy, single
+    print(
+        f"\nlimiter cost at -c{CONNECTIONS}: {on.requests_per_s - off.requests_per_s:+.0f} req/s "
+        f"({(on.requests_per_s / off.requests_per_s - 1) * 100:+.1f}%), "
+        f"p50 {on.p50_ms - off.p50_ms:+.2f} ms"
+    )
+    print(
+        f"limiter cost at -c1:  p50 {on1.p50_ms - off1.p50_ms:+.3f} ms per request, "
+        f"{on1.requests_per_s - off1.requests_per_s:+.0f} req/s"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
