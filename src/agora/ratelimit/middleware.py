@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.config import Settings
 from agora.errors import error_body
+from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS
 from agora.ratelimit.clients import Networks, bucket_name, client_address
 from agora.ratelimit.gcra import Decision
@@ -32,6 +33,8 @@ from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import Rate
 from agora.security.dependencies import bearer_token
 from agora.security.tokens import InvalidToken, TokenVerifier
+
+log = get_logger(__name__)
 
 INTERNAL_TOKEN_HEADER = b"x-agora-internal-token"
 CREDENTIAL_PATHS = frozenset(
@@ -166,6 +169,11 @@ async def _user_id(verifier: TokenVerifier | None, authorization: str | None) ->
     try:
         return (await verifier.verify(token)).user_id
     except InvalidToken:
+        return None
+    except Exception:
+        # The verifier could not decide (say, auth's key store could not reload): count the
+        # request as anonymous here; the route's own check reports the failure.
+        log.warning("token check failed in the rate limiter; counted as anonymous")
         return None
 
 

@@ -297,3 +297,31 @@ async def test_clients_see_their_limit_through_any_http_client(
     assert wait == 1
     await asyncio.sleep(wait)
     assert (await client.get(FEED, headers=headers)).status_code == 200
+
+
+class FlakyResolver:
+    """Fails its first key lookup (a key store that could not reload), then works."""
+
+    def __init__(self, tokens: TokenFactory) -> None:
+        self._resolver = tokens.resolver
+        self.failures_left = 1
+
+    async def public_key(self, kid: str) -> Any:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("key store unavailable")
+        return await self._resolver.public_key(kid)
+
+
+async def test_a_verifier_failure_counts_the_request_as_anonymous(
+    start: Start,
+    limited_settings: Callable[..., Settings],
+    tokens: TokenFactory,
+    make_user: Callable[[], str],
+) -> None:
+    resolver = FlakyResolver(tokens)
+    app = await start(create_posts(limited_settings(), key_resolver=resolver))
+    response = await app.client().get(FEED, headers=bearer(tokens(make_user())))
+    assert response.status_code == 200  # the route's own check succeeded
+    assert response.headers["ratelimit-policy"] == '"anonymous";q=60;w=60'
+    assert resolver.failures_left == 0

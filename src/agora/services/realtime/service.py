@@ -64,6 +64,11 @@ def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
     return error_frame("unknown_type", f'unknown message type {shown}; "ping" is accepted'), "error"
 
 
+def _rate_limited_frame(retry_after_ms: int) -> str:
+    reason = "too many messages; excess messages are dropped"
+    return error_frame("rate_limited", reason, retry_after_ms=retry_after_ms)
+
+
 async def run_session(
     websocket: WebSocket,
     *,
@@ -84,8 +89,7 @@ async def run_session(
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            verdict = limiter.check() if limiter is not None else Verdict.ALLOW
-            if verdict is not Verdict.ALLOW:
+            if limiter is not None and (verdict := limiter.check()) is not Verdict.ALLOW:
                 _WS_REJECTIONS.inc()
                 if verdict is Verdict.CLOSE:
                     hub.unregister(conn)
@@ -93,13 +97,8 @@ async def run_session(
                     await websocket.close(POLICY_VIOLATION, "message rate limit exceeded")
                     return
                 if verdict is Verdict.NOTIFY:
-                    assert limiter is not None
-                    reason = "too many messages; excess messages are dropped"
-                    retry = limiter.retry_after_ms
-                    hub.reply(
-                        conn, error_frame("rate_limited", reason, retry_after_ms=retry), "error"
-                    )
-                continue
+                    hub.reply(conn, _rate_limited_frame(limiter.retry_after_ms), "error")
+                continue  # dropped
             frame, kind = answer(message.get("text"), message.get("bytes"))
             hub.reply(conn, frame, kind)
     finally:
