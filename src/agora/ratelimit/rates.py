@@ -30,14 +30,6 @@ class Rate:
     limit: int
     period_s: int
 
-    def __str__(self) -> str:
-        return f"{self.limit}/{self.period_s}s"
-
-    @property
-    def interval_s(self) -> float:
-        """The steady-state spacing of events (GCRA's emission interval)."""
-        return self.period_s / self.limit
-
 
 def parse_rate(text: str | Rate) -> Rate:
     if isinstance(text, Rate):

@@ -33,8 +33,9 @@ async def test_lua_and_python_decide_alike(redis: Redis, rate: Rate) -> None:
     rng = random.Random(rate.limit)  # reproducible
     clock = Clock(1_700_000_000.0)
     memory, store = MemoryStore(clock=clock), RedisStore(redis, prefix="test:rl:")
+    interval = rate.period_s / rate.limit
     for _ in range(250):
-        clock.advance(rng.choice([0.0, 0.0, 0.001, rate.interval_s / 3, rate.interval_s * 2]))
+        clock.advance(rng.choice([0.0, 0.0, 0.001, interval / 3, interval * 2]))
         expected = memory.hit("k", rate, strike_ttl_s=DAYS)
         actual = await store.hit("k", rate, strike_ttl_s=DAYS, now_ms=clock.now * 1000)
         assert actual.allowed == expected.allowed
