@@ -8,6 +8,7 @@ so a client cannot choose its own address (and with it, its own rate-limit bucke
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -15,6 +16,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=4096)  # the same few peers and proxies on every request
 def parse_ip(text: str) -> IPAddress | None:
     """An address as peers and proxies write it: bare, ``v4:port`` or ``[v6]:port``."""
     text = text.strip()

@@ -110,12 +110,10 @@ class RateLimitMiddleware:
         state = scope["app"].state
         if scope["path"].rstrip("/") in CREDENTIAL_PATHS:
             policy, key = self.credentials, f"credentials:{bucket_name(address)}"
+        elif user_id := await _user_id(getattr(state, "verifier", None), authorization):
+            policy, key = self.user, f"user:{user_id}"
         else:
-            user_id = await _user_id(getattr(state, "verifier", None), authorization)
-            if user_id is not None:
-                policy, key = self.user, f"user:{user_id}"
-            else:
-                policy, key = self.anonymous, f"anonymous:{bucket_name(address)}"
+            policy, key = self.anonymous, f"anonymous:{bucket_name(address)}"
         limiter: RateLimiter = state.ratelimiter
         decision = await limiter.hit(key, policy.rate)
         headers = _headers(policy, decision)
