@@ -1,12 +1,15 @@
 """What the rate limiter costs per request: the same authenticated GET /api/v1/posts/{id} on
 two posts processes, one with rate limiting off (``AGORA_RATELIMIT_ENABLED=false``: no
 middleware at all) and one with it on (per-user GCRA on Redis: token check, one EVALSHA,
-five response headers) under a limit too high to be reached. One wrk run of each, at 64
-connections (throughput) and at 1 connection (latency without queueing), printed side by side.
-Then the middleware alone, in process, around an empty ASGI app: CPU time per request (the
-figure that least depends on what else the machine is doing).
+five response headers) under a limit too high to be reached. wrk at 64 connections
+(throughput) and at 1 connection (latency without queueing). The two alternate, ABBA, for
+BENCH_ROUNDS rounds (default 3), and the medians are compared, so load that comes and goes on a
+shared machine weighs on both alike. Then the middleware alone, in process, around an empty
+ASGI app: CPU time per request (the figure that least depends on what else the machine does).
 
-    python -m benchmarks.ratelimit_bench        (needs wrk; BENCH_DURATION, BENCH_CONNECTIONS)
+    python -m benchmarks.ratelimit_bench    (needs wrk)
+
+Environment: BENCH_DURATION (s per run), BENCH_CONNECTIONS, BENCH_ROUNDS.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +44,8 @@ from benchmarks.http_bench import (
     process,
     wrk,
 )
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def main() -> int:
@@ -94,18 +100,30 @@ def main() -> int:
             assert "x-ratelimit-limit" in limited.headers, "the limiter is not on"
             for url in (off_url, on_url):
                 wrk(url, token)  # warm-up: JWKS fetched, pools filled, script loaded
-            busy = (wrk(off_url, token), wrk(on_url, token))
-            single = (
-                wrk(off_url, token, connections=1),
-                wrk(on_url, token, connections=1),
-            )
+            results = {
+                connections: _alternate(off_url, on_url, token, connections)
+                for connections in (CONNECTIONS, 1)
+            }
             health = _limiter_health(urls[on_port])
         in_process = asyncio.run(_middleware_cost(redis_url))
-    _report(busy, single)
+    _report(results)
     print(health)
     print(in_process)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+Runs = tuple[list[WrkResult], list[WrkResult]]
+
+
+def _alternate(off_url: str, on_url: str, token: str, connections: int) -> Runs:
+    off: list[WrkResult] = []
+    on: list[WrkResult] = []
+    for round_ in range(ROUNDS):
+        order = [(off_url, off), (on_url, on)]
+        for url, runs in order if round_ % 2 == 0 else reversed(order):
+            runs.append(wrk(url, token, connections=connections))
+    return off, on
 
 
 def _login(auth_url: str) -> str:
@@ -181,25 +199,30 @@ def _limiter_health(posts_url: str) -> str:
     return f"limiter on: {fallbacks:.0f} fallback(s) to in-process limits, {refused:.0f} refusals"
 
 
-def _report(busy: tuple[WrkResult, WrkResult], single: tuple[WrkResult, WrkResult]) -> None:
-    print(f"\nGET /api/v1/posts/{{id}} with a bearer token; wrk {DURATION_S}s, one run each\n")
-    print(f"{'target':<40}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
-    for label, (off, on) in ((f"-c{CONNECTIONS}", busy), ("-c1", single)):
-        for name, result in ((f"limiter off, {label}", off), (f"limiter on,  {label}", on)):
-            print(
-                f"{name:<40}{result.requests_per_s:>10.0f}{result.p50_ms:>10.2f}"
-                f"{result.p99_ms:>10.2f}{result.non_2xx:>9}"
-            )
-    (off, on), (off1, on1) = busy, single
+def _report(results: dict[int, Runs]) -> None:
     print(
-        f"\nlimiter cost at -c{CONNECTIONS}: {on.requests_per_s - off.requests_per_s:+.0f} req/s "
-        f"({(on.requests_per_s / off.requests_per_s - 1) * 100:+.1f}%), "
-        f"p50 {on.p50_ms - off.p50_ms:+.2f} ms"
+        f"\nGET /api/v1/posts/{{id}} with a bearer token; wrk {DURATION_S}s per run, "
+        f"{ROUNDS} rounds alternating off/on\n"
     )
-    print(
-        f"limiter cost at -c1:  p50 {on1.p50_ms - off1.p50_ms:+.3f} ms per request, "
-        f"{on1.requests_per_s - off1.requests_per_s:+.0f} req/s"
-    )
+    print(f"{'target':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}   runs (req/s)")
+    summary = []
+    for connections, (off, on) in results.items():
+        medians = []
+        for name, runs in (("off", off), ("on", on)):
+            rps = statistics.median(r.requests_per_s for r in runs)
+            p50 = statistics.median(r.p50_ms for r in runs)
+            p99 = statistics.median(r.p99_ms for r in runs)
+            errors = sum(r.non_2xx for r in runs)
+            each = " ".join(f"{r.requests_per_s:.0f}" for r in runs)
+            label = f"limiter {name}, -c{connections}"
+            print(f"{label:<28}{rps:>8.0f}{p50:>9.2f}{p99:>9.2f}{errors:>9}   {each}")
+            medians.append((rps, p50))
+        (off_rps, off_p50), (on_rps, on_p50) = medians
+        summary.append(
+            f"limiter cost at -c{connections} (medians): p50 {on_p50 - off_p50:+.2f} ms, "
+            f"{on_rps - off_rps:+.0f} req/s ({(on_rps / off_rps - 1) * 100:+.1f}%)"
+        )
+    print("\n" + "\n".join(summary))
 
 
 if __name__ == "__main__":
