@@ -22,7 +22,7 @@ from agora.observability.logging import get_logger
 from agora.observability.metrics import ERRORS
 from agora.ratelimit.gcra import Decision, MemoryStore
 from agora.ratelimit.rates import Rate
-from agora.ratelimit.redis_store import KEY_PREFIX, RedisStore
+from agora.ratelimit.redis_store import RedisStore
 
 log = get_logger(__name__)
 
@@ -32,16 +32,14 @@ _FALLBACKS = ERRORS.labels("ratelimit_fallback")
 class RateLimiter:
     def __init__(
         self,
-        redis: Redis | None,
+        redis: Redis,
         *,
         timeout_s: float = 0.1,
         fallback_s: float = 5.0,
         max_backoff_s: int = 300,
-        memory: MemoryStore | None = None,
-        prefix: str = KEY_PREFIX,
     ) -> None:
-        self.redis_store = RedisStore(redis, prefix=prefix) if redis is not None else None
-        self.memory = memory or MemoryStore()
+        self.redis_store = RedisStore(redis)
+        self.memory = MemoryStore()
         self.timeout_s = timeout_s
         self.fallback_s = fallback_s
         self.max_backoff_s = max_backoff_s
@@ -51,11 +49,11 @@ class RateLimiter:
 
     @property
     def using_redis(self) -> bool:
-        return self.redis_store is not None and not self._on_fallback
+        return not self._on_fallback
 
     async def hit(self, key: str, rate: Rate) -> Decision:
         """Count one request of ``key`` against ``rate``; never raises for a Redis problem."""
-        if self.redis_store is not None and time.monotonic() >= self._retry_redis_at:
+        if time.monotonic() >= self._retry_redis_at:
             try:
                 async with asyncio.timeout(self.timeout_s):
                     decision = await self.redis_store.hit(

@@ -14,6 +14,9 @@ from fastapi import FastAPI
 from agora.config import Settings
 from tests.conftest import FAST_HASH
 
+# The realtime tests' uvicorn fixture, for the WebSocket limit tests.
+from tests.integration.realtime.conftest import serve  # noqa: F401
+
 # The issue's defaults, spelled out: these tests must not depend on the fixtures' overrides.
 REAL_LIMITS = {
     "ratelimit_user": "100/minute",
@@ -86,7 +89,3 @@ def rejections(limit: str) -> float:
 
     value = REGISTRY.get_sample_value("agora_ratelimit_rejections_total", {"limit": limit})
     return value or 0.0
-
-
-# The realtime tests' uvicorn fixture, for the WebSocket limit tests.
-from tests.integration.realtime.conftest import serve  # noqa: E402, F401
