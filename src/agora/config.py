@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
 
+    # Circuit breakers (postgres, redis, jwks): open after N failures in a rolling window.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_window_s: float = Field(default=10.0, gt=0)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+
     cors_origins: CommaList = []
     trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
 
