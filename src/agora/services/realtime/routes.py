@@ -26,7 +26,7 @@ async def events_socket(websocket: WebSocket) -> None:
         websocket.query_params.get("access_token") or None
     )
     try:
-        principal = await authenticate(state.verifier, token)
+        principal = await authenticate(state.verifier, token, state.deleted_users)
     except ApiError as exc:
         log.debug("websocket refused", reason=exc.message)
         await websocket.close(code=POLICY_VIOLATION)
