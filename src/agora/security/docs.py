@@ -18,6 +18,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
@@ -60,6 +62,9 @@ def mount_docs(app: FastAPI, *, prefix: str, openapi_url: str) -> str:
     async def docs() -> HTMLResponse:
         return HTMLResponse(page)
 
-    app.add_api_route(f"{prefix}/docs", docs, methods=["GET"], include_in_schema=False)
-    app.mount(static_url, StaticFiles(directory=_assets_dir()), name=f"{prefix}-docs-static")
+    # First in the route table: a service's own ``{prefix}/{id}`` route must not shadow them.
+    app.router.routes[:0] = [
+        APIRoute(f"{prefix}/docs", docs, methods=["GET"], include_in_schema=False),
+        Mount(static_url, StaticFiles(directory=_assets_dir()), name=f"{prefix}-docs-static"),
+    ]
     return csp
