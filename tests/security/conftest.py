@@ -64,7 +64,7 @@ PROTECTED = {
 async def system(
     settings: Settings,
     auth: AuthHarness,  # noqa: F811
-    serve: Callable[[FastAPI], Awaitable[RunningServer]],
+    serve: Callable[[FastAPI], Awaitable[RunningServer]],  # noqa: F811
     app_client: Callable[[FastAPI], Awaitable[httpx.AsyncClient]],
 ) -> AsyncIterator[System]:
     def resolver() -> JwksKeyResolver:
