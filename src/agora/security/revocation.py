@@ -10,6 +10,8 @@ row still exist?), so an outage never reopens the hole.
 
 from __future__ import annotations
 
+import time
+
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -20,6 +22,7 @@ from agora.observability.logging import get_logger
 log = get_logger(__name__)
 
 _PREFIX = "agora:deleted-user:"
+_WARN_EVERY_S = 10.0
 
 
 class DeletedUsers:
@@ -27,6 +30,7 @@ class DeletedUsers:
         self._redis = redis
         self._db = db
         self._ttl_s = ttl_s
+        self._warned_at = float("-inf")
 
     async def mark(self, user_id: str) -> None:
         """Raises ``RedisError``: a deletion that cannot be announced must not commit."""
@@ -43,7 +47,10 @@ class DeletedUsers:
         try:
             return bool(await self._redis.exists(f"{_PREFIX}{user_id}"))
         except RedisError as exc:
-            log.warning("deleted-users check falls back to PostgreSQL", error=repr(exc))
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY_S:  # one line per outage, not per request
+                self._warned_at = now
+                log.warning("deleted-users check falls back to PostgreSQL", error=repr(exc))
         parsed = parse_uuid(user_id)
         if parsed is None:
             return True  # names no account
