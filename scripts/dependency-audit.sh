@@ -6,7 +6,7 @@
 # banner naming how many packages went unaudited. It fails only on a known vulnerability, or,
 # with AGORA_AUDIT_STRICT=1 (the GitHub workflow, which has the data), on anything unaudited.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 BIN=${BIN:-.venv/bin}
 
 requirements=$(mktemp)
@@ -16,8 +16,10 @@ trap 'rm -f "$requirements" "$report"' EXIT
 "$BIN/pip" freeze --exclude-editable >"$requirements"
 total=$(grep -c '==' "$requirements")
 strict=()
+stopped=""
 if [ "${AGORA_AUDIT_STRICT:-0}" = "1" ]; then
   strict=(--strict)
+  stopped=" (strict: stopped at the first)"
 fi
 
 "$BIN/pip-audit" --progress-spinner off --no-deps --disable-pip -r "$requirements" \
@@ -29,7 +31,7 @@ if [ "$unaudited" -gt 0 ]; then
   cat >&2 <<BANNER
 
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
-!!  DEPENDENCY AUDIT INCOMPLETE: $unaudited of $total pinned packages could NOT be audited.
+!!  DEPENDENCY AUDIT INCOMPLETE: $unaudited of $total pinned packages could NOT be audited$stopped.
 !!  No vulnerability data was reachable from this machine; "No known vulnerabilities"
 !!  above means nothing for them. The GitHub workflow .github/workflows/security.yml
 !!  runs this audit for real (AGORA_AUDIT_STRICT=1). See docs/security.md.
