@@ -111,7 +111,7 @@ class KeyCipher:
         return pem if self._fernet is None else self._fernet.encrypt(pem)
 
     def open(self, kid: str, stored: bytes) -> SigningKey:
-        if stored.startswith(_PEM_PREFIX):
+        if self.is_plaintext(stored):
             if not self._allow_plaintext:
                 raise PlaintextKeyRefused(
                     f"signing key {kid} is stored unencrypted; run `agora keys encrypt`"
@@ -124,24 +124,24 @@ class KeyCipher:
         try:
             return load_signing_key(kid, self._fernet.decrypt(stored))
         except InvalidToken:
-            raise ValueError(
-                f"signing key {kid} does not decrypt with any AGORA_KEY_ENCRYPTION_KEY"
-            ) from None
+            raise _undecryptable(kid) from None
 
     def reseal(self, kid: str, stored: bytes) -> bytes:
         """``stored`` (plain PEM, or a token of any configured key) encrypted with the first key."""
         if self._fernet is None:
             raise ValueError("AGORA_KEY_ENCRYPTION_KEY is not set: nothing to encrypt with")
-        if stored.startswith(_PEM_PREFIX):
+        if self.is_plaintext(stored):
             load_signing_key(kid, stored)  # refuse to wrap something that is not a key
             return self._fernet.encrypt(stored)
         try:
             return self._fernet.rotate(stored)
         except InvalidToken:
-            raise ValueError(
-                f"signing key {kid} does not decrypt with any AGORA_KEY_ENCRYPTION_KEY"
-            ) from None
+            raise _undecryptable(kid) from None
 
     @staticmethod
     def is_plaintext(stored: bytes) -> bool:
         return stored.startswith(_PEM_PREFIX)
+
+
+def _undecryptable(kid: str) -> ValueError:
+    return ValueError(f"signing key {kid} does not decrypt with any AGORA_KEY_ENCRYPTION_KEY")
