@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0)
     login_backoff_threshold: int = Field(default=5, ge=1)
     login_backoff_max_s: int = Field(default=900, ge=1)
+    signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
 
     _split = field_validator(
         "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"

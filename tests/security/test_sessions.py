@@ -3,10 +3,12 @@ expire on every service, and new tokens come signed by the new key."""
 
 from __future__ import annotations
 
+import asyncio
+
 import jwt
 
 from agora.config import Settings
-from agora.services.auth.keys import rotate_signing_key
+from agora.services.auth.keys import rotate_signing_key, rotate_signing_key_if_due
 from tests.security.conftest import PROTECTED, System
 
 REFRESH = "/api/v1/auth/refresh"
@@ -54,3 +56,21 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
         assert await _status(system, service, alice.access_token) == 200, service
     jwks = (await system.auth.client.get("/api/v1/auth/.well-known/jwks.json")).json()
     assert {key["kid"] for key in jwks["keys"]} == {old_kid, new_key.kid}
+
+
+async def test_keys_rotate_on_schedule_exactly_once_across_instances(
+    system: System, settings: Settings
+) -> None:
+    assert await rotate_signing_key_if_due(system.auth.db, settings) is None  # a fresh key
+    await system.auth.db.pool.execute(
+        "UPDATE signing_keys SET created_at = now() - make_interval(secs => $1)",
+        float(settings.signing_key_rotation_s + 60),
+    )
+    # Three auth instances notice at once; one rotates.
+    results = await asyncio.gather(
+        *(rotate_signing_key_if_due(system.auth.db, settings) for _ in range(3))
+    )
+    rotated = [key for key in results if key is not None]
+    assert len(rotated) == 1
+    assert await system.auth.count("signing_keys") == 2
+    assert await rotate_signing_key_if_due(system.auth.db, settings) is None

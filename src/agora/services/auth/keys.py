@@ -65,6 +65,7 @@ class KeyStore:
     """
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._window_s = float(settings.access_token_ttl_s + RETIRED_KEY_GRACE_S)
         self._refresh_s = settings.signing_key_refresh_s
         self._cooldown_s = settings.jwks_refetch_cooldown_s
@@ -190,7 +191,14 @@ class KeyStore:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self._refresh_s)
+            await self._rotate_on_schedule()
             await self._shared_reload()
+
+    async def _rotate_on_schedule(self) -> None:
+        try:
+            await rotate_signing_key_if_due(self._require_db(), self._settings)
+        except Exception as exc:
+            log.warning("scheduled signing-key rotation failed; will retry", error=repr(exc))
 
 
 async def _create_key_if_none(db: Database, cipher: KeyCipher) -> None:
@@ -221,9 +229,30 @@ async def rotate_signing_key(db: Database, settings: Settings) -> SigningKey:
     The new key is published at once and signs after ``activation_delay_s``; the retired key
     stays published until every token it signed has expired.
     """
+    key = await _rotate(db, settings, only_if_older_than_s=None)
+    assert key is not None
+    return key
+
+
+async def rotate_signing_key_if_due(db: Database, settings: Settings) -> SigningKey | None:
+    """The scheduled rotation: rotate only when the newest key is older than
+    ``AGORA_SIGNING_KEY_ROTATION_S``. Every auth instance asks once per reload interval; the
+    advisory lock and a second look under it let exactly one of them rotate."""
+    if not await _newest_key_older_than(db, settings.signing_key_rotation_s):
+        return None  # the common case: one cheap query, no RSA key generated
+    return await _rotate(db, settings, only_if_older_than_s=settings.signing_key_rotation_s)
+
+
+async def _rotate(
+    db: Database, settings: Settings, *, only_if_older_than_s: float | None
+) -> SigningKey | None:
     key = await asyncio.to_thread(generate_signing_key)
     async with db.transaction() as conn:
         await repo.lock_signing_keys(conn)
+        if only_if_older_than_s is not None:
+            age_s = await repo.newest_signing_key_age_s(conn)
+            if age_s is not None and age_s < only_if_older_than_s:
+                return None  # another instance rotated while we generated
         await repo.retire_signing_keys(conn, after_s=activation_delay_s(settings))
         await _insert_key(conn, key, KeyCipher.from_settings(settings))
     log.info(
@@ -233,6 +262,12 @@ async def rotate_signing_key(db: Database, settings: Settings) -> SigningKey:
         previous_keys_published_for_s=settings.access_token_ttl_s + RETIRED_KEY_GRACE_S,
     )
     return key
+
+
+async def _newest_key_older_than(db: Database, age_s: float) -> bool:
+    async with db.connection() as conn:
+        newest_s = await repo.newest_signing_key_age_s(conn)
+    return newest_s is not None and newest_s >= age_s
 
 
 async def encrypt_signing_keys(db: Database, settings: Settings) -> tuple[int, int]:

@@ -185,6 +185,13 @@ async def insert_signing_key(
     )
 
 
+async def newest_signing_key_age_s(conn: asyncpg.Connection) -> float | None:
+    age: float | None = await conn.fetchval(
+        "SELECT EXTRACT(EPOCH FROM now() - max(created_at))::float8 FROM signing_keys"
+    )
+    return age
+
+
 async def all_signing_key_blobs(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch("SELECT kid, private_key FROM signing_keys")
     return rows
