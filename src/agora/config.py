@@ -10,7 +10,7 @@ import ipaddress
 import socket
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["auth", "posts", "realtime"]
@@ -81,9 +81,21 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
     keep_alive_timeout_s: int = Field(default=75, ge=1)
 
+    # --- security hardening (docs/security.md) ---
+    # Fernet keys, comma-separated: the first encrypts signing keys at rest, all decrypt.
+    key_encryption_key: Annotated[list[SecretStr], NoDecode] = []
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2, le=256)
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=128)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    login_backoff_threshold: int = Field(default=5, ge=1)
+    login_backoff_max_s: int = Field(default=900, ge=1)
+    signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
+
     _split = field_validator(
         "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"
     )(_split_commas)
+    _split_security = field_validator("key_encryption_key", mode="before")(_split_commas)
 
     @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
     @classmethod
@@ -125,6 +137,24 @@ class Settings(BaseSettings):
                 raise ValueError("AGORA_DEBUG must be off in production")
             if "*" in self.cors_origins:
                 raise ValueError("AGORA_CORS_ORIGINS must not be '*' in production")
+        return self
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from agora.security.settings import check_fernet_keys
+
+        check_fernet_keys([item.get_secret_value() for item in value])
+        return value
+
+    @model_validator(mode="after")
+    def _production_security(self) -> Settings:
+        if self.env == "production":
+            from agora.security.settings import production_problems
+
+            problems = production_problems(self)
+            if problems:
+                raise ValueError("production refuses development defaults: " + "; ".join(problems))
         return self
 
     @property

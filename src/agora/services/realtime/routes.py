@@ -26,7 +26,7 @@ async def events_socket(websocket: WebSocket) -> None:
         websocket.query_params.get("access_token") or None
     )
     try:
-        principal = await authenticate(state.verifier, token)
+        principal = await authenticate(state.verifier, token, state.deleted_users)
     except ApiError as exc:
         log.debug("websocket refused", reason=exc.message)
         await websocket.close(code=POLICY_VIOLATION)
@@ -36,7 +36,13 @@ async def events_socket(websocket: WebSocket) -> None:
         await websocket.close(code=POLICY_VIOLATION)
         return
     await websocket.accept()
-    await service.run_session(websocket, user_id=user_id, hub=state.hub, presence=state.presence)
+    await service.run_session(
+        websocket,
+        user_id=user_id,
+        hub=state.hub,
+        presence=state.presence,
+        max_message_bytes=state.settings.ws_max_message_bytes,
+    )
 
 
 @router.get("/api/v1/realtime/presence/{user_id}")

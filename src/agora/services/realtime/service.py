@@ -12,7 +12,7 @@ from agora.errors import ServiceUnavailable
 from agora.events import Event
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
-from agora.observability.metrics import WEBSOCKET_MESSAGES
+from agora.observability.metrics import RATELIMIT_REJECTIONS, WEBSOCKET_MESSAGES
 from agora.services.realtime import repository
 from agora.services.realtime.hub import Connection, FrameType, Hub
 from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
@@ -61,8 +61,19 @@ def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
     return error_frame("unknown_type", f'unknown message type {shown}; "ping" is accepted'), "error"
 
 
-async def run_session(websocket: WebSocket, *, user_id: str, hub: Hub, presence: Presence) -> None:
-    """Serve one accepted socket until the client leaves (or is closed as too slow)."""
+MESSAGE_TOO_BIG = 1009
+
+
+async def run_session(
+    websocket: WebSocket,
+    *,
+    user_id: str,
+    hub: Hub,
+    presence: Presence,
+    max_message_bytes: int,
+) -> None:
+    """Serve one accepted socket until the client leaves (or is closed as too slow, or for a
+    message over ``max_message_bytes``: uvicorn bounds frames too, this bounds any server)."""
     conn = Connection(user_id, websocket)
     hub.register(conn)
     sender = asyncio.create_task(conn.run_sender())
@@ -71,6 +82,12 @@ async def run_session(websocket: WebSocket, *, user_id: str, hub: Hub, presence:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text") or message.get("bytes") or b""
+            size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+            if size > max_message_bytes:
+                RATELIMIT_REJECTIONS.labels("ws_message_size").inc()
+                await websocket.close(code=MESSAGE_TOO_BIG)
                 return
             frame, kind = answer(message.get("text"), message.get("bytes"))
             hub.reply(conn, frame, kind)
