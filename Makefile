@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint audit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
@@ -28,6 +28,10 @@ lint: install ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
+
+audit: install ## bandit over the package, pip-audit over the installed dependency versions
+	$(BIN)/bandit -q -c pyproject.toml -r src
+	BIN=$(BIN) scripts/dependency-audit.sh
 
 bench: install ## throughput and latency of the full stack vs a raw ASGI app (needs wrk)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \

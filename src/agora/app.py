@@ -26,6 +26,11 @@ from agora.errors import ApiError, error_body
 from agora.observability.logging import get_logger
 from agora.observability.middleware import RequestContextMiddleware
 from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
+from agora.security.middleware import (
+    deleted_users_store,
+    install_headers,
+    install_request_guards,
+)
 
 log = get_logger(__name__)
 
@@ -164,6 +169,7 @@ def build_app(
         app.state.db = db
         app.state.redis = redis
         app.state.ratelimiter = build_rate_limiter(settings, redis)
+        app.state.deleted_users = deleted_users_store(redis, db, settings)
         try:
             async with lifespan(app) if lifespan else nullcontext():
                 log.info("service started", service=service, instance_id=settings.instance_id)
@@ -178,7 +184,7 @@ def build_app(
         title=f"Agora {service}",
         version=agora.__version__,
         lifespan=app_lifespan,
-        docs_url=None if settings.is_production else f"{docs_prefix}/docs",
+        docs_url=None,  # served without a CDN by agora.security.docs (development only)
         redoc_url=None,
         openapi_url=None if settings.is_production else f"{docs_prefix}/openapi.json",
     )
@@ -190,7 +196,9 @@ def build_app(
     app.include_router(_probe_routes(service, settings))
     for router in routers:
         app.include_router(router)
+    install_request_guards(app, settings)
     if settings.ratelimit_enabled:  # inside the request context: 429s carry a request id
         app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, service=service)
+    install_headers(app, service, settings)
     return app

@@ -143,6 +143,43 @@ def keys_rotate() -> None:
     )
 
 
+@keys_app.command("encrypt")
+def keys_encrypt() -> None:
+    """Encrypt every stored signing key with the first AGORA_KEY_ENCRYPTION_KEY."""
+    from agora.db import Database
+    from agora.services.auth.keys import encrypt_signing_keys
+
+    settings = _settings()
+    try:
+        url = settings.require_database_url()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not settings.key_encryption_key:
+        raise _fail("AGORA_KEY_ENCRYPTION_KEY is not set (make one: agora keys new-encryption-key)")
+
+    async def encrypt() -> tuple[int, int]:
+        db = Database(url, min_size=1, max_size=1)
+        await db.connect()
+        try:
+            return await encrypt_signing_keys(db, settings)
+        finally:
+            await db.close()
+
+    try:
+        total, plain = asyncio.run(encrypt())
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{total} signing keys encrypted with the first key ({plain} were unencrypted)")
+
+
+@keys_app.command("new-encryption-key")
+def keys_new_encryption_key() -> None:
+    """Print a fresh value for AGORA_KEY_ENCRYPTION_KEY."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode())
+
+
 def main() -> None:
     try:
         app()

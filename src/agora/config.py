@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
 
+    # Circuit breakers (postgres, redis, jwks): open after N failures in a rolling window.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_window_s: float = Field(default=10.0, gt=0)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+
     cors_origins: CommaList = []
     trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
 
@@ -99,6 +104,17 @@ class Settings(BaseSettings):
     ratelimit_max_backoff_s: int = Field(default=300, ge=1)
     internal_token: SecretStr | None = None
 
+    # --- security hardening (docs/security.md) ---
+    # Fernet keys, comma-separated: the first encrypts signing keys at rest, all decrypt.
+    key_encryption_key: Annotated[list[SecretStr], NoDecode] = []
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2, le=256)
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=128)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    login_backoff_threshold: int = Field(default=5, ge=1)
+    login_backoff_max_s: int = Field(default=900, ge=1)
+    signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
+
     _split = field_validator(
         "database_replica_urls",
         "cors_origins",
@@ -106,6 +122,7 @@ class Settings(BaseSettings):
         "ratelimit_allowlist",
         mode="before",
     )(_split_commas)
+    _split_security = field_validator("key_encryption_key", mode="before")(_split_commas)
 
     @field_validator("internal_token", mode="before")
     @classmethod
@@ -157,6 +174,24 @@ class Settings(BaseSettings):
                 raise ValueError("AGORA_DEBUG must be off in production")
             if "*" in self.cors_origins:
                 raise ValueError("AGORA_CORS_ORIGINS must not be '*' in production")
+        return self
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from agora.security.settings import check_fernet_keys
+
+        check_fernet_keys([item.get_secret_value() for item in value])
+        return value
+
+    @model_validator(mode="after")
+    def _production_security(self) -> Settings:
+        if self.env == "production":
+            from agora.security.settings import production_problems
+
+            problems = production_problems(self)
+            if problems:
+                raise ValueError("production refuses development defaults: " + "; ".join(problems))
         return self
 
     @property

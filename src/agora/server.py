@@ -42,7 +42,7 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
         # server is closing (a classic source of intermittent 502s).
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        ws_max_size=64 * 1024,
+        ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)

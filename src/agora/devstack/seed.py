@@ -19,7 +19,7 @@ from rich.progress import Progress
 from agora.config import Settings
 from agora.db.pool import asyncpg_dsn
 
-SEED_PASSWORD = "agora-seed-password"  # noqa: S105 - published demo credential
+SEED_PASSWORD = "agora-seed-password"  # noqa: S105  # nosec B105 # published demo credential
 BATCH = 2_000
 WORDS = [
     "agora",
@@ -65,7 +65,7 @@ def _sentence(rng: random.Random) -> str:
 async def seed(
     settings: Settings, *, users: int, posts: int, follows_per_user: int, progress: Progress
 ) -> SeedResult:
-    rng = random.Random()  # noqa: S311 - demo data, not security
+    rng = random.Random()  # noqa: S311  # nosec B311 # demo data, not security
     prefix = f"seed_{secrets.token_hex(3)}"
     hasher = PasswordHasher(
         time_cost=settings.password_hash_time_cost,

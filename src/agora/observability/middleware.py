@@ -51,7 +51,7 @@ def _incoming_request_id(scope: Scope) -> str:
                 return candidate
             break
     # Request ids need to be unique, not unpredictable: no system call for randomness.
-    return f"{random.getrandbits(128):032x}"
+    return f"{random.getrandbits(128):032x}"  # nosec B311 # an id, not a secret
 
 
 class RequestContextMiddleware:

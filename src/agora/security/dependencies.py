@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from agora.errors import Unauthenticated
 from agora.observability.context import bind_user
+from agora.security.revocation import DeletedUsers
 from agora.security.tokens import InvalidToken, Principal, TokenVerifier
 
 
@@ -20,20 +21,28 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-async def authenticate(verifier: TokenVerifier, token: str | None) -> Principal:
+async def authenticate(
+    verifier: TokenVerifier, token: str | None, deleted_users: DeletedUsers | None = None
+) -> Principal:
     if token is None:
         raise Unauthenticated("a bearer access token is required")
     try:
         principal = await verifier.verify(token)
     except InvalidToken as exc:
         raise Unauthenticated(str(exc), code="invalid_token") from exc
+    if deleted_users is not None and await deleted_users.is_deleted(principal.user_id):
+        raise Unauthenticated("the account of this token has been deleted", code="invalid_token")
     bind_user(principal.user_id)
     return principal
 
 
 async def require_principal(request: Request) -> Principal:
-    verifier: TokenVerifier = request.app.state.verifier
-    return await authenticate(verifier, bearer_token(request.headers.get("authorization")))
+    state = request.app.state
+    return await authenticate(
+        state.verifier,
+        bearer_token(request.headers.get("authorization")),
+        getattr(state, "deleted_users", None),
+    )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(require_principal)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,15 @@ from tests.integration.ratelimit.conftest import Start, rejections
 
 FEED = "/api/v1/posts/feed"
 LOGIN = "/api/v1/auth/login"
+
+
+_names = itertools.count()
+
+
+def wrong_login() -> dict[str, str]:
+    """A failed login of a new account each time: the per-account login backoff (security)
+    must not be what refuses these tests' requests."""
+    return {"username": f"nobody_{next(_names)}", "password": "wrong password"}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -163,23 +173,24 @@ async def test_credential_endpoints_allow_five_a_minute_per_address(
     app = await start(create_auth(limited_settings()))
     gateway = app.client("127.0.0.1")  # the default trusted proxy
     first = {"X-Forwarded-For": "198.51.100.1"}
-    body = {"username": "nobody", "password": "wrong password"}
     responses = [
-        await gateway.post(LOGIN, json=body, headers=first),
-        await gateway.post(LOGIN, json=body, headers=first),
+        await gateway.post(LOGIN, json=wrong_login(), headers=first),
+        await gateway.post(LOGIN, json=wrong_login(), headers=first),
         await gateway.post("/api/v1/auth/register", json={}, headers=first),
         await gateway.post("/api/v1/auth/refresh", json={}, headers=first),
-        await gateway.post(LOGIN, json=body, headers=first),
+        await gateway.post(LOGIN, json=wrong_login(), headers=first),
     ]
     assert [r.status_code for r in responses] == [401, 401, 422, 422, 401]
     assert responses[-1].headers["ratelimit-policy"] == '"credentials";q=5;w=60'
     assert responses[-1].headers["x-ratelimit-remaining"] == "0"
-    refused = await gateway.post(LOGIN, json=body, headers=first)
+    refused = await gateway.post(LOGIN, json=wrong_login(), headers=first)
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "12"
     assert refused.json()["error"]["retry_after_s"] == 12
     # Another client behind the same gateway has its own budget.
-    other = await gateway.post(LOGIN, json=body, headers={"X-Forwarded-For": "198.51.100.2"})
+    other = await gateway.post(
+        LOGIN, json=wrong_login(), headers={"X-Forwarded-For": "198.51.100.2"}
+    )
     assert other.status_code == 401
 
 
@@ -188,11 +199,12 @@ async def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
 ) -> None:
     app = await start(create_auth(limited_settings()))
     attacker = app.client("203.0.113.9")
-    body = {"username": "victim", "password": "guess"}
     statuses = []
     for i in range(6):
         spoofed = {"X-Forwarded-For": f"192.0.2.{i}, 127.0.0.1"}
-        statuses.append((await attacker.post(LOGIN, json=body, headers=spoofed)).status_code)
+        statuses.append(
+            (await attacker.post(LOGIN, json=wrong_login(), headers=spoofed)).status_code
+        )
     assert statuses == [401] * 5 + [429]
 
 
@@ -201,8 +213,7 @@ async def test_loopback_is_not_exempt(
 ) -> None:
     app = await start(create_auth(limited_settings()))
     local = app.client("127.0.0.1")
-    body = {"username": "nobody", "password": "wrong"}
-    statuses = [(await local.post(LOGIN, json=body)).status_code for _ in range(6)]
+    statuses = [(await local.post(LOGIN, json=wrong_login())).status_code for _ in range(6)]
     assert statuses == [401] * 5 + [429]
 
 
@@ -222,21 +233,20 @@ async def test_allowlisted_networks_bypass_limits(
 ) -> None:
     settings = limited_settings(ratelimit_allowlist="10.1.0.0/16,2001:db8::/32")
     app = await start(create_auth(settings))
-    body = {"username": "svc", "password": "wrong"}
     for address in ("10.1.2.3", "2001:db8::7"):
         internal = app.client(address)
         for _ in range(8):
-            response = await internal.post(LOGIN, json=body)
+            response = await internal.post(LOGIN, json=wrong_login())
             assert response.status_code == 401
             assert "x-ratelimit-limit" not in response.headers
     # Allowlisting is by client address, so it is reached through the gateway too.
     gateway = app.client("127.0.0.1")
     via = {"X-Forwarded-For": "10.1.9.9"}
-    assert {(await gateway.post(LOGIN, json=body, headers=via)).status_code for _ in range(8)} == {
-        401
-    }
+    assert {
+        (await gateway.post(LOGIN, json=wrong_login(), headers=via)).status_code for _ in range(8)
+    } == {401}
     outsider = app.client("10.2.0.1")
-    statuses = [(await outsider.post(LOGIN, json=body)).status_code for _ in range(6)]
+    statuses = [(await outsider.post(LOGIN, json=wrong_login())).status_code for _ in range(6)]
     assert statuses[-1] == 429
 
 
@@ -246,13 +256,16 @@ async def test_the_internal_token_bypasses_limits(
     secret = "internal-" + "x" * 24
     app = await start(create_auth(limited_settings(internal_token=secret)))
     client = app.client("198.51.100.1")
-    body = {"username": "svc", "password": "wrong"}
     for _ in range(8):
-        response = await client.post(LOGIN, json=body, headers={"X-Agora-Internal-Token": secret})
+        response = await client.post(
+            LOGIN, json=wrong_login(), headers={"X-Agora-Internal-Token": secret}
+        )
         assert response.status_code == 401
         assert "x-ratelimit-limit" not in response.headers
     wrong = {"X-Agora-Internal-Token": secret[:-1] + "y"}
-    statuses = [(await client.post(LOGIN, json=body, headers=wrong)).status_code for _ in range(6)]
+    statuses = [
+        (await client.post(LOGIN, json=wrong_login(), headers=wrong)).status_code for _ in range(6)
+    ]
     assert statuses == [401] * 5 + [429]
 
 
@@ -261,9 +274,8 @@ async def test_limits_can_be_switched_off(
 ) -> None:
     app = await start(create_auth(limited_settings(ratelimit_enabled=False)))
     client = app.client("198.51.100.1")
-    body = {"username": "nobody", "password": "wrong"}
     for _ in range(8):
-        response = await client.post(LOGIN, json=body)
+        response = await client.post(LOGIN, json=wrong_login())
         assert response.status_code == 401
         assert "x-ratelimit-limit" not in response.headers
 
@@ -275,8 +287,8 @@ async def test_path_variants_share_the_credentials_budget(
     app = await start(create_auth(limited_settings()))
     client = app.client("198.51.100.1")
     for _ in range(5):
-        await client.post(LOGIN, json={"username": "a", "password": "b"})
-    response = await client.post(path, json={"username": "a", "password": "b"})
+        await client.post(LOGIN, json=wrong_login())
+    response = await client.post(path, json=wrong_login())
     assert response.status_code == 429
 
 

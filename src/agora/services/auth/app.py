@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,8 @@ from fastapi import FastAPI
 
 from agora.app import build_app
 from agora.config import Settings
-from agora.security.passwords import PasswordHasher
+from agora.security.backoff import LoginBackoff
+from agora.security.passwords import PasswordHasher, is_common_password
 from agora.security.tokens import KeyResolver, TokenIssuer, TokenVerifier
 from agora.services.auth.keys import KeyStore
 from agora.services.auth.routes import router
@@ -29,8 +31,10 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
             ttl_s=settings.access_token_ttl_s,
         )
         hasher = PasswordHasher.from_settings(settings)
-        # Precomputed so the first login of an unknown user costs what a real one does.
+        # Precomputed so the first login of an unknown user costs what a real one does, and
+        # the first sign-up does not wait for the common-password list.
         await hasher.dummy_hash()
+        await asyncio.to_thread(is_common_password, "")
         app.state.keystore = keystore
         app.state.verifier = TokenVerifier(
             keystore,
@@ -44,6 +48,12 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
             keystore=keystore,
             issuer=issuer,
             refresh_ttl_s=settings.refresh_token_ttl_s,
+            backoff=LoginBackoff(
+                app.state.redis,
+                threshold=settings.login_backoff_threshold,
+                max_s=settings.login_backoff_max_s,
+            ),
+            deleted_users=app.state.deleted_users,
         )
         keystore.start()
         try:

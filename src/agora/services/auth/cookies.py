@@ -7,13 +7,13 @@ cross-site page cannot read. A refresh token in the JSON body needs no such proo
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from fastapi import Request, Response
 
 from agora.config import Settings
 from agora.errors import Forbidden
+from agora.security.csrf import origin_allowed, tokens_match
 
 REFRESH_COOKIE = "agora_refresh"
 CSRF_COOKIE = "agora_csrf"
@@ -52,21 +52,23 @@ def clear_session_cookies(response: Response, settings: Settings) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="strict")
 
 
-def refresh_token_from(request: Request, body_token: str | None) -> str | None:
-    """The body's token, else the cookie's (after the CSRF check), else None."""
+def refresh_token_from(request: Request, body_token: str | None, settings: Settings) -> str | None:
+    """The body's token, else the cookie's (after the CSRF checks), else None."""
     if body_token is not None:
         return body_token
     cookie_token = request.cookies.get(REFRESH_COOKIE)
     if not cookie_token:
         return None
-    check_csrf(request)
+    check_csrf(request, settings)
     return cookie_token
 
 
-def check_csrf(request: Request) -> None:
+def check_csrf(request: Request, settings: Settings) -> None:
+    if not origin_allowed(request, settings.cors_origins):
+        raise Forbidden("the request comes from an origin that is not allowed", code="csrf_failed")
     cookie = request.cookies.get(CSRF_COOKIE, "")
     header = request.headers.get(CSRF_HEADER, "")
-    if not cookie or not header or not hmac.compare_digest(cookie.encode(), header.encode()):
+    if not tokens_match(cookie, header):
         raise Forbidden(
             f"the {CSRF_HEADER} header must repeat the {CSRF_COOKIE} cookie", code="csrf_failed"
         )

@@ -12,7 +12,10 @@ then, with a margin for instances that still sign with it until their next reloa
 reload every ``signing_key_refresh_s`` seconds, and at once (at most once per cooldown) when a
 token names a ``kid`` they do not know.
 
-Private keys are stored as unencrypted PKCS#8 PEM; encrypting them at rest is a separate step.
+Private keys are stored encrypted with ``AGORA_KEY_ENCRYPTION_KEY`` (``KeyCipher``); without it
+(development only) as plain PKCS#8 PEM. ``agora keys encrypt`` (re-)encrypts every stored key
+with the first configured encryption key: the migration path from plain rows, and the second
+half of rotating the encryption key itself.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from agora.config import Settings
 from agora.db import Database
 from agora.observability.logging import get_logger
 from agora.security.keys import (
+    KeyCipher,
     SigningKey,
     generate_signing_key,
-    load_signing_key,
     public_key_from_jwk,
 )
 from agora.services.auth import repository as repo
@@ -62,9 +65,11 @@ class KeyStore:
     """
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._window_s = float(settings.access_token_ttl_s + RETIRED_KEY_GRACE_S)
         self._refresh_s = settings.signing_key_refresh_s
         self._cooldown_s = settings.jwks_refetch_cooldown_s
+        self._cipher = KeyCipher.from_settings(settings)
         self._db: Database | None = None
         self._current: SigningKey | None = None
         self._keys: dict[str, _PublishedKey] = {}
@@ -75,7 +80,7 @@ class KeyStore:
     async def ensure_active_key(self, db: Database) -> SigningKey:
         """Create the first key if there is none, load the keys, and keep reading from ``db``."""
         self._db = db
-        await _create_key_if_none(db)
+        await _create_key_if_none(db, self._cipher)
         await self.reload()
         return self.current()
 
@@ -100,7 +105,7 @@ class KeyStore:
         rows = await self._fetch(db)
         if not any(row["retired_ago_s"] is None for row in rows):
             # Every key was retired by hand: heal instead of failing every login.
-            await _create_key_if_none(db)
+            await _create_key_if_none(db, self._cipher)
             rows = await self._fetch(db)
         self._apply(rows)
 
@@ -141,7 +146,7 @@ class KeyStore:
             current = (
                 self._current
                 if self._current is not None and self._current.kid == kid
-                else load_signing_key(kid, bytes(signing_row["private_key"]))
+                else self._cipher.open(kid, bytes(signing_row["private_key"]))
             )
         for row in rows:  # newest first
             kid = row["kid"]
@@ -186,10 +191,17 @@ class KeyStore:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self._refresh_s)
+            await self._rotate_on_schedule()
             await self._shared_reload()
 
+    async def _rotate_on_schedule(self) -> None:
+        try:
+            await rotate_signing_key_if_due(self._require_db(), self._settings)
+        except Exception as exc:
+            log.warning("scheduled signing-key rotation failed; will retry", error=repr(exc))
 
-async def _create_key_if_none(db: Database) -> None:
+
+async def _create_key_if_none(db: Database, cipher: KeyCipher) -> None:
     """Race-safe across processes: the advisory lock makes check-then-insert atomic."""
     async with db.connection() as conn:
         if await repo.has_active_signing_key(conn):
@@ -201,8 +213,8 @@ async def _create_key_if_none(db: Database) -> None:
         await repo.lock_signing_keys(conn)
         if await repo.has_active_signing_key(conn):
             return
-        await _insert_key(conn, key)
-    log.info("signing key created", kid=key.kid)
+        await _insert_key(conn, key, cipher)
+    log.info("signing key created", kid=key.kid, encrypted=cipher.encrypts)
 
 
 def activation_delay_s(settings: Settings) -> float:
@@ -217,11 +229,32 @@ async def rotate_signing_key(db: Database, settings: Settings) -> SigningKey:
     The new key is published at once and signs after ``activation_delay_s``; the retired key
     stays published until every token it signed has expired.
     """
+    key = await _rotate(db, settings, only_if_older_than_s=None)
+    assert key is not None
+    return key
+
+
+async def rotate_signing_key_if_due(db: Database, settings: Settings) -> SigningKey | None:
+    """The scheduled rotation: rotate only when the newest key is older than
+    ``AGORA_SIGNING_KEY_ROTATION_S``. Every auth instance asks once per reload interval; the
+    advisory lock and a second look under it let exactly one of them rotate."""
+    if not await _newest_key_older_than(db, settings.signing_key_rotation_s):
+        return None  # the common case: one cheap query, no RSA key generated
+    return await _rotate(db, settings, only_if_older_than_s=settings.signing_key_rotation_s)
+
+
+async def _rotate(
+    db: Database, settings: Settings, *, only_if_older_than_s: float | None
+) -> SigningKey | None:
     key = await asyncio.to_thread(generate_signing_key)
     async with db.transaction() as conn:
         await repo.lock_signing_keys(conn)
+        if only_if_older_than_s is not None:
+            age_s = await repo.newest_signing_key_age_s(conn)
+            if age_s is not None and age_s < only_if_older_than_s:
+                return None  # another instance rotated while we generated
         await repo.retire_signing_keys(conn, after_s=activation_delay_s(settings))
-        await _insert_key(conn, key)
+        await _insert_key(conn, key, KeyCipher.from_settings(settings))
     log.info(
         "signing key rotated",
         kid=key.kid,
@@ -231,7 +264,30 @@ async def rotate_signing_key(db: Database, settings: Settings) -> SigningKey:
     return key
 
 
-async def _insert_key(conn: asyncpg.Connection, key: SigningKey) -> None:
+async def _newest_key_older_than(db: Database, age_s: float) -> bool:
+    async with db.connection() as conn:
+        newest_s = await repo.newest_signing_key_age_s(conn)
+    return newest_s is not None and newest_s >= age_s
+
+
+async def encrypt_signing_keys(db: Database, settings: Settings) -> tuple[int, int]:
+    """Encrypt every stored private key with the first ``AGORA_KEY_ENCRYPTION_KEY``
+    (``agora keys encrypt``). Returns (keys re-encrypted, of which were plain PEM)."""
+    cipher = KeyCipher.from_settings(settings)
+    plain = 0
+    async with db.transaction() as conn:
+        await repo.lock_signing_keys(conn)
+        rows = await repo.all_signing_key_blobs(conn)
+        for row in rows:
+            stored = bytes(row["private_key"])
+            plain += KeyCipher.is_plaintext(stored)
+            sealed = cipher.reseal(row["kid"], stored)
+            await repo.update_signing_key_blob(conn, kid=row["kid"], private_key=sealed)
+    log.info("signing keys encrypted", keys=len(rows), were_plaintext=plain)
+    return len(rows), plain
+
+
+async def _insert_key(conn: asyncpg.Connection, key: SigningKey, cipher: KeyCipher) -> None:
     await repo.insert_signing_key(
-        conn, kid=key.kid, private_pem=key.private_pem(), public_jwk=json.dumps(key.public_jwk())
+        conn, kid=key.kid, private_key=cipher.seal(key), public_jwk=json.dumps(key.public_jwk())
     )

@@ -47,6 +47,18 @@ async def find_credentials_by_email(conn: asyncpg.Connection, email: str) -> asy
     )
 
 
+async def find_credentials_by_id(
+    conn: asyncpg.Connection, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, password_hash FROM users WHERE id = $1", user_id)
+
+
+async def delete_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
+    """Deletes the user and, by cascade, their sessions, posts, follows, likes, notifications."""
+    deleted = await conn.fetchval("DELETE FROM users WHERE id = $1 RETURNING true", user_id)
+    return bool(deleted)
+
+
 async def update_password_hash(
     conn: asyncpg.Connection, *, user_id: uuid.UUID, password_hash: str
 ) -> None:
@@ -163,14 +175,32 @@ async def has_active_signing_key(conn: asyncpg.Connection) -> bool:
 
 
 async def insert_signing_key(
-    conn: asyncpg.Connection, *, kid: str, private_pem: bytes, public_jwk: str
+    conn: asyncpg.Connection, *, kid: str, private_key: bytes, public_jwk: str
 ) -> None:
     await conn.execute(
         "INSERT INTO signing_keys (kid, private_key, public_jwk) VALUES ($1, $2, $3::jsonb)",
         kid,
-        private_pem,
+        private_key,
         public_jwk,
     )
+
+
+async def newest_signing_key_age_s(conn: asyncpg.Connection) -> float | None:
+    age: float | None = await conn.fetchval(
+        "SELECT EXTRACT(EPOCH FROM now() - max(created_at))::float8 FROM signing_keys"
+    )
+    return age
+
+
+async def all_signing_key_blobs(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch("SELECT kid, private_key FROM signing_keys")
+    return rows
+
+
+async def update_signing_key_blob(
+    conn: asyncpg.Connection, *, kid: str, private_key: bytes
+) -> None:
+    await conn.execute("UPDATE signing_keys SET private_key = $2 WHERE kid = $1", kid, private_key)
 
 
 async def retire_signing_keys(conn: asyncpg.Connection, *, after_s: float) -> None:

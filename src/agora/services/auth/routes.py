@@ -16,6 +16,7 @@ from agora.services.auth.cookies import (
 )
 from agora.services.auth.keys import KeyStore
 from agora.services.auth.schemas import (
+    AccountDeletion,
     Jwks,
     LoginRequest,
     ProfileUpdate,
@@ -78,7 +79,7 @@ async def refresh(
     settings: SettingsDep,
     body: RefreshRequest | None = None,
 ) -> TokenPair:
-    token = refresh_token_from(request, body.refresh_token if body else None)
+    token = refresh_token_from(request, body.refresh_token if body else None, settings)
     if token is None:
         raise Unauthenticated("a refresh token is required (body or cookie)")
     pair = await service.refresh(token)
@@ -92,7 +93,7 @@ async def logout(
     settings: SettingsDep,
     body: RefreshRequest | None = None,
 ) -> Response:
-    token = refresh_token_from(request, body.refresh_token if body else None)
+    token = refresh_token_from(request, body.refresh_token if body else None, settings)
     if token is None:
         raise Unauthenticated("a refresh token is required (body or cookie)")
     await service.logout(token)
@@ -111,6 +112,16 @@ async def update_me(
     body: ProfileUpdate, principal: CurrentPrincipal, service: ServiceDep
 ) -> UserProfile:
     return await service.update_profile(principal.user_id, body)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_me(
+    body: AccountDeletion, principal: CurrentPrincipal, service: ServiceDep, settings: SettingsDep
+) -> Response:
+    await service.delete_account(principal.user_id, body.password)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_session_cookies(response, settings)
+    return response
 
 
 @router.get("/users/{user_id}")

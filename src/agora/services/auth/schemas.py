@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from agora.security.passwords import is_common_password
 from agora.security.sanitize import plain_text
 
 DISPLAY_NAME_MAX = 50
@@ -55,15 +56,28 @@ Bio = Annotated[
 Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
 
+def _not_common(password: str) -> str:
+    if is_common_password(password):
+        raise ValueError("this password is one of the most common ones; choose another")
+    return password
+
+
+NewPassword = Annotated[Password, AfterValidator(_not_common)]
+
+
 class UserCreate(BaseModel):
     username: Username
     email: EmailStr
-    password: Password
+    password: NewPassword
     display_name: DisplayName = ""
 
 
 class LoginRequest(BaseModel):
     username: Annotated[str, Field(min_length=1, max_length=320, description="username or e-mail")]
+    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+
+
+class AccountDeletion(BaseModel):
     password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
 
 

@@ -15,13 +15,23 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from agora.db import Database
-from agora.errors import Conflict, NotFound, Unauthenticated
+from agora.errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+)
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
-from agora.observability.metrics import USERS_REGISTERED
+from agora.observability.metrics import RATELIMIT_REJECTIONS, USERS_REGISTERED
+from agora.security.backoff import LoginBackoff
 from agora.security.passwords import PasswordHasher
+from agora.security.revocation import DeletedUsers
 from agora.security.tokens import TokenIssuer
 from agora.services.auth import repository as repo
 from agora.services.auth.keys import KeyStore
@@ -71,12 +81,16 @@ class AuthService:
         keystore: KeyStore,
         issuer: TokenIssuer,
         refresh_ttl_s: int,
+        backoff: LoginBackoff,
+        deleted_users: DeletedUsers,
     ) -> None:
         self._db = db
         self._hasher = hasher
         self._keystore = keystore
         self._issuer = issuer
         self._refresh_ttl_s = refresh_ttl_s
+        self._backoff = backoff
+        self._deleted_users = deleted_users
 
     async def register(self, data: UserCreate) -> UserPublic:
         password_hash = await self._hasher.hash(data.password)
@@ -104,10 +118,15 @@ class AuthService:
         find = repo.find_credentials_by_email if "@" in login else repo.find_credentials_by_username
         async with self._db.connection() as conn:
             row = await find(conn, login)
+        # An unknown login gets a backoff of its own, so it behaves like a real account.
+        account = str(row["id"]) if row is not None else f"login:{login.lower()}"
+        await self._check_backoff(account)
         stored_hash: str | None = row["password_hash"] if row is not None else None
         # No connection is held while argon2 runs; an unknown user costs the same work.
         if row is None or not await self._hasher.verify(stored_hash, password):
+            await self._backoff.failed(account)
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
+        await self._backoff.succeeded(account)
         user_id: uuid.UUID = row["id"]
         new_hash = None
         if stored_hash is not None and self._hasher.needs_rehash(stored_hash):
@@ -172,6 +191,50 @@ class AuthService:
         """Revoke the token's whole family; an unknown token is silently ignored."""
         async with self._db.connection() as conn:
             await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
+
+    async def delete_account(self, user_id: str, password: str) -> None:
+        """Delete the caller's account after checking their password again (a stolen access
+        token alone cannot destroy an account). Its refresh tokens go with it, and its access
+        tokens are refused by every service from the moment the deletion commits."""
+        parsed = parse_uuid(user_id)
+        if parsed is None:
+            raise _account_gone()
+        async with self._db.connection() as conn:
+            row = await repo.find_credentials_by_id(conn, parsed)
+        if row is None:
+            raise _account_gone()
+        account = str(parsed)
+        await self._check_backoff(account)
+        if not await self._hasher.verify(row["password_hash"], password):
+            await self._backoff.failed(account)
+            raise Forbidden("the password is wrong", code="invalid_credentials")
+        try:
+            async with self._db.transaction() as conn:
+                # Cascades to its refresh tokens: every session of the account ends with it.
+                if not await repo.delete_user(conn, parsed):
+                    raise _account_gone()
+                # Announced before the commit: if Redis cannot take the mark, nothing is deleted.
+                await self._deleted_users.mark(account)
+        except RedisError as exc:
+            raise ServiceUnavailable(
+                "the account cannot be deleted right now; try again shortly",
+                headers={"Retry-After": "5"},
+            ) from exc
+        except BaseException:
+            await self._deleted_users.unmark(account)
+            raise
+        log.info("account deleted", user_id=account)
+
+    async def _check_backoff(self, account: str) -> None:
+        wait_s = await self._backoff.retry_after(account)
+        if wait_s:
+            RATELIMIT_REJECTIONS.labels("login_account").inc()
+            raise ApiError(
+                "too many failed attempts for this account; try again later",
+                status_code=429,
+                code="login_backoff",
+                headers={"Retry-After": str(wait_s)},
+            )
 
     async def own_profile(self, user_id: str) -> UserProfile:
         row = await self._user_row(user_id, repo.get_own_user)

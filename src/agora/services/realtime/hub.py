@@ -83,7 +83,7 @@ class Connection:
                 await self.sink.send_text(frame)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: S110 - a send fails only when the client has gone away
+        except Exception:  # noqa: S110  # nosec B110 # a send fails only when the client is gone
             pass
 
 

@@ -26,7 +26,7 @@ async def events_socket(websocket: WebSocket) -> None:
         websocket.query_params.get("access_token") or None
     )
     try:
-        principal = await authenticate(state.verifier, token)
+        principal = await authenticate(state.verifier, token, state.deleted_users)
     except ApiError as exc:
         log.debug("websocket refused", reason=exc.message)
         await websocket.close(code=POLICY_VIOLATION)
@@ -41,6 +41,7 @@ async def events_socket(websocket: WebSocket) -> None:
         user_id=user_id,
         hub=state.hub,
         presence=state.presence,
+        max_message_bytes=state.settings.ws_max_message_bytes,
         limits=state.ws_limits,
     )
 

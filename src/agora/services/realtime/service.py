@@ -64,6 +64,9 @@ def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
     return error_frame("unknown_type", f'unknown message type {shown}; "ping" is accepted'), "error"
 
 
+MESSAGE_TOO_BIG = 1009
+
+
 def _rate_limited_frame(retry_after_ms: int) -> str:
     reason = "too many messages; excess messages are dropped"
     return error_frame("rate_limited", reason, retry_after_ms=retry_after_ms)
@@ -75,10 +78,12 @@ async def run_session(
     user_id: str,
     hub: Hub,
     presence: Presence,
+    max_message_bytes: int,
     limits: MessageLimits | None = None,
 ) -> None:
-    """Serve one accepted socket until the client leaves (or is closed as too slow, or for
-    flooding: see ``agora.ratelimit.websocket``)."""
+    """Serve one accepted socket until the client leaves (or is closed as too slow, for a
+    message over ``max_message_bytes`` — uvicorn bounds frames too, this bounds any server —
+    or for flooding: see ``agora.ratelimit.websocket``)."""
     conn = Connection(user_id, websocket)
     limiter = limits.for_connection() if limits is not None else None
     hub.register(conn)
@@ -88,6 +93,12 @@ async def run_session(
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text") or message.get("bytes") or b""
+            size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+            if size > max_message_bytes:
+                RATELIMIT_REJECTIONS.labels("ws_message_size").inc()
+                await websocket.close(code=MESSAGE_TOO_BIG)
                 return
             if limiter is not None and (verdict := limiter.check()) is not Verdict.ALLOW:
                 _WS_REJECTIONS.inc()

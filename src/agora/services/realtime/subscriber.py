@@ -63,7 +63,7 @@ class Subscriber:
                 log.info("subscribed to events", channel=self._channel)
                 await self._listen(pubsub)
             except Exception as exc:
-                delay = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not security
+                delay = random.uniform(backoff / 2, backoff)  # noqa: S311  # nosec B311 # jitter
                 log.warning(
                     "event subscription failed; reconnecting",
                     channel=self._channel,

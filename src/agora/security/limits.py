@@ -1,0 +1,157 @@
+"""Request limits, before any route sees a request (pure ASGI): body size, JSON nesting depth,
+and a deadline for the whole request.
+
+- Body size: a declared ``Content-Length`` over the limit is refused at once (413) without
+  reading a byte; a chunked body is counted as it arrives and refused when it passes the limit.
+- JSON depth: a deeply nested document (``[[[[...]]]]``) costs the parser recursion and can
+  exhaust Python's stack (a 500); it is refused with 422 before anything parses it. The check
+  costs two ``bytes.count`` calls (C speed) for every body; only a body with more brackets than
+  the limit is scanned further.
+- Deadline: a request still running after ``timeout_s`` is cancelled and answered 504, so a
+  stuck dependency cannot pin a connection (and its pooled resources) forever.
+
+WebSockets are not touched here: their frame size is bounded by the server (``ws_max_size``)
+and by the realtime service itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agora.errors import error_body
+
+# The "unrolled loop" form: runs of plain characters are consumed in one step, so a 64 KiB
+# string costs microseconds, not a regex step per character.
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_too_deep(body: bytes, limit: int) -> bool:
+    """True when ``body`` nests arrays/objects more than ``limit`` levels deep."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # cannot nest deeper than it has openers
+    depth = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    body = error_body(code, message)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class RequestLimitsMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int, timeout_s: float
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await self._too_large(send)
+            return
+        if declared is not None or _header(scope, b"transfer-encoding") is not None:
+            try:
+                body, more = await self._read_body(receive)
+            except _BodyTooLarge:
+                await self._too_large(send)
+                return
+            content_type = _header(scope, b"content-type") or b""
+            if b"json" in content_type and json_too_deep(body, self.max_json_depth):
+                await _send_error(
+                    send,
+                    422,
+                    "json_too_deep",
+                    f"JSON may nest at most {self.max_json_depth} levels",
+                )
+                return
+            receive = _replay(body, more, receive)
+        await self._call_with_deadline(scope, receive, send)
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, bool]:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks), False  # the client left; the app sees an empty body
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), True
+
+    async def _call_with_deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        deadline = asyncio.timeout(self.timeout_s)
+        try:
+            async with deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            # A TimeoutError of the app's own (a dependency's) is not ours to answer.
+            if started or not deadline.expired():
+                raise
+            await _send_error(
+                send, 504, "timeout", f"the request took longer than {self.timeout_s:g}s"
+            )
+
+    async def _too_large(self, send: Send) -> None:
+        await _send_error(
+            send, 413, "payload_too_large", f"the body may be at most {self.max_body_bytes} bytes"
+        )
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A receive that hands the buffered body out once, then defers to the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            if complete:
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replay
