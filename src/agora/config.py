@@ -67,6 +67,18 @@ class Settings(BaseSettings):
 
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Observability (docs/observability.md): file sink, access-log sampling, active users.
+    log_file: str | None = None
+    log_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    log_hot_routes: CommaList = [
+        "/api/v1/posts/feed",
+        "/api/v1/posts/{post_id}",
+        "/api/v1/posts/users/{user_id}",
+        "/api/v1/auth/users/{user_id}",
+        "/api/v1/realtime/presence/{user_id}",
+    ]
+    log_slow_request_ms: int = Field(default=500, ge=1)
+    active_users_flush_s: float = Field(default=10.0, gt=0, le=60)
 
     cors_origins: CommaList = []
     trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
@@ -77,10 +89,10 @@ class Settings(BaseSettings):
     keep_alive_timeout_s: int = Field(default=75, ge=1)
 
     _split = field_validator(
-        "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"
+        "database_replica_urls", "cors_origins", "trusted_proxies", "log_hot_routes", mode="before"
     )(_split_commas)
 
-    @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
+    @field_validator("database_url", "redis_url", "otlp_endpoint", "log_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -136,6 +148,12 @@ class Settings(BaseSettings):
     def effective_trace_sample_ratio(self) -> float:
         if self.trace_sample_ratio is not None:
             return self.trace_sample_ratio
+        return 0.1 if self.is_production else 1.0
+
+    @property
+    def effective_log_sample_ratio(self) -> float:
+        if self.log_sample_ratio is not None:
+            return self.log_sample_ratio
         return 0.1 if self.is_production else 1.0
 
     @property
