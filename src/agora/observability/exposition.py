@@ -9,7 +9,9 @@ route template of the app, is here from the first scrape.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -51,9 +53,10 @@ ERROR_TYPES = (
 )
 
 
-def preinitialise(service: str, routes: list[BaseRoute]) -> None:
-    for route in routes:
-        path = getattr(route, "path", None)
+def preinitialise(service: str, routes: Sequence[BaseRoute]) -> None:
+    # FastAPI (>= 0.160) keeps included routers as branches: walk the effective routes.
+    for context in iter_route_contexts(routes):
+        path, route = context.path, context.original_route
         if not isinstance(path, str) or path in UNTRACKED_PATHS:
             continue
         if isinstance(route, WebSocketRoute):
@@ -63,8 +66,10 @@ def preinitialise(service: str, routes: list[BaseRoute]) -> None:
             for kind in WS_MESSAGES_OUT:
                 WEBSOCKET_MESSAGES.labels("out", kind)
             continue
-        success = str(getattr(route, "status_code", None) or 200)
-        for method in sorted(getattr(route, "methods", None) or ()):
+        if not isinstance(route, APIRoute):
+            continue  # documentation pages
+        success = str(route.status_code or 200)
+        for method in sorted(route.methods or ()):
             if method == "HEAD":
                 continue
             HTTP_REQUEST_DURATION.labels(service, method, path)

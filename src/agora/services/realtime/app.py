@@ -26,6 +26,7 @@ log = get_logger(__name__)
 # with Redis down it starts anyway (readiness reports Redis) and the subscriber keeps trying.
 _SUBSCRIBE_WAIT_S = 3.0
 
+
 def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
