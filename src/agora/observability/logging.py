@@ -89,11 +89,12 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_context,
-        _service,
     ]
-    # Exceptions become text first, so redaction sees the traceback too.
+    # Exceptions become text first, so redaction sees the traceback too. The service name is
+    # added here, in the handler, not in structlog's chain (loggers cache that chain).
     tail: list[Processor] = [
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        _service,
         structlog.processors.format_exc_info,
         redact_processor,
     ]
