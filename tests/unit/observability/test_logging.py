@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from agora.observability.logging import LOG_FILE_BACKUPS, configure_logging, flush_logs
 from agora.observability.middleware import AccessLogPolicy
-from tests.unit.observability.conftest import JsonLines
+from tests.log_capture import JsonLines
 
 
 def test_json_lines_use_ecs_field_names(json_logs: JsonLines) -> None:

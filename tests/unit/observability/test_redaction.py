@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agora.observability.redaction import REDACTED, redact_text, redact_value
-from tests.unit.observability.conftest import JsonLines
+from tests.log_capture import JsonLines
 
 # Free text around the secret, as a message would have it (never glued to it by letters).
 _words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40).map(
