@@ -120,9 +120,10 @@ class RequestContextMiddleware:
         span: trace.Span | None = None
         span_token = None
         if tracer is not None:
+            parent = tracing.extract_with(scope, _GETTER)
             span = tracer.start_span(
                 scope.get("method", "WS") if scope["type"] == "http" else "WS",
-                context=tracing.extract_with(scope, _GETTER),
+                context=parent,
                 kind=SpanKind.SERVER,
                 attributes={
                     "http.request.method": scope.get("method", "GET"),
@@ -130,7 +131,7 @@ class RequestContextMiddleware:
                     "http.request.id": request_id,
                 },
             )
-            span_token = tracing.attach(span)
+            span_token = tracing.attach(span, parent)
         header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
         status = 500

@@ -9,6 +9,7 @@ whole; every other string is scanned for the shapes above.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -61,9 +62,7 @@ def redact_value(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, dict):
         return {
-            key: REDACTED
-            if isinstance(key, str) and _SENSITIVE_KEY.search(key)
-            else redact_value(item)
+            key: REDACTED if isinstance(key, str) and _is_sensitive_key(key) else redact_value(item)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -76,9 +75,36 @@ def redact_value(value: Any) -> Any:
     return redact_text(str(value))
 
 
+# Fields Agora itself fills with values it controls (validated ids, numbers, templates):
+# scanning them on every line would only cost time.
+_TRUSTED_KEYS = frozenset(
+    {
+        "level",
+        "logger",
+        "timestamp",
+        "service.name",
+        "http.request.id",
+        "http.request.method",
+        "http.route",
+        "http.response.status_code",
+        "event.duration",
+        "user.id",
+        "trace.id",
+        "span.id",
+    }
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_sensitive_key(key: str) -> bool:
+    return _SENSITIVE_KEY.search(key) is not None
+
+
 def redact_processor(_: Any, __: str, event_dict: EventDict) -> EventDict:
     for key, value in event_dict.items():
-        if _SENSITIVE_KEY.search(key):
+        if key in _TRUSTED_KEYS:
+            continue
+        if _is_sensitive_key(key):
             event_dict[key] = REDACTED
         else:
             event_dict[key] = redact_value(value)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span as SdkSpan
@@ -194,9 +194,16 @@ def extract_with(carrier: T, getter: Getter[T]) -> Context:
     return propagate.extract(carrier, getter=getter)
 
 
-def attach(current: trace.Span) -> object:
-    """Make ``current`` the active span until ``detach`` (for spans not tied to one block)."""
-    return otel_context.attach(trace.set_span_in_context(current))
+def attach(current: trace.Span, parent: Context | None = None) -> object:
+    """Make ``current`` the active span until ``detach`` (for spans not tied to one block).
+
+    Under a span that is not sampled, client instrumentation is switched off: SQL and Redis
+    calls then skip building span attributes they would throw away (the W3C context is still
+    handed on where Agora does it itself, in events)."""
+    context = trace.set_span_in_context(current, parent)
+    if not current.get_span_context().trace_flags.sampled:
+        context = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, context)
+    return otel_context.attach(context)
 
 
 def detach(token: object) -> None:
