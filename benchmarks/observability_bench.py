@@ -2,7 +2,7 @@
 
 The same authenticated GET /api/v1/posts/{id} (JWT check, PostgreSQL read) is served by four
 posts processes, measured in interleaved rounds (BENCH_ROUNDS, default 3) and printed side by
-side:
+side, with req/s and the posts process's CPU time per request:
 
   (a) bare: no access log, no HTTP metrics, no tracing (the middleware's observation removed)
   (b) + JSON access line for every request + HTTP metrics
@@ -21,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
@@ -87,7 +89,7 @@ def main() -> int:
         print("needs wrk (apt-get install wrk)", file=sys.stderr)
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="agora-obs-bench-"))
-    results: list[tuple[str, WrkResult]] = []
+    results: list[tuple[str, Run]] = []
     with dependencies(workdir) as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port, sink_port = free_port(), free_port()
@@ -118,7 +120,8 @@ def main() -> int:
         ):
             token = _token(auth_url)
             with ExitStack() as running:
-                targets = []
+                targets: list[tuple[str, str]] = []
+                pids: list[int] = []
                 for name, mode, extra in VARIANTS:
                     port = free_port()
                     variant_env = {**env, **{k: v for k, v in extra.items() if k != "OTLP"}}
@@ -133,22 +136,45 @@ def main() -> int:
                     log = workdir / f"posts-{port}.log"
                     running.enter_context(process(command, variant_env, log, f"{url}/readyz"))
                     targets.append((name, url))
+                    pids.append(_listener_pid(port))
                 post_id = _create_post(targets[0][1], token)
                 urls = [(name, f"{url}/api/v1/posts/{post_id}") for name, url in targets]
                 for _, url in urls:  # warm-up: JWKS fetched, pools filled
                     _warm_up(url, token)
                 # Rounds interleave the variants, so a neighbour's load on this shared machine
                 # falls on all of them alike; each variant's median round is reported.
-                runs: dict[str, list[WrkResult]] = {name: [] for name, _ in urls}
+                runs: dict[str, list[Run]] = {name: [] for name, _ in urls}
                 for _ in range(ROUNDS):
-                    for name, url in urls:
-                        runs[name].append(wrk(url, token))
+                    for (name, url), pid in zip(urls, pids, strict=True):
+                        runs[name].append(_measure(url, token, pid))
                 for name, _ in urls:
-                    ordered = sorted(runs[name], key=lambda r: r.requests_per_s)
+                    ordered = sorted(runs[name], key=lambda r: r.cpu_us)
                     results.append((name, ordered[len(ordered) // 2]))
     _report(results)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+@dataclass
+class Run:
+    wrk: WrkResult
+    cpu_us: float  # CPU time of the posts process per request served
+
+
+def _listener_pid(port: int) -> int:
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
+            return conn.pid
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _measure(url: str, token: str, pid: int) -> Run:
+    """req/s moves with whatever else the machine runs; CPU time per request much less."""
+    server = psutil.Process(pid)
+    before = sum(server.cpu_times()[:2])
+    result = wrk(url, token)
+    cpu_s = sum(server.cpu_times()[:2]) - before
+    return Run(result, cpu_s / (result.requests_per_s * DURATION_S) * 1e6)
 
 
 def _warm_up(url: str, token: str) -> None:
@@ -174,16 +200,27 @@ def _create_post(posts_url: str, token: str) -> str:
     return post_id
 
 
-def _report(results: list[tuple[str, WrkResult]]) -> None:
+def _report(results: list[tuple[str, Run]]) -> None:
     print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, {ROUNDS} interleaved rounds, median round")
     print("GET /api/v1/posts/{id} on posts (JWT + PostgreSQL), one worker\n")
-    print(f"{'variant':<48}{'req/s':>9}{'vs (a)':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    bare = results[0][1].requests_per_s
-    for name, result in results:
+    print(
+        f"{'variant':<48}{'req/s':>8}{'vs (a)':>8}{'CPU us/req':>12}{'vs (a)':>8}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}"
+    )
+    bare = results[0][1]
+    for name, run in results:
+        result = run.wrk
         print(
-            f"{name:<48}{result.requests_per_s:>9.0f}{result.requests_per_s / bare:>9.3f}"
-            f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.non_2xx:>9}"
+            f"{name:<48}{result.requests_per_s:>8.0f}"
+            f"{result.requests_per_s / bare.wrk.requests_per_s:>8.3f}"
+            f"{run.cpu_us:>12.0f}{run.cpu_us / bare.cpu_us:>8.3f}"
+            f"{result.p50_ms:>8.2f}{result.p99_ms:>8.2f}{result.non_2xx:>8}"
         )
+    print(
+        "\nCPU us/req: user+system CPU time of the posts process / requests served; on a"
+        "\nshared machine it moves far less than req/s. Implied single-core capacity:"
+        "\n1e6 / CPU us/req."
+    )
 
 
 if __name__ == "__main__":

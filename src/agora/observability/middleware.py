@@ -35,7 +35,6 @@ log = get_logger("agora.access")
 # A client-supplied request id is echoed only when it looks like one (no header injection,
 # no unbounded log fields).
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
 # A lost database or Redis connection is the server's trouble, and temporary: 503, not 500.
 _DEPENDENCY_ERRORS = (
     asyncpg.PostgresConnectionError,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import orjson
 from opentelemetry.context import Context
@@ -172,6 +172,8 @@ class EventDispatcher:
 def _delivery_span(event: Event) -> AbstractContextManager[object]:
     """A CONSUMER span, child of the publishing request's span (its ``traceparent`` is in
     the event's ``meta``): the trace shows the request, the publish and every delivery."""
+    if tracing.tracer() is None:
+        return nullcontext()
     return tracing.span(
         f"deliver {event.type}",
         kind=SpanKind.CONSUMER,
