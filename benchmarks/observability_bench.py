@@ -99,6 +99,8 @@ def main() -> int:
                 "AGORA_DATABASE_URL": database_url,
                 "AGORA_REDIS_URL": redis_url,
                 "AGORA_LOG_FORMAT": "json",
+                # Five processes share one PostgreSQL (and, here, other users of it).
+                "AGORA_DB_POOL_MAX_SIZE": "10",
                 "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
             }
         )
