@@ -21,7 +21,7 @@ async def observability(app: FastAPI, service: str, settings: Settings) -> Async
     active-users flusher; at exit, spans exported and logs flushed."""
     preinitialise(service, app.routes)
     redis = app.state.redis
-    tracing.start(
+    traced = tracing.start(
         service, settings.otlp_endpoint, settings.effective_trace_sample_ratio, redis=redis
     )
     flusher = asyncio.create_task(
@@ -33,5 +33,6 @@ async def observability(app: FastAPI, service: str, settings: Settings) -> Async
         flusher.cancel()
         with suppress(asyncio.CancelledError):
             await flusher
-        tracing.stop(redis=redis)
+        if traced:
+            tracing.stop(redis=redis)
         flush_logs()

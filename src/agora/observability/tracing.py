@@ -124,19 +124,19 @@ def build_provider(service: str, endpoint: str, ratio: float) -> TracerProvider:
 
 
 def start(service: str, endpoint: str | None, ratio: float, *, redis: Any = None) -> bool:
-    """Install tracing for this process; False (and nothing installed) without an endpoint."""
+    """Install tracing for this process (one service per process); True when this call did,
+    and only then should the caller ``stop`` it. Nothing is installed without an endpoint."""
     global _active
     if endpoint is None or _active is not None:
-        return _active is not None
+        return False
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", _SEMCONV)
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     provider = build_provider(service, endpoint, ratio)
     _active = _Active(provider, provider.get_tracer("agora", agora.__version__))
-    AsyncPGInstrumentor().instrument(  # type: ignore[no-untyped-call]
-        tracer_provider=provider
-    )
+    asyncpg_instrumentor: Any = AsyncPGInstrumentor
+    asyncpg_instrumentor().instrument(tracer_provider=provider)
     if redis is not None:
         RedisInstrumentor.instrument_client(
             redis, tracer_provider=provider, request_hook=_redis_peer
@@ -153,8 +153,8 @@ def stop(*, redis: Any = None) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     active, _active = _active, None
-    AsyncPGInstrumentor().uninstrument(  # type: ignore[no-untyped-call]
-    )
+    asyncpg_instrumentor: Any = AsyncPGInstrumentor
+    asyncpg_instrumentor().uninstrument()
     if redis is not None:
         RedisInstrumentor.uninstrument_client(redis)
     active.provider.shutdown()
