@@ -179,3 +179,24 @@ async def test_one_request_is_one_trace_across_services(
     assert access[0]["trace.id"] == trace_id
     assert access[0]["span.id"] == server.span_id
     assert access[0]["user.id"] == alice
+
+
+async def test_spans_are_flushed_at_shutdown(
+    traced_cluster: Cluster, receiver: OtlpReceiver
+) -> None:
+    # No periodic export: only the shutdown flush can deliver the span.
+    auth = traced_cluster.start("auth", extra_env={"OTEL_BSP_SCHEDULE_DELAY": "600000"})
+    trace_id = secrets.token_hex(16)
+    async with httpx.AsyncClient(base_url=auth.url, timeout=10) as client:
+        response = await client.get(
+            "/api/v1/auth/.well-known/jwks.json",
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+    assert response.status_code == 200
+    assert not [s for s in receiver.spans if s.trace_id == trace_id]
+    assert auth.stop() == 0
+    assert [s.name for s in receiver.spans if s.trace_id == trace_id] == [
+        "GET /api/v1/auth/.well-known/jwks.json"
+    ]
+    # Logs are flushed too: the last line of the process is there.
+    assert '"message":"service stopped"' in auth.logs()
