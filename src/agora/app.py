@@ -15,7 +15,6 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import agora
@@ -23,8 +22,10 @@ from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db import Database
 from agora.errors import ApiError, error_body
+from agora.observability.exposition import render_metrics
 from agora.observability.logging import get_logger
-from agora.observability.middleware import RequestContextMiddleware
+from agora.observability.middleware import AccessLogPolicy, RequestContextMiddleware
+from agora.observability.runtime import observability
 from agora.security.middleware import (
     deleted_users_store,
     install_headers,
@@ -132,7 +133,8 @@ def _probe_routes(service: ServiceName, settings: Settings) -> APIRouter:
         return Response(body, status_code=503 if failing else 200, media_type="application/json")
 
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
 
     for path in ("/healthz", "/healthz/live"):
         router.add_api_route(path, live, methods=["GET"])
@@ -169,7 +171,10 @@ def build_app(
         app.state.redis = redis
         app.state.deleted_users = deleted_users_store(redis, db, settings)
         try:
-            async with lifespan(app) if lifespan else nullcontext():
+            async with (
+                observability(app, service, settings),
+                lifespan(app) if lifespan else nullcontext(),
+            ):
                 log.info("service started", service=service, instance_id=settings.instance_id)
                 yield
         finally:
@@ -185,6 +190,8 @@ def build_app(
         docs_url=None,  # served without a CDN by agora.security.docs (development only)
         redoc_url=None,
         openapi_url=None if settings.is_production else f"{docs_prefix}/openapi.json",
+        # One server span per request, opened by RequestContextMiddleware: never twice.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.service = service
@@ -195,6 +202,11 @@ def build_app(
     for router in routers:
         app.include_router(router)
     install_request_guards(app, settings)
-    app.add_middleware(RequestContextMiddleware, service=service)
+    access_log = AccessLogPolicy.create(
+        settings.effective_log_sample_ratio,
+        settings.log_hot_routes,
+        settings.log_slow_request_ms,
+    )
+    app.add_middleware(RequestContextMiddleware, service=service, access_log=access_log)
     install_headers(app, service, settings)
     return app

@@ -67,6 +67,18 @@ class Settings(BaseSettings):
 
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Observability (docs/observability.md): file sink, access-log sampling, active users.
+    log_file: str | None = None
+    log_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    log_hot_routes: CommaList = [
+        "/api/v1/posts/feed",
+        "/api/v1/posts/{post_id}",
+        "/api/v1/posts/users/{user_id}",
+        "/api/v1/auth/users/{user_id}",
+        "/api/v1/realtime/presence/{user_id}",
+    ]
+    log_slow_request_ms: int = Field(default=500, ge=1)
+    active_users_flush_s: float = Field(default=10.0, gt=0, le=60)
 
     # Circuit breakers (postgres, redis, jwks): open after N failures in a rolling window.
     breaker_failure_threshold: int = Field(default=5, ge=1)
@@ -93,11 +105,11 @@ class Settings(BaseSettings):
     signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
 
     _split = field_validator(
-        "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"
+        "database_replica_urls", "cors_origins", "trusted_proxies", "log_hot_routes", mode="before"
     )(_split_commas)
     _split_security = field_validator("key_encryption_key", mode="before")(_split_commas)
 
-    @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
+    @field_validator("database_url", "redis_url", "otlp_endpoint", "log_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -117,6 +129,13 @@ class Settings(BaseSettings):
     def _postgres_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP/HTTP; /v1/traces is added)")
         return value
 
     @field_validator("redis_url")
@@ -171,6 +190,12 @@ class Settings(BaseSettings):
     def effective_trace_sample_ratio(self) -> float:
         if self.trace_sample_ratio is not None:
             return self.trace_sample_ratio
+        return 0.1 if self.is_production else 1.0
+
+    @property
+    def effective_log_sample_ratio(self) -> float:
+        if self.log_sample_ratio is not None:
+            return self.log_sample_ratio
         return 0.1 if self.is_production else 1.0
 
     @property

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from agora.observability.context import current_request_id
+from agora.observability.metrics import ERRORS
 
 
 class ApiError(Exception):
@@ -71,6 +72,7 @@ class ServiceUnavailable(ApiError):
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> bytes:
+    ERRORS.labels(code).inc()
     error: dict[str, Any] = {
         "code": code,
         "message": message,

@@ -22,7 +22,9 @@ def create_service_app(service: ServiceName, settings: Settings) -> FastAPI:
 
 
 def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> None:
-    configure_logging(service, settings.log_level, settings.effective_log_format)
+    configure_logging(
+        service, settings.log_level, settings.effective_log_format, log_file=settings.log_file
+    )
     settings.require_database_url()
     settings.require_redis_url()
     app = create_service_app(service, settings)

@@ -17,6 +17,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agora.config import Settings
+from agora.observability import tracing
 from agora.observability.logging import get_logger
 from agora.security.keys import public_key_from_jwk
 from agora.security.tokens import KeyResolver, TokenVerifier
@@ -87,6 +88,7 @@ async def jwks_token_verifier(
     async with AsyncExitStack() as stack:
         if key_resolver is None:
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=2.0))
+            tracing.instrument_http_client(client, peer_service="agora-auth")
             key_resolver = JwksKeyResolver(
                 settings.auth_jwks_url,
                 client=client,

@@ -4,8 +4,6 @@ instances (each delivers what it hears on the Redis events channel to its own so
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -28,29 +26,10 @@ log = get_logger(__name__)
 # with Redis down it starts anyway (readiness reports Redis) and the subscriber keeps trying.
 _SUBSCRIBE_WAIT_S = 3.0
 
-_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
-
-
-class _RedactQueryTokens(logging.Filter):
-    """uvicorn logs each WebSocket handshake with its query string; a token passed as
-    ``?access_token=`` must not end up in the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                _QUERY_TOKEN.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-_REDACT_FILTER = _RedactQueryTokens()
-
 
 def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logging.getLogger("uvicorn.error").addFilter(_REDACT_FILTER)  # idempotent
         async with AsyncExitStack() as stack:
             app.state.verifier = await stack.enter_async_context(
                 jwks_token_verifier(settings, key_resolver)
