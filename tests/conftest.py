@@ -128,6 +128,9 @@ def settings(database_url: str, redis_url: str, clean_state: None) -> Settings:
         db_pool_min_size=1,
         db_pool_max_size=5,
         log_level="WARNING",
+        # Pub/sub channels ignore the db number: a channel of its own per run keeps parallel
+        # test runs on one Redis from hearing (and satisfying waits on) each other's events.
+        events_channel=f"agora:events:test-{os.getpid()}",
         **FAST_HASH,
     )
 
