@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint audit bench bench-observability clean
+.PHONY: install run test test-fast lint audit bench bench-observability bench-drain clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
@@ -44,6 +44,9 @@ bench-observability: install ## req/s with and without logs + metrics + tracing 
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk); } || \
 	  { echo "make bench-observability needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m benchmarks.observability_bench
+
+bench-drain: install ## a rolling restart under load: drain time and failed requests
+	$(BIN)/python -m benchmarks.drain_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
