@@ -202,3 +202,14 @@ async def app_client() -> AsyncIterator[Callable[[FastAPI], Any]]:
     for manager, client in reversed(managers):
         await client.aclose()
         await manager.__aexit__(None, None, None)
+
+
+def production_settings(**overrides: Any) -> Settings:
+    """Settings of a complete production configuration (what production refuses to miss)."""
+    from cryptography.fernet import Fernet
+
+    return Settings(
+        env="production",
+        key_encryption_key=Fernet.generate_key().decode(),
+        **overrides,
+    )

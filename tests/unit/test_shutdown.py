@@ -9,12 +9,13 @@ import time
 import pytest
 
 from agora.config import ConfigError, Settings, load_settings
+from tests.conftest import production_settings
 
 
 def test_pre_drain_delay_defaults_to_0_in_development_and_5_in_production() -> None:
     assert Settings().effective_shutdown_delay_s == 0
-    assert Settings(env="production").effective_shutdown_delay_s == 5
-    assert Settings(env="production", shutdown_delay_s=2).effective_shutdown_delay_s == 2
+    assert production_settings().effective_shutdown_delay_s == 5
+    assert production_settings(shutdown_delay_s=2).effective_shutdown_delay_s == 2
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from agora.config import ConfigError, Settings, load_settings
+from tests.conftest import production_settings
 
 
 def test_sampling_defaults_follow_the_environment() -> None:
-    development, production = Settings(), Settings(env="production")
+    development, production = Settings(), production_settings()
     assert (development.effective_trace_sample_ratio, development.effective_log_sample_ratio) == (
         1.0,
         1.0,
@@ -17,7 +18,7 @@ def test_sampling_defaults_follow_the_environment() -> None:
         0.1,
         0.1,
     )
-    assert Settings(log_sample_ratio=0.5, env="production").effective_log_sample_ratio == 0.5
+    assert production_settings(log_sample_ratio=0.5).effective_log_sample_ratio == 0.5
     assert "/api/v1/posts/feed" in development.log_hot_routes
 
 
