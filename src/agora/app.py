@@ -25,6 +25,7 @@ from agora.db import Database
 from agora.errors import ApiError, error_body
 from agora.observability.logging import get_logger
 from agora.observability.middleware import RequestContextMiddleware
+from agora.resilience.registry import Breakers
 
 log = get_logger(__name__)
 
@@ -162,6 +163,7 @@ def build_app(
         )
         app.state.db = db
         app.state.redis = redis
+        app.state.breakers = Breakers(settings)
         try:
             async with lifespan(app) if lifespan else nullcontext():
                 log.info("service started", service=service, instance_id=settings.instance_id)

@@ -13,9 +13,11 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 
+from agora.cache import CacheService, Loaded, stamp
 from agora.db import Database
 from agora.errors import Conflict, NotFound, Unauthenticated
 from agora.ids import parse_uuid
@@ -55,6 +57,7 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+_Profile = TypeVar("_Profile", UserProfile, UserPublic)
 _UserQuery = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
@@ -71,8 +74,12 @@ class AuthService:
         keystore: KeyStore,
         issuer: TokenIssuer,
         refresh_ttl_s: int,
+        cache: CacheService,
+        profile_ttl_s: float,
     ) -> None:
         self._db = db
+        self._cache = cache
+        self._profile_ttl_s = profile_ttl_s
         self._hasher = hasher
         self._keystore = keystore
         self._issuer = issuer
@@ -174,10 +181,10 @@ class AuthService:
             await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
 
     async def own_profile(self, user_id: str) -> UserProfile:
-        row = await self._user_row(user_id, repo.get_own_user)
-        if row is None:
+        profile = await self._cached_profile("own", user_id, UserProfile, repo.get_own_user)
+        if profile is None:
             raise _account_gone()
-        return UserProfile.model_validate(dict(row))
+        return profile
 
     async def update_profile(self, user_id: str, update: ProfileUpdate) -> UserProfile:
         async def apply(conn: asyncpg.Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
@@ -188,13 +195,34 @@ class AuthService:
         row = await self._user_row(user_id, apply)
         if row is None:
             raise _account_gone()
+        await self._cache.invalidate([stamp("user", row["id"])])
         return UserProfile.model_validate(dict(row))
 
     async def public_profile(self, user_id: str) -> UserPublic:
-        row = await self._user_row(user_id, repo.get_public_user)
-        if row is None:
+        profile = await self._cached_profile("public", user_id, UserPublic, repo.get_public_user)
+        if profile is None:
             raise NotFound("no such user")
-        return UserPublic.model_validate(dict(row))
+        return profile
+
+    async def _cached_profile(
+        self, view: str, user_id: str, model: type[_Profile], query: _UserQuery
+    ) -> _Profile | None:
+        """A profile through the cache (5 min), valid until the user's stamp moves."""
+
+        parsed = parse_uuid(user_id)
+        if parsed is None:
+            return None  # names no one: neither a query nor a cache key
+
+        async def load() -> Loaded[_Profile]:
+            async with self._db.connection() as conn:
+                row = await query(conn, parsed)
+            if row is None:
+                return Loaded(None, None)
+            return Loaded(model.model_validate(dict(row)), [stamp("user", parsed)])
+
+        return await self._cache.get_or_load(
+            "profile", f"{view}:{parsed}", model, load, ttl_s=self._profile_ttl_s
+        )
 
     async def _user_row(self, user_id: str, query: _UserQuery) -> asyncpg.Record | None:
         """The user's row from ``query``; None for a malformed id, which names no one."""
