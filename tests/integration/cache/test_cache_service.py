@@ -133,7 +133,7 @@ async def test_a_hit_near_expiry_is_refreshed_early_in_the_background(
     # P(early refresh) = exp(-remaining / (load time x beta)) = exp(-1 s / 10,000 s) ~ 0.9999:
     # the hit serves the cached value and refreshes it in the background.
     served = await read()
-    assert served is not None and served.version == 1
+    assert served == Item(name="x", version=1)
     await asyncio.sleep(0.2)
     assert source.loads == loads + 1
     plain = CacheService(redis_client, breaker, early_refresh_beta=0.0)
