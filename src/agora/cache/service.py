@@ -177,6 +177,28 @@ class CacheService:
             await self._call(self._store, [entry], args)
         return loaded.value
 
+    # -- facts with a known lifetime (session data) ------------------------------------------
+
+    async def remember(self, cache: str, key: str, value: str, *, ttl_s: float) -> None:
+        """Record a fact for exactly ``ttl_s`` seconds (best effort: Redis may be away)."""
+        with contextlib.suppress(CircuitOpenError, *_REDIS_ERRORS), self._breaker.guard():
+            async with asyncio.timeout(self._timeout_s):
+                await self._redis.set(
+                    f"{ENTRY_PREFIX}{cache}:{key}", value, px=max(1, int(ttl_s * 1000))
+                )
+
+    async def recall(self, cache: str, key: str) -> str | None:
+        """A fact recorded by :meth:`remember`, or None (unknown, expired or Redis away)."""
+        try:
+            with self._breaker.guard():
+                async with asyncio.timeout(self._timeout_s):
+                    value = await self._redis.get(f"{ENTRY_PREFIX}{cache}:{key}")
+        except (CircuitOpenError, *_REDIS_ERRORS):
+            self._count(cache, "error")
+            return None
+        self._count(cache, "miss" if value is None else "hit")
+        return None if value is None else bytes(value).decode()
+
     # -- writes ------------------------------------------------------------------------------
 
     async def invalidate(self, stamps: Iterable[str]) -> None:

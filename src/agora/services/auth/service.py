@@ -134,6 +134,10 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Spend ``refresh_token`` and return a new pair from the same family."""
+        digest = refresh_token_digest(refresh_token)
+        known = await self._cache.recall("session", digest.hex())
+        if known is not None:
+            await self._refuse_known(known, digest)
         successor = new_refresh_token()
         user_id: uuid.UUID | None = None
         async with self._db.transaction() as conn:
@@ -158,8 +162,12 @@ class AuthService:
                 user_id = row["user_id"]
                 outcome = _Rotation.ROTATED
         # Raised only after the block so that the family's revocation is committed.
+        if outcome is _Rotation.ROTATED:
+            assert row is not None
+            await self._remember_session(digest, f"spent {row['family_id']}")
         if outcome is _Rotation.REUSED:
             assert row is not None
+            await self._remember_session(digest, "revoked")
             log.warning(
                 "refresh token reused; session revoked",
                 user_id=str(row["user_id"]),
@@ -177,8 +185,33 @@ class AuthService:
 
     async def logout(self, refresh_token: str) -> None:
         """Revoke the token's whole family; an unknown token is silently ignored."""
+        digest = refresh_token_digest(refresh_token)
         async with self._db.connection() as conn:
-            await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
+            await repo.revoke_family_of_token(conn, digest)
+        await self._remember_session(digest, "revoked")
+
+    async def _remember_session(self, digest: bytes, fact: str) -> None:
+        """Session data lives exactly as long as what it describes: a spent or revoked token
+        matters while its family can still have a live token, at most one refresh lifetime
+        from now (the successor just issued, or the presented token itself)."""
+        await self._cache.remember("session", digest.hex(), fact, ttl_s=self._refresh_ttl_s)
+
+    async def _refuse_known(self, fact: str, digest: bytes) -> None:
+        """Answer a token the cache knows is spent or revoked without locking its row: the
+        same answer the database would give, and a replayed token costs no transaction."""
+        kind, _, family = fact.partition(" ")
+        if kind == "spent" and (family_id := parse_uuid(family)) is not None:
+            async with self._db.connection() as conn:
+                await repo.revoke_family(conn, family_id)
+            await self._remember_session(digest, "revoked")
+            log.warning("refresh token reused; session revoked", family_id=family)
+            raise Unauthenticated(
+                "this refresh token was already used; the session has been revoked",
+                code="refresh_token_reused",
+            )
+        raise Unauthenticated(
+            "the refresh token is invalid or expired", code="invalid_refresh_token"
+        )
 
     async def own_profile(self, user_id: str) -> UserProfile:
         profile = await self._cached_profile("own", user_id, UserProfile, repo.get_own_user)
