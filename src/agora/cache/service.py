@@ -197,7 +197,9 @@ class CacheService:
             self._count(cache, "error")
             return None
         self._count(cache, "miss" if value is None else "hit")
-        return None if value is None else bytes(value).decode()
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     # -- writes ------------------------------------------------------------------------------
 
