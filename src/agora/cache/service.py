@@ -57,6 +57,11 @@ class Loaded(Generic[M]):
     depends_on: Sequence[str] | None
 
 
+Loader = Callable[[bool], Awaitable[Loaded[M]]]
+"""Called with ``storing``: False when the result cannot be cached (Redis unavailable), so a
+loader may skip what it gathers only to name dependencies."""
+
+
 class _Ratio:
     __slots__ = ("hits", "misses")
 
@@ -95,11 +100,11 @@ class CacheService:
         cache: str,
         key: str,
         model: type[M],
-        load: Callable[[], Awaitable[Loaded[M]]],
+        load: Loader[M],
         *,
         ttl_s: float,
     ) -> M | None:
-        """The cached value of ``cache``/``key``, or ``load()``'s (stored for ``ttl_s``)."""
+        """The cached value of ``cache``/``key``, or ``load``'s (stored for ``ttl_s``)."""
         entry = f"{ENTRY_PREFIX}{cache}:{key}"
         flight = self._flights.get(entry)
         if flight is not None:
@@ -126,7 +131,7 @@ class CacheService:
     def _flight(
         self,
         entry: str,
-        load: Callable[[], Awaitable[Loaded[M]]],
+        load: Loader[M],
         ttl_s: float,
         t0_us: bytes | None,
     ) -> asyncio.Future[object]:
@@ -156,12 +161,12 @@ class CacheService:
     async def _load_and_store(
         self,
         entry: str,
-        load: Callable[[], Awaitable[Loaded[M]]],
+        load: Loader[M],
         ttl_s: float,
         t0_us: bytes | None,
     ) -> M | None:
         started = time.perf_counter()
-        loaded = await load()
+        loaded = await load(t0_us is not None)
         load_ms = max(1, int((time.perf_counter() - started) * 1000))
         if loaded.value is None or loaded.depends_on is None or t0_us is None:
             return loaded.value

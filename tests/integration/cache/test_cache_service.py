@@ -33,7 +33,7 @@ class Source:
         self.delay_s = delay_s
         self.during_load: Callable[[], object] | None = None
 
-    async def load(self) -> Loaded[Item]:
+    async def load(self, storing: bool = True) -> Loaded[Item]:
         self.loads += 1
         value = Item(name="x", version=self.version)
         if self.during_load is not None:

@@ -246,7 +246,7 @@ class AuthService:
         if parsed is None:
             return None  # names no one: neither a query nor a cache key
 
-        async def load() -> Loaded[_Profile]:
+        async def load(_: bool) -> Loaded[_Profile]:
             async with self._db.connection() as conn:
                 row = await query(conn, parsed)
             if row is None:

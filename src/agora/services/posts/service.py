@@ -151,7 +151,7 @@ class PostsService:
     async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
         target, viewer = parse_id(post_id, "post"), caller_id(principal)
 
-        async def load() -> Loaded[PostPublic]:
+        async def load(_: bool) -> Loaded[PostPublic]:
             async with self._db.connection() as conn:
                 row = await repo.get_post(conn, post_id=target, viewer_id=viewer)
             if row is None:
@@ -222,16 +222,16 @@ class PostsService:
         reader, position = caller_id(principal), _cursor(cursor)
         most = self._settings.cache_feed_max_followees
 
-        async def load() -> Loaded[PostPage]:
+        async def load(storing: bool) -> Loaded[PostPage]:
             authors: list[uuid.UUID] | None = None
             async with self._db.connection() as conn:
-                if position is None:
+                if storing and position is None:
                     authors = await followees.followee_ids(conn, follower_id=reader, limit=most + 1)
                 rows = await timelines.feed_page(
                     conn, reader_id=reader, cursor=position, limit=limit + 1
                 )
             page = _post_page(rows, limit)
-            if authors is not None and len(authors) > most:
+            if not storing or (authors is not None and len(authors) > most):
                 return Loaded(page, None)  # checking that many stamps costs more than a query
             item_ids = [item.id for item in page.items]
             return Loaded(page, caching.feed_stamps(reader, item_ids, authors))
