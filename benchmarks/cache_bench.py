@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +52,7 @@ DB = "agora_bench_cache"
 REDIS_URL = os.environ.get("AGORA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DURATION_S = float(os.environ.get("BENCH_DURATION", "5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
-USERS, FOLLOWS_EACH, POSTS = 300, 50, 6000
+USERS, FOLLOWS_EACH, POSTS = 1000, 200, 30000
 READERS = 100
 
 
@@ -76,12 +77,15 @@ async def seed(url: str) -> list[str]:
         users = [r["id"] for r in ids]
         rng = random.Random(7)  # noqa: S311 - reproducible demo data
         follows = {(a, b) for a in users for b in rng.sample(users, FOLLOWS_EACH) if a != b}
-        await conn.executemany(
-            "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)", list(follows)
+        await conn.copy_records_to_table(
+            "follows",
+            records=[(uuid.UUID(a), uuid.UUID(b)) for a, b in follows],
+            columns=["follower_id", "followee_id"],
         )
-        await conn.executemany(
-            "INSERT INTO posts (author_id, content) VALUES ($1, $2)",
-            [(rng.choice(users), f"post {i}") for i in range(POSTS)],
+        await conn.copy_records_to_table(
+            "posts",
+            records=[(uuid.UUID(rng.choice(users)), f"post {i}") for i in range(POSTS)],
+            columns=["author_id", "content"],
         )
         await conn.execute("ANALYZE")
         return users
@@ -139,6 +143,13 @@ def wrk(base_url: str, script: Path, seconds: float) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextmanager
 def posts_process(env: dict[str, str], workdir: Path) -> Iterator[str]:
     port = free_port()
@@ -153,12 +164,10 @@ def posts_process(env: dict[str, str], workdir: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        while not _ready(base):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"posts did not start; see {workdir}")
+            time.sleep(0.1)
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
