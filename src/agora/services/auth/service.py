@@ -174,7 +174,7 @@ class AuthService:
             await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
 
     async def own_profile(self, user_id: str) -> UserProfile:
-        row = await self._user_row(user_id, repo.get_own_user)
+        row = await self._user_row(user_id, repo.get_own_user, read_only=True)
         if row is None:
             raise _account_gone()
         return UserProfile.model_validate(dict(row))
@@ -185,23 +185,26 @@ class AuthService:
                 conn, user_id=parsed, display_name=update.display_name, bio=update.bio
             )
 
-        row = await self._user_row(user_id, apply)
+        row = await self._user_row(user_id, apply, read_only=False)
         if row is None:
             raise _account_gone()
         return UserProfile.model_validate(dict(row))
 
     async def public_profile(self, user_id: str) -> UserPublic:
-        row = await self._user_row(user_id, repo.get_public_user)
+        row = await self._user_row(user_id, repo.get_public_user, read_only=True)
         if row is None:
             raise NotFound("no such user")
         return UserPublic.model_validate(dict(row))
 
-    async def _user_row(self, user_id: str, query: _UserQuery) -> asyncpg.Record | None:
-        """The user's row from ``query``; None for a malformed id, which names no one."""
+    async def _user_row(
+        self, user_id: str, query: _UserQuery, *, read_only: bool
+    ) -> asyncpg.Record | None:
+        """The user's row from ``query``; None for a malformed id, which names no one. Reads
+        may go to a replica, except right after that user changed their profile."""
         parsed = parse_uuid(user_id)
         if parsed is None:
             return None
-        async with self._db.connection() as conn:
+        async with self._db.connection(read_only=read_only, user_id=parsed) as conn:
             return await query(conn, parsed)
 
     def _token_pair(self, user_id: str, refresh_token: str) -> TokenPair:
