@@ -165,7 +165,7 @@ class ManagedPool:
         if now - self._last_used.get(pid, now) <= self.config.health_check_after_idle_s:
             return True
         try:
-            await conn.execute(";", timeout=min(1.0, self.config.command_timeout_s))
+            await conn.execute("SELECT 1", timeout=min(1.0, self.config.command_timeout_s))
         except Exception as exc:
             if is_connectivity_error(exc):
                 return False
