@@ -22,9 +22,11 @@ import agora
 from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db import Database
+from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
 from agora.observability.logging import get_logger
 from agora.observability.middleware import RequestContextMiddleware
+from agora.resilience.admin import admin_routes
 from agora.resilience.registry import Breakers
 
 log = get_logger(__name__)
@@ -147,23 +149,18 @@ def build_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(
-            settings.require_database_url(),
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-            command_timeout_s=settings.db_command_timeout_s,
-            acquire_timeout_s=settings.db_acquire_timeout_s,
-            application_name=f"agora-{service}",
-        )
-        await db.connect()
+        breakers = app.state.breakers = Breakers(settings)
         redis = create_redis(
             settings.require_redis_url(),
             socket_timeout_s=settings.redis_socket_timeout_s,
             max_connections=settings.redis_max_connections,
         )
+        db = database_from_settings(
+            settings, application_name=f"agora-{service}", breakers=breakers, redis=redis
+        )
+        await db.connect()
         app.state.db = db
         app.state.redis = redis
-        app.state.breakers = Breakers(settings)
         try:
             async with lifespan(app) if lifespan else nullcontext():
                 log.info("service started", service=service, instance_id=settings.instance_id)
@@ -188,6 +185,7 @@ def build_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(_probe_routes(service, settings))
+    app.include_router(admin_routes(settings))
     for router in routers:
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, service=service)

@@ -10,7 +10,7 @@ import ipaddress
 import socket
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["auth", "posts", "realtime"]
@@ -37,10 +37,18 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_replica_urls: CommaList = []
-    db_pool_min_size: int = Field(default=2, ge=0)
-    db_pool_max_size: int = Field(default=20, ge=1)
+    db_pool_min_size: int = Field(default=10, ge=0)
+    db_pool_max_size: int = Field(default=100, ge=1)
     db_command_timeout_s: float = Field(default=10.0, gt=0)
     db_acquire_timeout_s: float = Field(default=2.0, gt=0)
+    db_pool_max_lifetime_s: float = Field(default=1800.0, gt=0)
+    db_pool_max_idle_s: float = Field(default=300.0, gt=0)
+    db_health_check_after_idle_s: float = Field(default=1.0, ge=0)
+    db_leak_threshold_s: float = Field(default=300.0, ge=0)
+    db_retry_attempts: int = Field(default=3, ge=1, le=10)
+    db_read_your_writes_s: float = Field(default=10.0, gt=0)
+    db_replica_cooldown_s: float = Field(default=5.0, gt=0)
+    admin_token: SecretStr | None = None
 
     redis_url: str | None = None
     redis_socket_timeout_s: float = Field(default=0.5, gt=0)
@@ -113,6 +121,26 @@ class Settings(BaseSettings):
     def _postgres_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replica_schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("every replica must be a postgresql:// URL")
+        return value
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it guards the admin endpoints)")
         return value
 
     @field_validator("redis_url")

@@ -59,7 +59,9 @@ class Loaded(Generic[M]):
 
 Loader = Callable[[bool], Awaitable[Loaded[M]]]
 """Called with ``storing``: False when the result cannot be cached (Redis unavailable), so a
-loader may skip what it gathers only to name dependencies."""
+loader may skip what it gathers only to name dependencies. When ``storing`` a loader must read
+the primary, not a replica: rows from a lagging replica stored under current stamps would be
+served stale for a whole TTL (the store guard trusts that a committed write is visible)."""
 
 
 class _Ratio:

@@ -225,7 +225,7 @@ class AuthService:
                 conn, user_id=parsed, display_name=update.display_name, bio=update.bio
             )
 
-        row = await self._user_row(user_id, apply)
+        row = await self._user_row(user_id, apply, read_only=False)
         if row is None:
             raise _account_gone()
         await self._cache.invalidate([stamp("user", row["id"])])
@@ -241,13 +241,14 @@ class AuthService:
         self, view: str, user_id: str, model: type[_Profile], query: _UserQuery
     ) -> _Profile | None:
         """A profile through the cache (5 min), valid until the user's stamp moves."""
-
         parsed = parse_uuid(user_id)
         if parsed is None:
             return None  # names no one: neither a query nor a cache key
 
-        async def load(_: bool) -> Loaded[_Profile]:
-            async with self._db.connection() as conn:
+        async def load(storing: bool) -> Loaded[_Profile]:
+            # A fill reads the primary: rows from a lagging replica stored under current
+            # stamps would stay stale for a whole TTL. Uncached reads may use a replica.
+            async with self._db.connection(read_only=not storing, user_id=parsed) as conn:
                 row = await query(conn, parsed)
             if row is None:
                 return Loaded(None, None)
@@ -257,12 +258,15 @@ class AuthService:
             "profile", f"{view}:{parsed}", model, load, ttl_s=self._profile_ttl_s
         )
 
-    async def _user_row(self, user_id: str, query: _UserQuery) -> asyncpg.Record | None:
-        """The user's row from ``query``; None for a malformed id, which names no one."""
+    async def _user_row(
+        self, user_id: str, query: _UserQuery, *, read_only: bool
+    ) -> asyncpg.Record | None:
+        """The user's row from ``query``; None for a malformed id, which names no one. Reads
+        may go to a replica, except right after that user changed their profile."""
         parsed = parse_uuid(user_id)
         if parsed is None:
             return None
-        async with self._db.connection() as conn:
+        async with self._db.connection(read_only=read_only, user_id=parsed) as conn:
             return await query(conn, parsed)
 
     def _token_pair(self, user_id: str, refresh_token: str) -> TokenPair:

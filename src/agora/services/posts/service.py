@@ -132,8 +132,11 @@ class PostsService:
     async def create_post(self, *, principal: Principal, content: str) -> PostPublic:
         author = caller_id(principal)
         try:
-            async with self._db.connection() as conn:
-                row = await repo.insert_post(conn, author_id=author, content=content)
+            row = await self._db.run(
+                lambda conn: repo.insert_post(conn, author_id=author, content=content),
+                user_id=author,
+                single_statement=True,
+            )
         except repo.MissingReference as exc:
             raise _missing(exc, "user") from None
         POSTS_CREATED.inc()
@@ -151,9 +154,12 @@ class PostsService:
     async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
         target, viewer = parse_id(post_id, "post"), caller_id(principal)
 
-        async def load(_: bool) -> Loaded[PostPublic]:
-            async with self._db.connection() as conn:
-                row = await repo.get_post(conn, post_id=target, viewer_id=viewer)
+        async def load(storing: bool) -> Loaded[PostPublic]:
+            row = await self._db.run(
+                lambda conn: repo.get_post(conn, post_id=target, viewer_id=viewer),
+                read_only=not storing,  # a fill reads the primary (see cache.Loader)
+                user_id=viewer,
+            )
             if row is None:
                 return Loaded(None, None)
             return Loaded(post_public(row), [caching.post_stamp(target)])
@@ -171,8 +177,11 @@ class PostsService:
 
     async def delete_post(self, *, principal: Principal, post_id: str) -> None:
         target, caller = parse_id(post_id, "post"), caller_id(principal)
-        async with self._db.connection() as conn:
-            outcome = await repo.delete_post(conn, post_id=target, author_id=caller)
+        outcome = await self._db.run(
+            lambda conn: repo.delete_post(conn, post_id=target, author_id=caller),
+            user_id=caller,
+            single_statement=True,
+        )
         if outcome == "not_found":
             raise NotFound("post not found")
         if outcome == "forbidden":
@@ -182,7 +191,7 @@ class PostsService:
     async def set_like(self, *, principal: Principal, post_id: str, liked: bool) -> PostPublic:
         target, caller = parse_id(post_id, "post"), caller_id(principal)
         try:
-            async with self._db.connection() as conn:
+            async with self._db.connection(user_id=caller) as conn:
                 result = await repo.set_like(conn, post_id=target, user_id=caller, liked=liked)
         except repo.MissingReference as exc:
             raise _missing(exc, "post") from None
@@ -203,10 +212,13 @@ class PostsService:
         if followee == follower:
             raise Unprocessable("you cannot follow yourself", code="cannot_follow_self")
         try:
-            async with self._db.connection() as conn:
-                result = await repo.set_follow(
+            result = await self._db.run(
+                lambda conn: repo.set_follow(
                     conn, follower_id=follower, followee_id=followee, following=following
-                )
+                ),
+                user_id=follower,
+                single_statement=True,
+            )
         except repo.MissingReference as exc:
             raise _missing(exc, "user") from None
         if not result.found:
@@ -223,13 +235,16 @@ class PostsService:
         most = self._settings.cache_feed_max_followees
 
         async def load(storing: bool) -> Loaded[PostPage]:
-            authors: list[uuid.UUID] | None = None
-            async with self._db.connection() as conn:
+            async def read(conn: repo.Conn) -> tuple[list[uuid.UUID] | None, list[repo.PostRow]]:
+                authors = None
                 if storing and position is None:
                     authors = await followees.followee_ids(conn, follower_id=reader, limit=most + 1)
                 rows = await timelines.feed_page(
                     conn, reader_id=reader, cursor=position, limit=limit + 1
                 )
+                return authors, rows
+
+            authors, rows = await self._db.run(read, read_only=not storing, user_id=reader)
             page = _post_page(rows, limit)
             if not storing or (authors is not None and len(authors) > most):
                 return Loaded(page, None)  # checking that many stamps costs more than a query
@@ -250,14 +265,13 @@ class PostsService:
         self, *, principal: Principal, user_id: str, limit: int, cursor: str | None
     ) -> PostPage:
         author, viewer, position = parse_id(user_id, "user"), caller_id(principal), _cursor(cursor)
-        async with self._db.connection() as conn:
-            rows = await timelines.user_posts_page(
-                conn,
-                viewer_id=viewer,
-                author_id=author,
-                cursor=position,
-                limit=limit + 1,
-            )
+        rows = await self._db.run(
+            lambda conn: timelines.user_posts_page(
+                conn, viewer_id=viewer, author_id=author, cursor=position, limit=limit + 1
+            ),
+            read_only=True,
+            user_id=viewer,
+        )
         if rows is None:
             raise NotFound("user not found")
         return _post_page(rows, limit)
@@ -266,10 +280,13 @@ class PostsService:
         self, *, principal: Principal, limit: int, cursor: str | None
     ) -> NotificationPage:
         recipient, position = caller_id(principal), _cursor(cursor)
-        async with self._db.connection() as conn:
-            rows = await timelines.notifications_page(
+        rows = await self._db.run(
+            lambda conn: timelines.notifications_page(
                 conn, recipient_id=recipient, cursor=position, limit=limit + 1
-            )
+            ),
+            read_only=True,
+            user_id=recipient,
+        )
         page, next_cursor = _split_page(rows, limit)
         return NotificationPage(
             items=[notification_public(row) for row in page], next_cursor=next_cursor
