@@ -1,7 +1,8 @@
 """The cache on a repeated-read workload, and what the invalidation scheme costs.
 
 Prints, in one run (a real ``agora serve posts`` process under wrk; PostgreSQL and Redis):
-1. home-feed reads with 1 write in 50 (a new post: invalidates its author's followers):
+1. home-feed reads with a new post every BENCH_WRITE_EVERY requests (invalidating the first
+   page of every follower of its author):
    the feed cache's hit ratio and req/s, then req/s with the service's Redis unreachable
    (breaker open: every read goes to PostgreSQL);
 2. an author with 100,000 followers posts: the stamp write the scheme makes, against the
@@ -52,6 +53,7 @@ DB = "agora_bench_cache"
 REDIS_URL = os.environ.get("AGORA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DURATION_S = float(os.environ.get("BENCH_DURATION", "5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+WRITE_EVERY = int(os.environ.get("BENCH_WRITE_EVERY", "100"))  # one new post per N requests
 USERS, FOLLOWS_EACH, POSTS = 1000, 200, 30000
 READERS = 100
 
@@ -126,7 +128,7 @@ local n = math.random(1, #tokens)
 request = function()
   n = n + 1
   local auth = "Bearer " .. tokens[(n %% #tokens) + 1]
-  if n %% 50 == 0 then
+  if %d > 0 and n %% %d == 0 then
     return wrk.format("POST", "/api/v1/posts",
       {["Authorization"] = auth, ["Content-Type"] = "application/json"}, '{"content": "x"}')
   end
@@ -180,7 +182,8 @@ def feed_benchmark(url: str, users: list[str]) -> None:
     tokens = [issuer.issue(u, key) for u in users[:READERS]]
     workdir = Path(tempfile.mkdtemp(prefix="agora-cache-bench-"))
     script = workdir / "feed.lua"
-    script.write_text(WRK_SCRIPT % ", ".join(f'"{t}"' for t in tokens))
+    quoted = ", ".join(f'"{t}"' for t in tokens)
+    script.write_text(WRK_SCRIPT % (quoted, WRITE_EVERY, WRITE_EVERY))
     with jwks_server(key) as jwks_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
         env |= {
@@ -210,7 +213,8 @@ def feed_benchmark(url: str, users: list[str]) -> None:
         before, name, 'cache="feed",result="miss"'
     )
     print(
-        f"feed reads by {READERS} users, 1 new post in 50 requests; wrk -t2 -c{CONCURRENCY}, "
+        f"feed reads by {READERS} users (each follows {FOLLOWS_EACH} of {USERS}), "
+        f"1 new post per {WRITE_EVERY} requests; wrk -t2 -c{CONCURRENCY}, "
         f"{DURATION_S:.0f} s per phase, one posts process"
     )
     print(

@@ -10,9 +10,11 @@ however many entries (feeds of 100,000 followers) depend on it.
 Stores are guarded against the classic cache-aside race (a reader loads old rows, a writer
 commits and invalidates, the reader stores the old rows): the reader passes the Redis time it
 took *before* loading, and the store is skipped when any stamp is at least that recent — the
-change may have committed after the load began. A missing stamp (new, expired or evicted) is
-created with the current time, which skips that one store: "unknown" is treated as "changed
-just now", never as "unchanged".
+change may have committed after the load began. A missing stamp means "no change recorded" and
+is created as ``1`` (older than any load): stamps outlive every entry (1 h against 10 min) and
+a stamp written by a write is the most recently used key, the last an LRU eviction takes, so a
+stamp does not vanish between a write and the store it must stop. (An entry stored with a
+stamp that later disappears is invalid: its recorded value no longer matches.)
 
 The scripts read stamp keys they do not declare in KEYS: fine on a standalone or Sentinel
 Redis (what Agora supports), not on Redis Cluster.
@@ -38,17 +40,16 @@ return {1, e[1], redis.call('PTTL', KEYS[1]), tonumber(e[3]) or 0, now}
 # KEYS[1] entry; ARGV: payload, ttl_ms, t0_us, load_ms, stamp_ttl_ms, stamp keys...
 # Returns 1 when stored, 0 when skipped (a dependency changed during the load).
 STORE = """
-local t = redis.call('TIME')
-local now = tostring(t[1]) .. string.format('%06d', tonumber(t[2]))
 local t0 = ARGV[3]
 local deps = {}
 local fresh = true
 for i = 6, #ARGV do
   local v = redis.call('GET', ARGV[i])
   if not v then
-    redis.call('SET', ARGV[i], now, 'PX', ARGV[5], 'NX')
-    fresh = false
-  elseif #v > #t0 or (#v == #t0 and v >= t0) then
+    v = '1'
+    redis.call('SET', ARGV[i], v, 'PX', ARGV[5])
+  end
+  if #v > #t0 or (#v == #t0 and v >= t0) then
     fresh = false
   else
     deps[#deps + 1] = ARGV[i] .. ' ' .. v

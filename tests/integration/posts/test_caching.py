@@ -46,7 +46,7 @@ def queries(monkeypatch: pytest.MonkeyPatch) -> QueryCounter:
 
 
 async def warm(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
-    """Read until served from the cache: the first store only creates unknown stamps."""
+    """Read twice: the second read is served from the cache."""
     for _ in range(2):
         response = await client.get(path, headers=headers)
         assert response.status_code == 200, response.text
