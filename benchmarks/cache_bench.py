@@ -11,7 +11,8 @@ Prints, in one run (a real ``agora serve posts`` process under wrk; PostgreSQL a
 
 Run: python -m benchmarks.cache_bench   (scratch database ``agora_bench_cache``; Redis db from
 AGORA_BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
-Environment: BENCH_DURATION (seconds per phase, default 5), BENCH_CONCURRENCY (default 32).
+Environment: BENCH_DURATION (seconds per phase, default 5), BENCH_CONCURRENCY (default 32),
+BENCH_WRITE_EVERY (default 100; 0: reads only).
 """
 
 from __future__ import annotations
