@@ -215,7 +215,8 @@ def feed_benchmark(url: str, users: list[str]) -> None:
     )
     print(
         f"feed reads by {READERS} users (each follows {FOLLOWS_EACH} of {USERS}), "
-        f"1 new post per {WRITE_EVERY} requests; wrk -t2 -c{CONCURRENCY}, "
+        f"{f'1 new post per {WRITE_EVERY} requests' if WRITE_EVERY else 'reads only'}; "
+        f"wrk -t2 -c{CONCURRENCY}, "
         f"{DURATION_S:.0f} s per phase, one posts process"
     )
     print(
