@@ -28,8 +28,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from agora.cache import scripts
+from agora.cache.stats import CacheStats
 from agora.observability.logging import get_logger
-from agora.observability.metrics import CACHE_EVICTIONS, CACHE_HIT_RATIO, CACHE_REQUESTS
+from agora.observability.metrics import CACHE_EVICTIONS
 from agora.resilience.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 
 log = get_logger(__name__)
@@ -64,14 +65,6 @@ the primary, not a replica: rows from a lagging replica stored under current sta
 served stale for a whole TTL (the store guard trusts that a committed write is visible)."""
 
 
-class _Ratio:
-    __slots__ = ("hits", "misses")
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-
-
 class CacheService:
     def __init__(
         self,
@@ -91,7 +84,7 @@ class CacheService:
         self._store = redis.register_script(scripts.STORE)
         self._bump = redis.register_script(scripts.BUMP)
         self._flights: dict[str, asyncio.Future[object]] = {}
-        self._ratios: dict[str, _Ratio] = {}
+        self._stats = CacheStats()
         self._pending: set[str] = set()
         self._evicted_seen: int | None = None
 
@@ -110,17 +103,17 @@ class CacheService:
         entry = f"{ENTRY_PREFIX}{cache}:{key}"
         flight = self._flights.get(entry)
         if flight is not None:
-            self._count(cache, "miss")
+            self._stats.count(cache, "miss")
             return await self._join(flight, model)
         try:
             hit, payload, pttl_ms, load_ms, now_us = await self._call(self._lookup, [entry], [])
         except (CircuitOpenError, *_REDIS_ERRORS):
-            self._count(cache, "error")
+            self._stats.count(cache, "error")
             return await self._join(self._flight(entry, load, ttl_s, None), model)
         if not hit:
-            self._count(cache, "miss")
+            self._stats.count(cache, "miss")
             return await self._join(self._flight(entry, load, ttl_s, now_us), model)
-        self._count(cache, "hit")
+        self._stats.count(cache, "hit")
         if self._refresh_early(int(pttl_ms), int(load_ms)):
             self._flight(entry, load, ttl_s, now_us)
         return model.model_validate_json(payload)
@@ -201,9 +194,9 @@ class CacheService:
                 async with asyncio.timeout(self._timeout_s):
                     value = await self._redis.get(f"{ENTRY_PREFIX}{cache}:{key}")
         except (CircuitOpenError, *_REDIS_ERRORS):
-            self._count(cache, "error")
+            self._stats.count(cache, "error")
             return None
-        self._count(cache, "miss" if value is None else "hit")
+        self._stats.count(cache, "miss" if value is None else "hit")
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -281,19 +274,6 @@ class CacheService:
             async with asyncio.timeout(self._timeout_s):
                 result: list[bytes] = await script(keys=keys, args=args)  # type: ignore[operator]
         return result if isinstance(result, list) else [result]
-
-    def _count(self, cache: str, result: str) -> None:
-        CACHE_REQUESTS.labels(cache=cache, result=result).inc()
-        ratio = self._ratios.get(cache)
-        if ratio is None:
-            ratio = self._ratios[cache] = _Ratio()
-        if result == "hit":
-            ratio.hits += 1
-        elif result == "miss":
-            ratio.misses += 1
-        else:
-            return
-        CACHE_HIT_RATIO.labels(cache=cache).set(ratio.hits / (ratio.hits + ratio.misses))
 
 
 @contextlib.asynccontextmanager
