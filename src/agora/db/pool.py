@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from agora.db.errors import is_connectivity_error, is_rolled_back
-from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout
+from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout, is_lost
 from agora.db.routing import RecentWriters, ReplicaSet
 from agora.errors import ServiceUnavailable
 from agora.observability.logging import get_logger
@@ -100,7 +100,7 @@ class Database:
                     try:
                         yield conn
                     except Exception as exc:
-                        if not is_connectivity_error(exc):
+                        if not (is_connectivity_error(exc) or is_lost(conn)):
                             raise
                         self.replicas.mark_down(replica)
                         raise DatabaseUnavailable(
@@ -204,11 +204,15 @@ class Database:
                     retry_after_s=exc.retry_after_s,
                     before_work=True,
                 ) from None
-        acquired = False
+        acquired = lost = False
         try:
             async with self.primary.acquire() as conn:
                 acquired = True
-                yield conn
+                try:
+                    yield conn
+                except Exception:
+                    lost = is_lost(conn)  # checked before release detaches it
+                    raise
         except PoolTimeout:
             if breaker is not None:
                 breaker.release()
@@ -220,7 +224,7 @@ class Database:
                 breaker.release()
             raise
         except Exception as exc:
-            if not is_connectivity_error(exc):
+            if not (lost or is_connectivity_error(exc)):
                 if breaker is not None:
                     breaker.record_success()  # the server answered
                 raise
