@@ -7,6 +7,7 @@ the tests run as root (PostgreSQL refuses to run as root).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -65,10 +66,8 @@ class PgCluster:
         _run(["pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop"])
 
     def stop_quietly(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
 
 
 def _workdir() -> Path:

@@ -38,11 +38,18 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class DatabaseUnavailable(ServiceUnavailable):
-    """A 503 from the database layer; ``before_work`` says no statement of the unit of work
-    had been sent when it failed, so even a write may safely be tried again."""
+    """A 503 from the database layer.
 
-    def __init__(self, message: str, *, retry_after_s: float, before_work: bool) -> None:
+    ``transient``: a connection failed, so trying again soon may work (not so when the breaker
+    is open or the pool is exhausted: the caller should back off). ``before_work``: no
+    statement of the unit of work had been sent, so even a write may be tried again.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after_s: float, transient: bool, before_work: bool
+    ) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+        self.transient = transient
         self.before_work = before_work
 
 
@@ -104,7 +111,10 @@ class Database:
                             raise
                         self.replicas.mark_down(replica)
                         raise DatabaseUnavailable(
-                            "a read replica failed", retry_after_s=1, before_work=False
+                            "a read replica failed",
+                            retry_after_s=1,
+                            transient=True,
+                            before_work=False,
                         ) from exc
                     return
         try:
@@ -153,7 +163,11 @@ class Database:
             except Exception as exc:
                 atomic = read_only or transaction or single_statement
                 retry = (
-                    (isinstance(exc, DatabaseUnavailable) and (exc.before_work or read_only))
+                    (
+                        isinstance(exc, DatabaseUnavailable)
+                        and exc.transient
+                        and (exc.before_work or read_only)
+                    )
                     or (not started and is_connectivity_error(exc))
                     or (atomic and is_rolled_back(exc))
                 )
@@ -202,6 +216,7 @@ class Database:
                 raise DatabaseUnavailable(
                     "the database is unavailable; try again later",
                     retry_after_s=exc.retry_after_s,
+                    transient=False,
                     before_work=True,
                 ) from None
         acquired = lost = False
@@ -217,7 +232,10 @@ class Database:
             if breaker is not None:
                 breaker.release()
             raise DatabaseUnavailable(
-                "the database is busy; try again shortly", retry_after_s=1, before_work=True
+                "the database is busy; try again shortly",
+                retry_after_s=1,
+                transient=False,
+                before_work=True,
             ) from None
         except asyncio.CancelledError:
             if breaker is not None:
@@ -234,6 +252,7 @@ class Database:
             raise DatabaseUnavailable(
                 "the database is unavailable; try again later",
                 retry_after_s=retry_after or 5.0,
+                transient=True,
                 before_work=not acquired,
             ) from exc
         else:
