@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     breaker_window_s: float = Field(default=10.0, gt=0)
     breaker_open_s: float = Field(default=30.0, gt=0)
 
+    # Cache (cache-aside on Redis): entry lifetimes, XFetch early-refresh factor, and the
+    # largest follow list whose home feed is cached (its check costs one GET per followee).
+    cache_profile_ttl_s: float = Field(default=300.0, gt=0)
+    cache_feed_ttl_s: float = Field(default=300.0, gt=0)
+    cache_post_ttl_s: float = Field(default=600.0, gt=0)
+    cache_early_refresh_beta: float = Field(default=1.0, ge=0)
+    cache_feed_max_followees: int = Field(default=1000, ge=0)
+
     cors_origins: CommaList = []
     trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
 

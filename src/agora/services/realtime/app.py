@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
         logging.getLogger("uvicorn.error").addFilter(_REDACT_FILTER)  # idempotent
         async with AsyncExitStack() as stack:
             app.state.verifier = await stack.enter_async_context(
-                jwks_token_verifier(settings, key_resolver)
+                jwks_token_verifier(settings, key_resolver, breaker=app.state.breakers.jwks)
             )
             hub = Hub()
             presence = Presence(
