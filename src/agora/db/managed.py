@@ -173,7 +173,7 @@ class ManagedPool:
         return True
 
     async def _checkin(self, conn: Connection) -> None:
-        if not conn.is_closed():
+        if not is_lost(conn):
             pid = conn.get_server_pid()
             now = time.monotonic()
             self._last_used[pid] = now
@@ -201,3 +201,11 @@ class ManagedPool:
         stats = self.stats()
         for state, gauge in self._gauges.items():
             gauge.set(stats[state])
+
+
+def is_lost(conn: Connection) -> bool:
+    """The connection is closed: whatever error the caller saw, the server went away."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True  # asyncpg already took back a connection the server closed

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from agora.db.errors import is_connectivity_error, is_rolled_back
-from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout
+from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout, is_lost
 from agora.db.routing import RecentWriters, ReplicaSet
 from agora.errors import ServiceUnavailable
 from agora.observability.logging import get_logger
@@ -38,11 +38,18 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class DatabaseUnavailable(ServiceUnavailable):
-    """A 503 from the database layer; ``before_work`` says no statement of the unit of work
-    had been sent when it failed, so even a write may safely be tried again."""
+    """A 503 from the database layer.
 
-    def __init__(self, message: str, *, retry_after_s: float, before_work: bool) -> None:
+    ``transient``: a connection failed, so trying again soon may work (not so when the breaker
+    is open or the pool is exhausted: the caller should back off). ``before_work``: no
+    statement of the unit of work had been sent, so even a write may be tried again.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after_s: float, transient: bool, before_work: bool
+    ) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+        self.transient = transient
         self.before_work = before_work
 
 
@@ -100,11 +107,14 @@ class Database:
                     try:
                         yield conn
                     except Exception as exc:
-                        if not is_connectivity_error(exc):
+                        if not (is_connectivity_error(exc) or is_lost(conn)):
                             raise
                         self.replicas.mark_down(replica)
                         raise DatabaseUnavailable(
-                            "a read replica failed", retry_after_s=1, before_work=False
+                            "a read replica failed",
+                            retry_after_s=1,
+                            transient=True,
+                            before_work=False,
                         ) from exc
                     return
         try:
@@ -153,7 +163,11 @@ class Database:
             except Exception as exc:
                 atomic = read_only or transaction or single_statement
                 retry = (
-                    (isinstance(exc, DatabaseUnavailable) and (exc.before_work or read_only))
+                    (
+                        isinstance(exc, DatabaseUnavailable)
+                        and exc.transient
+                        and (exc.before_work or read_only)
+                    )
                     or (not started and is_connectivity_error(exc))
                     or (atomic and is_rolled_back(exc))
                 )
@@ -202,25 +216,33 @@ class Database:
                 raise DatabaseUnavailable(
                     "the database is unavailable; try again later",
                     retry_after_s=exc.retry_after_s,
+                    transient=False,
                     before_work=True,
                 ) from None
-        acquired = False
+        acquired = lost = False
         try:
             async with self.primary.acquire() as conn:
                 acquired = True
-                yield conn
+                try:
+                    yield conn
+                except Exception:
+                    lost = is_lost(conn)  # checked before release detaches it
+                    raise
         except PoolTimeout:
             if breaker is not None:
                 breaker.release()
             raise DatabaseUnavailable(
-                "the database is busy; try again shortly", retry_after_s=1, before_work=True
+                "the database is busy; try again shortly",
+                retry_after_s=1,
+                transient=False,
+                before_work=True,
             ) from None
         except asyncio.CancelledError:
             if breaker is not None:
                 breaker.release()
             raise
         except Exception as exc:
-            if not is_connectivity_error(exc):
+            if not (lost or is_connectivity_error(exc)):
                 if breaker is not None:
                     breaker.record_success()  # the server answered
                 raise
@@ -230,6 +252,7 @@ class Database:
             raise DatabaseUnavailable(
                 "the database is unavailable; try again later",
                 retry_after_s=retry_after or 5.0,
+                transient=True,
                 before_work=not acquired,
             ) from exc
         else:
