@@ -18,13 +18,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import agora
 from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
-from agora.db import Database
+from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
 from agora.health import install_health, running_checks
 from agora.observability.exposition import render_metrics
 from agora.observability.logging import get_logger
 from agora.observability.middleware import AccessLogPolicy, RequestContextMiddleware
 from agora.observability.runtime import observability
+from agora.resilience.admin import admin_routes
+from agora.resilience.registry import Breakers
 from agora.security.middleware import (
     deleted_users_store,
     install_headers,
@@ -114,20 +116,16 @@ def build_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(
-            settings.require_database_url(),
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-            command_timeout_s=settings.db_command_timeout_s,
-            acquire_timeout_s=settings.db_acquire_timeout_s,
-            application_name=f"agora-{service}",
-        )
-        await db.connect()
+        breakers = app.state.breakers = Breakers(settings)
         redis = create_redis(
             settings.require_redis_url(),
             socket_timeout_s=settings.redis_socket_timeout_s,
             max_connections=settings.redis_max_connections,
         )
+        db = database_from_settings(
+            settings, application_name=f"agora-{service}", breakers=breakers, redis=redis
+        )
+        await db.connect()
         app.state.db = db
         app.state.redis = redis
         app.state.deleted_users = deleted_users_store(redis, db, settings)
@@ -162,6 +160,7 @@ def build_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     install_health(app, service, settings)
     app.include_router(_metrics_route())
+    app.include_router(admin_routes(settings))
     for router in routers:
         app.include_router(router)
     install_request_guards(app, settings)

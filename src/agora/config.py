@@ -37,10 +37,18 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_replica_urls: CommaList = []
-    db_pool_min_size: int = Field(default=2, ge=0)
-    db_pool_max_size: int = Field(default=20, ge=1)
+    db_pool_min_size: int = Field(default=10, ge=0)
+    db_pool_max_size: int = Field(default=100, ge=1)
     db_command_timeout_s: float = Field(default=10.0, gt=0)
     db_acquire_timeout_s: float = Field(default=2.0, gt=0)
+    db_pool_max_lifetime_s: float = Field(default=1800.0, gt=0)
+    db_pool_max_idle_s: float = Field(default=300.0, gt=0)
+    db_health_check_after_idle_s: float = Field(default=1.0, ge=0)
+    db_leak_threshold_s: float = Field(default=300.0, ge=0)
+    db_retry_attempts: int = Field(default=3, ge=1, le=10)
+    db_read_your_writes_s: float = Field(default=10.0, gt=0)
+    db_replica_cooldown_s: float = Field(default=5.0, gt=0)
+    admin_token: SecretStr | None = None
 
     redis_url: str | None = None
     redis_socket_timeout_s: float = Field(default=0.5, gt=0)
@@ -84,6 +92,14 @@ class Settings(BaseSettings):
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_window_s: float = Field(default=10.0, gt=0)
     breaker_open_s: float = Field(default=30.0, gt=0)
+
+    # Cache (cache-aside on Redis): entry lifetimes, XFetch early-refresh factor, and the
+    # largest follow list whose home feed is cached (its check costs one GET per followee).
+    cache_profile_ttl_s: float = Field(default=300.0, gt=0)
+    cache_feed_ttl_s: float = Field(default=300.0, gt=0)
+    cache_post_ttl_s: float = Field(default=600.0, gt=0)
+    cache_early_refresh_beta: float = Field(default=1.0, ge=0)
+    cache_feed_max_followees: int = Field(default=1000, ge=0)
 
     cors_origins: CommaList = []
     trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
@@ -141,6 +157,26 @@ class Settings(BaseSettings):
     def _otlp_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL (OTLP/HTTP; /v1/traces is added)")
+        return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replica_schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("every replica must be a postgresql:// URL")
+        return value
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it guards the admin endpoints)")
         return value
 
     @field_validator("redis_url")

@@ -33,7 +33,7 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.verifier = await stack.enter_async_context(
-                jwks_token_verifier(settings, key_resolver)
+                jwks_token_verifier(settings, key_resolver, breaker=app.state.breakers.jwks)
             )
             hub = Hub()
             presence = Presence(
