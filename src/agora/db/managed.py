@@ -151,7 +151,12 @@ class ManagedPool:
                 if pool.get_size() < cfg.max_size:
                     raise
                 raise PoolTimeout from exc
-            if await self._usable(conn):
+            try:
+                usable = await self._usable(conn)
+            except BaseException:
+                await pool.release(conn)
+                raise
+            if usable:
                 return conn
             conn.terminate()
             await pool.release(conn)
