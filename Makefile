@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint audit bench clean
+.PHONY: install run test test-fast test-tools lint audit bench bench-observability bench-drain clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
@@ -18,11 +18,18 @@ install: $(STAMP) ## the virtualenv with Agora and its dev tools
 run: install ## start everything (embedded PostgreSQL/Redis unless configured)
 	$(BIN)/agora up
 
-test: install ## unit, integration (real PostgreSQL + Redis) and end-to-end tests
+test: install test-tools ## unit, integration (real PostgreSQL + Redis) and end-to-end tests
 	$(BIN)/pytest
 
-test-fast: install ## everything but the end-to-end tests
+test-fast: install test-tools ## everything but the end-to-end tests
 	$(BIN)/pytest -m "not e2e"
+
+# The Sentinel failover test starts real sentinels: install redis-sentinel when it is missing.
+test-tools:
+	@command -v redis-sentinel >/dev/null || { command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq --no-install-recommends redis-sentinel >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-sentinel; }; }; } || \
+	  { echo "the tests need redis-sentinel (apt-get install redis-sentinel)"; exit 1; }
 
 lint: install ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check src tests benchmarks
@@ -38,6 +45,15 @@ bench: install ## throughput and latency of the full stack vs a raw ASGI app (ne
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk); } || \
 	  { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m benchmarks.http_bench
+
+bench-observability: install ## req/s with and without logs + metrics + tracing (needs wrk)
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk); } || \
+	  { echo "make bench-observability needs wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m benchmarks.observability_bench
+
+bench-drain: install ## a rolling restart under load: drain time and failed requests
+	$(BIN)/python -m benchmarks.drain_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

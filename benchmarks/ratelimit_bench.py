@@ -53,7 +53,7 @@ def main() -> int:
         print("the rate-limit bench needs wrk (apt-get install wrk)", file=sys.stderr)
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="agora-rl-bench-"))
-    with dependencies(workdir) as (database_url, redis_url):
+    with dependencies(workdir, scratch_db="agora_rl_bench") as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port, off_port, on_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}

@@ -6,26 +6,28 @@ shared resources (database pool, Redis client, settings) live on ``app.state``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import agora
 from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
-from agora.db import Database
+from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
+from agora.health import install_health, running_checks
+from agora.observability.exposition import render_metrics
 from agora.observability.logging import get_logger
-from agora.observability.middleware import RequestContextMiddleware
+from agora.observability.middleware import AccessLogPolicy, RequestContextMiddleware
+from agora.observability.runtime import observability
 from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
+from agora.resilience.admin import admin_routes
+from agora.resilience.registry import Breakers
 from agora.security.middleware import (
     deleted_users_store,
     install_headers,
@@ -94,51 +96,14 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return json_error(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
-def _probe_routes(service: ServiceName, settings: Settings) -> APIRouter:
+def _metrics_route() -> APIRouter:
+    """``/metrics`` on the service's own port; the probes come from ``agora.health``."""
     router = APIRouter(include_in_schema=False)
 
-    async def live() -> Response:
-        return Response(b'{"status":"ok"}', media_type="application/json")
-
-    async def ready(request: Request) -> Response:
-        checks: dict[str, str] = {}
-        db: Database = request.app.state.db
-        try:
-            await db.ping(timeout_s=1.0)
-            checks["postgres"] = "ok"
-        except Exception as exc:
-            checks["postgres"] = f"failing: {type(exc).__name__}"
-        try:
-            async with asyncio.timeout(1.0):
-                await request.app.state.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"failing: {type(exc).__name__}"
-        hard = ["postgres", "redis"] if service == "realtime" else ["postgres"]
-        failing = [name for name in hard if checks[name] != "ok"]
-        status = (
-            "failing"
-            if failing
-            else ("ok" if all(v == "ok" for v in checks.values()) else "degraded")
-        )
-        body = orjson.dumps(
-            {
-                "status": status,
-                "checks": checks,
-                "service": service,
-                "instance_id": settings.instance_id,
-                "version": agora.__version__,
-            }
-        )
-        return Response(body, status_code=503 if failing else 200, media_type="application/json")
-
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
 
-    for path in ("/healthz", "/healthz/live"):
-        router.add_api_route(path, live, methods=["GET"])
-    for path in ("/readyz", "/healthz/ready"):
-        router.add_api_route(path, ready, methods=["GET"])
     router.add_api_route("/metrics", metrics, methods=["GET"])
     return router
 
@@ -152,26 +117,26 @@ def build_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(
-            settings.require_database_url(),
-            min_size=settings.db_pool_min_size,
-            max_size=settings.db_pool_max_size,
-            command_timeout_s=settings.db_command_timeout_s,
-            acquire_timeout_s=settings.db_acquire_timeout_s,
-            application_name=f"agora-{service}",
-        )
-        await db.connect()
+        breakers = app.state.breakers = Breakers(settings)
         redis = create_redis(
             settings.require_redis_url(),
             socket_timeout_s=settings.redis_socket_timeout_s,
             max_connections=settings.redis_max_connections,
         )
+        db = database_from_settings(
+            settings, application_name=f"agora-{service}", breakers=breakers, redis=redis
+        )
+        await db.connect()
         app.state.db = db
         app.state.redis = redis
         app.state.ratelimiter = build_rate_limiter(settings, redis)
         app.state.deleted_users = deleted_users_store(redis, db, settings)
         try:
-            async with lifespan(app) if lifespan else nullcontext():
+            async with (
+                observability(app, service, settings),
+                running_checks(app, service, settings, db, redis),
+                lifespan(app) if lifespan else nullcontext(),
+            ):
                 log.info("service started", service=service, instance_id=settings.instance_id)
                 yield
         finally:
@@ -187,18 +152,27 @@ def build_app(
         docs_url=None,  # served without a CDN by agora.security.docs (development only)
         redoc_url=None,
         openapi_url=None if settings.is_production else f"{docs_prefix}/openapi.json",
+        # One server span per request, opened by RequestContextMiddleware: never twice.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.service = service
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.include_router(_probe_routes(service, settings))
+    install_health(app, service, settings)
+    app.include_router(_metrics_route())
+    app.include_router(admin_routes(settings))
     for router in routers:
         app.include_router(router)
     install_request_guards(app, settings)
     if settings.ratelimit_enabled:  # inside the request context: 429s carry a request id
         app.add_middleware(RateLimitMiddleware, settings=settings)
-    app.add_middleware(RequestContextMiddleware, service=service)
+    access_log = AccessLogPolicy.create(
+        settings.effective_log_sample_ratio,
+        settings.log_hot_routes,
+        settings.log_slow_request_ms,
+    )
+    app.add_middleware(RequestContextMiddleware, service=service, access_log=access_log)
     install_headers(app, service, settings)
     return app

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
+
+if TYPE_CHECKING:
+    from agora.resilience.remote import Outcome
 
 app = typer.Typer(
     name="agora",
@@ -20,6 +23,11 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage the access-token signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+breakers_app = typer.Typer(
+    help="Circuit breakers of every running instance (needs AGORA_ADMIN_TOKEN).",
+    no_args_is_help=True,
+)
+app.add_typer(breakers_app, name="breakers")
 
 
 def _settings() -> Settings:
@@ -178,6 +186,63 @@ def keys_new_encryption_key() -> None:
     from cryptography.fernet import Fernet
 
     typer.echo(Fernet.generate_key().decode())
+
+
+TargetsOption = Annotated[
+    list[str] | None,
+    typer.Option("--target", help="Instance base URL (repeatable); default: `agora up`'s"),
+]
+WorkdirOption = Annotated[Path, typer.Option(help="`agora up`'s workdir (its instances.json)")]
+
+
+def _breaker_targets(settings: Settings, target: list[str] | None, workdir: Path) -> list[str]:
+    from agora.resilience.remote import targets_from_state
+
+    if settings.admin_token is None:
+        raise _fail("AGORA_ADMIN_TOKEN is not set (the same token the instances run with)")
+    if target:
+        return target
+    try:
+        return targets_from_state(workdir)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _report(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        typer.secho(
+            f"{outcome.target}: {outcome.detail}",
+            fg=None if outcome.ok else typer.colors.RED,
+            err=not outcome.ok,
+        )
+    if not all(outcome.ok for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+@breakers_app.command("reset")
+def breakers_reset(
+    name: Annotated[str, typer.Argument(help="postgres, redis or jwks")],
+    target: TargetsOption = None,
+    workdir: WorkdirOption = Path(".agora"),
+) -> None:
+    """Close breaker NAME on every instance now (after fixing the dependency)."""
+    from agora.resilience.remote import reset_everywhere
+
+    settings = _settings()
+    targets = _breaker_targets(settings, target, workdir)
+    assert settings.admin_token is not None
+    _report(reset_everywhere(targets, name, settings.admin_token.get_secret_value()))
+
+
+@breakers_app.command("list")
+def breakers_list(target: TargetsOption = None, workdir: WorkdirOption = Path(".agora")) -> None:
+    """Show every instance's breaker states."""
+    from agora.resilience.remote import list_everywhere
+
+    settings = _settings()
+    targets = _breaker_targets(settings, target, workdir)
+    assert settings.admin_token is not None
+    _report(list_everywhere(targets, settings.admin_token.get_secret_value()))
 
 
 def main() -> None:

@@ -47,10 +47,18 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_replica_urls: CommaList = []
-    db_pool_min_size: int = Field(default=2, ge=0)
-    db_pool_max_size: int = Field(default=20, ge=1)
+    db_pool_min_size: int = Field(default=10, ge=0)
+    db_pool_max_size: int = Field(default=100, ge=1)
     db_command_timeout_s: float = Field(default=10.0, gt=0)
     db_acquire_timeout_s: float = Field(default=2.0, gt=0)
+    db_pool_max_lifetime_s: float = Field(default=1800.0, gt=0)
+    db_pool_max_idle_s: float = Field(default=300.0, gt=0)
+    db_health_check_after_idle_s: float = Field(default=1.0, ge=0)
+    db_leak_threshold_s: float = Field(default=300.0, ge=0)
+    db_retry_attempts: int = Field(default=3, ge=1, le=10)
+    db_read_your_writes_s: float = Field(default=10.0, gt=0)
+    db_replica_cooldown_s: float = Field(default=5.0, gt=0)
+    admin_token: SecretStr | None = None
 
     redis_url: str | None = None
     redis_socket_timeout_s: float = Field(default=0.5, gt=0)
@@ -77,11 +85,31 @@ class Settings(BaseSettings):
 
     otlp_endpoint: str | None = None
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Observability (docs/observability.md): file sink, access-log sampling, active users.
+    log_file: str | None = None
+    log_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    log_hot_routes: CommaList = [
+        "/api/v1/posts/feed",
+        "/api/v1/posts/{post_id}",
+        "/api/v1/posts/users/{user_id}",
+        "/api/v1/auth/users/{user_id}",
+        "/api/v1/realtime/presence/{user_id}",
+    ]
+    log_slow_request_ms: int = Field(default=500, ge=1)
+    active_users_flush_s: float = Field(default=10.0, gt=0, le=60)
 
     # Circuit breakers (postgres, redis, jwks): open after N failures in a rolling window.
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_window_s: float = Field(default=10.0, gt=0)
     breaker_open_s: float = Field(default=30.0, gt=0)
+
+    # Cache (cache-aside on Redis): entry lifetimes, XFetch early-refresh factor, and the
+    # largest follow list whose home feed is cached (its check costs one GET per followee).
+    cache_profile_ttl_s: float = Field(default=300.0, gt=0)
+    cache_feed_ttl_s: float = Field(default=300.0, gt=0)
+    cache_post_ttl_s: float = Field(default=600.0, gt=0)
+    cache_early_refresh_beta: float = Field(default=1.0, ge=0)
+    cache_feed_max_followees: int = Field(default=1000, ge=0)
 
     cors_origins: CommaList = []
     trusted_proxies: CommaList = ["127.0.0.0/8", "::1/128"]
@@ -90,6 +118,11 @@ class Settings(BaseSettings):
     ws_heartbeat_s: float = Field(default=20.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
     keep_alive_timeout_s: int = Field(default=75, ge=1)
+    # Health probes and drain (see docs/operations.md).
+    health_check_interval_s: float = Field(default=10.0, gt=0, le=300)
+    health_check_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    shutdown_delay_s: float | None = Field(default=None, ge=0, le=30)
+    ws_reconnect_jitter_ms: int = Field(default=5000, ge=0, le=60000)
 
     # Rate limits (agora.ratelimit): rates are written like 100/minute, 5/min, 50/second.
     ratelimit_enabled: bool = True
@@ -119,6 +152,7 @@ class Settings(BaseSettings):
         "database_replica_urls",
         "cors_origins",
         "trusted_proxies",
+        "log_hot_routes",
         "ratelimit_allowlist",
         mode="before",
     )(_split_commas)
@@ -134,7 +168,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters: it bypasses every rate limit")
         return value
 
-    @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
+    @field_validator("database_url", "redis_url", "otlp_endpoint", "log_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -154,6 +188,33 @@ class Settings(BaseSettings):
     def _postgres_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP/HTTP; /v1/traces is added)")
+        return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replica_schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("every replica must be a postgresql:// URL")
+        return value
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it guards the admin endpoints)")
         return value
 
     @field_validator("redis_url")
@@ -194,6 +255,27 @@ class Settings(BaseSettings):
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _shutdown_budget(self) -> Settings:
+        # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
+        # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
+        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > 50:
+            raise ValueError(
+                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed 50 seconds"
+            )
+        if self.health_check_timeout_s > self.health_check_interval_s:
+            raise ValueError(
+                "AGORA_HEALTH_CHECK_TIMEOUT_S must not exceed AGORA_HEALTH_CHECK_INTERVAL_S"
+            )
+        return self
+
+    @property
+    def effective_shutdown_delay_s(self) -> float:
+        """Serving on after SIGTERM while load balancers notice readiness is 503."""
+        if self.shutdown_delay_s is not None:
+            return self.shutdown_delay_s
+        return 5.0 if self.is_production else 0.0
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -208,6 +290,12 @@ class Settings(BaseSettings):
     def effective_trace_sample_ratio(self) -> float:
         if self.trace_sample_ratio is not None:
             return self.trace_sample_ratio
+        return 0.1 if self.is_production else 1.0
+
+    @property
+    def effective_log_sample_ratio(self) -> float:
+        if self.log_sample_ratio is not None:
+            return self.log_sample_ratio
         return 0.1 if self.is_production else 1.0
 
     @property

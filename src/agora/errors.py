@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from agora.observability.context import current_request_id
+from agora.observability.metrics import ERRORS
 
 
 class ApiError(Exception):
@@ -78,6 +79,7 @@ def error_body(
     extra: dict[str, Any] | None = None,
 ) -> bytes:
     """``extra``: further machine-readable fields of this error (e.g. ``retry_after_s``)."""
+    ERRORS.labels(code).inc()
     error: dict[str, Any] = {
         "code": code,
         "message": message,

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from agora.observability import tracing
 from agora.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -61,11 +63,17 @@ class Event:
 async def publish(redis: Redis, channel: str, event: Event, *, timeout_s: float) -> bool:
     """Publish after the write has committed. A Redis failure, or a Redis slower than
     ``timeout_s`` (the client's own retries included), is logged, never raised: the write is
-    already durable and the recipient still finds it in the feed or notifications."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await redis.publish(channel, event.encode())
-        return True
-    except (RedisError, OSError, TimeoutError) as exc:
-        log.warning("event not published", event_type=event.type, error=str(exc))
-        return False
+    already durable and the recipient still finds it in the feed or notifications.
+
+    The trace context travels in ``meta`` (``traceparent``), so the delivery over WebSocket
+    joins the trace of the request that caused the event."""
+    attributes = {"messaging.system": "redis", "messaging.destination.name": channel}
+    with tracing.span(f"publish {event.type}", kind=SpanKind.PRODUCER, attributes=attributes):
+        tracing.inject(event.meta)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await redis.publish(channel, event.encode())
+            return True
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("event not published", event_type=event.type, error=str(exc))
+            return False

@@ -145,4 +145,4 @@ async def test_post_like_and_presence_across_two_realtime_instances(
         assert "Traceback" not in logs
         # uvicorn logs each handshake with its query string; the token is redacted there.
         assert bob_token not in logs
-    assert "access_token=[redacted]" in realtime_2.logs()
+    assert "access_token=[REDACTED]" in realtime_2.logs()

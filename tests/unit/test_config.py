@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from agora.config import ConfigError, Settings, load_settings
 
@@ -63,3 +64,26 @@ def test_missing_urls_have_a_clear_message() -> None:
 def test_pool_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="MIN_SIZE"):
         Settings(db_pool_min_size=10, db_pool_max_size=5)
+
+
+def test_pool_defaults_are_the_seed_values() -> None:
+    settings = Settings()
+    assert (settings.db_pool_max_size, settings.db_pool_min_size) == (100, 10)
+    assert (settings.db_pool_max_lifetime_s, settings.db_pool_max_idle_s) == (1800, 300)
+    assert settings.db_command_timeout_s == 10
+    assert settings.db_leak_threshold_s == 300
+
+
+def test_admin_token_is_off_by_default_and_must_be_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().admin_token is None
+    monkeypatch.setenv("AGORA_ADMIN_TOKEN", "")
+    assert Settings().admin_token is None
+    monkeypatch.setenv("AGORA_ADMIN_TOKEN", "short")
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings()
+
+
+def test_replica_urls_must_be_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGORA_DATABASE_REPLICA_URLS", "postgresql://a/x, mysql://b/y")
+    with pytest.raises(ValidationError, match="every replica must be a postgresql"):
+        Settings()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,31 @@ def test_sentinel_url() -> None:
     assert target.db == 2
     with pytest.raises(ValueError, match="service name"):
         parse_sentinel_url("redis+sentinel://10.0.0.1:26379")
+
+
+@pytest.mark.parametrize("replicas", [1, 3, 10])
+def test_every_process_gets_pool_bounds_that_fit(replicas: int) -> None:
+    env = up.pool_env({}, replicas)
+    max_size, min_size = int(env["AGORA_DB_POOL_MAX_SIZE"]), int(env["AGORA_DB_POOL_MIN_SIZE"])
+    assert min_size <= max_size
+    assert max_size * 3 * replicas <= up.DB_CONNECTION_BUDGET
+    if replicas == 3:
+        assert (max_size, min_size) == (10, 10)
+
+
+def test_operator_pool_bounds_win_and_the_minimum_follows_a_small_maximum() -> None:
+    assert up.pool_env({"AGORA_DB_POOL_MAX_SIZE": "4"}, 1) == {
+        "AGORA_DB_POOL_MAX_SIZE": "4",
+        "AGORA_DB_POOL_MIN_SIZE": "4",
+    }
+
+
+def test_state_file_lists_every_instance_for_the_breakers_command(tmp_path: Path) -> None:
+    from agora.devstack.supervisor import Instance
+    from agora.resilience.remote import targets_from_state
+
+    instances = [Instance("auth", 1, 8080), Instance("posts", 2, 8083)]
+    up.write_state(tmp_path, instances)
+    assert targets_from_state(tmp_path) == ["http://127.0.0.1:8080", "http://127.0.0.1:8083"]
+    with pytest.raises(LookupError, match="agora up"):
+        targets_from_state(tmp_path / "elsewhere")

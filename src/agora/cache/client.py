@@ -41,6 +41,17 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     )
 
 
+class SentinelRedis(Redis):
+    """The master's client; closing it also closes the connections to the sentinels."""
+
+    sentinels: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.sentinels is not None:
+            await self.sentinels.aclose()
+
+
 class _ClientOptions(TypedDict):
     socket_timeout: float
     socket_connect_timeout: float
@@ -66,6 +77,9 @@ def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: in
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
         )
-        client: Redis = sentinel.master_for(target.service_name, db=target.db, **options)
+        client: SentinelRedis = sentinel.master_for(
+            target.service_name, redis_class=SentinelRedis, db=target.db, **options
+        )
+        client.sentinels = sentinel
         return client
     return Redis.from_url(url, **options)

@@ -1,5 +1,6 @@
-"""PostgreSQL access: the connection pool and transaction helpers."""
+"""PostgreSQL access: the connection pools, read routing and transaction helpers."""
 
-from agora.db.pool import Connection, Database
+from agora.db.managed import Connection, PoolConfig
+from agora.db.pool import Database, DatabaseUnavailable
 
-__all__ = ["Connection", "Database"]
+__all__ = ["Connection", "Database", "DatabaseUnavailable", "PoolConfig"]

@@ -1,21 +1,32 @@
-"""The asyncpg connection pool of one process, and its transaction helpers.
+"""The database of one process: a primary pool, optional read-replica pools, the ``postgres``
+circuit breaker and retries of transient failures.
 
 One pool per process (one worker per process, scale by instances), sized so that
-``instances x max_size`` stays under PostgreSQL's ``max_connections``.
+``instances x max_size`` stays under PostgreSQL's ``max_connections`` (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, TypeVar
 
-import asyncpg
-
+from agora.db.errors import is_connectivity_error, is_rolled_back
+from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout, is_lost
+from agora.db.routing import RecentWriters, ReplicaSet
 from agora.errors import ServiceUnavailable
+from agora.observability.logging import get_logger
+from agora.resilience.breaker import CircuitBreaker, CircuitOpenError
 
-Connection: TypeAlias = asyncpg.Connection
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+_BACKOFF_BASE_S = 0.05
+_BACKOFF_CAP_S = 1.0
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -26,84 +37,147 @@ def asyncpg_dsn(url: str) -> str:
     return url
 
 
-async def _keep_session(_: Connection) -> None:
-    """Replaces asyncpg's reset-on-release, a round trip per checkout (``RESET ALL``, ``UNLISTEN
-    *``, unlock all advisory locks). Agora never changes session state: no SET, LISTEN or
-    session-level advisory lock (only transaction-level ones). asyncpg still rolls back a
-    transaction left open before calling this."""
+class DatabaseUnavailable(ServiceUnavailable):
+    """A 503 from the database layer.
+
+    ``transient``: a connection failed, so trying again soon may work (not so when the breaker
+    is open or the pool is exhausted: the caller should back off). ``before_work``: no
+    statement of the unit of work had been sent, so even a write may be tried again.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after_s: float, transient: bool, before_work: bool
+    ) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+        self.transient = transient
+        self.before_work = before_work
 
 
 class Database:
-    """Owns the pool; repositories get connections from it, one transaction per unit of work."""
+    """Owns the pools; repositories get connections from it, one unit of work at a time."""
 
     def __init__(
         self,
         url: str,
         *,
-        min_size: int = 2,
-        max_size: int = 20,
-        command_timeout_s: float = 10.0,
-        acquire_timeout_s: float = 2.0,
-        application_name: str = "agora",
+        replica_urls: Sequence[str] = (),
+        breaker: CircuitBreaker | None = None,
+        writers: RecentWriters | None = None,
+        retry_attempts: int = 3,
+        replica_cooldown_s: float = 5.0,
+        **config: Any,
     ) -> None:
-        self._url = asyncpg_dsn(url)
-        self._min_size = min_size
-        self._max_size = max_size
-        self._command_timeout_s = command_timeout_s
-        self._acquire_timeout_s = acquire_timeout_s
-        self._application_name = application_name
-        self._pool: asyncpg.Pool | None = None
+        self.config = PoolConfig(**config)
+        self.primary = ManagedPool(asyncpg_dsn(url), role="primary", config=self.config)
+        self.replicas = ReplicaSet(
+            [ManagedPool(asyncpg_dsn(u), role="replica", config=self.config) for u in replica_urls],
+            cooldown_s=replica_cooldown_s,
+        )
+        self.breaker = breaker
+        self.writers = writers or RecentWriters(None, window_s=0.0)
+        self.retry_attempts = max(1, retry_attempts)
 
     async def connect(self) -> None:
-        statement_timeout_ms = str(int(self._command_timeout_s * 1000))
-        self._pool = await asyncpg.create_pool(
-            self._url,
-            min_size=self._min_size,
-            max_size=self._max_size,
-            command_timeout=self._command_timeout_s,
-            max_inactive_connection_lifetime=300.0,
-            reset=_keep_session,
-            server_settings={
-                "application_name": self._application_name,
-                "statement_timeout": statement_timeout_ms,
-                "idle_in_transaction_session_timeout": "60000",
-            },
-        )
+        await self.primary.open()
+        # Replicas connect on demand: one that is down at start must not stop the service.
+        for replica in self.replicas.pools:
+            await replica.open(min_size=0)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        for pool in (self.primary, *self.replicas.pools):
             await pool.close()
 
     @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError("Database.connect() has not been awaited")
-        return self._pool
+    def pool(self) -> Any:
+        """The primary's asyncpg pool (for tools that need the raw driver)."""
+        return self.primary.pool
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection; waiting longer than the acquire timeout becomes a 503."""
+    async def connection(
+        self, *, read_only: bool = False, user_id: object = None
+    ) -> AsyncIterator[Connection]:
+        """A pooled connection. ``read_only`` may be served by a replica, unless ``user_id``
+        wrote moments ago; a write with ``user_id`` marks that user as having written."""
+        user = None if user_id is None else str(user_id)
+        if read_only and self.replicas.pools:
+            async with AsyncExitStack() as stack:
+                picked = await self._replica_connection(stack, user)
+                if picked is not None:
+                    replica, conn = picked
+                    try:
+                        yield conn
+                    except Exception as exc:
+                        if not (is_connectivity_error(exc) or is_lost(conn)):
+                            raise
+                        self.replicas.mark_down(replica)
+                        raise DatabaseUnavailable(
+                            "a read replica failed",
+                            retry_after_s=1,
+                            transient=True,
+                            before_work=False,
+                        ) from exc
+                    return
         try:
-            conn = await self.pool.acquire(timeout=self._acquire_timeout_s)
-        except TimeoutError as exc:
-            raise ServiceUnavailable(
-                "the database is busy; try again shortly", headers={"Retry-After": "1"}
-            ) from exc
-        except (OSError, asyncpg.PostgresConnectionError) as exc:
-            raise ServiceUnavailable(
-                "the database is unavailable", headers={"Retry-After": "5"}
-            ) from exc
-        try:
-            yield conn
+            async with self._primary_connection() as conn:
+                yield conn
         finally:
-            await self.pool.release(conn)
+            if not read_only and user is not None and self.replicas.pools:
+                await self.writers.mark(user)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self, *, user_id: object = None) -> AsyncIterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on any error."""
-        async with self.connection() as conn, conn.transaction():
+        async with self.connection(user_id=user_id) as conn, conn.transaction():
             yield conn
+
+    async def run(
+        self,
+        work: Callable[[Connection], Awaitable[T]],
+        *,
+        read_only: bool = False,
+        user_id: object = None,
+        transaction: bool = False,
+        single_statement: bool = False,
+    ) -> T:
+        """Run ``work`` and retry it, with exponential backoff and full jitter, only when a
+        retry cannot apply a write twice:
+
+        - failures before ``work`` got its connection (nothing was sent);
+        - for reads, a connection lost at any point;
+        - serialization failures and deadlocks when ``work`` is one transaction
+          (``transaction=True``, or ``single_statement=True`` for one autocommit statement):
+          PostgreSQL rolled all of it back before reporting them.
+
+        A write whose connection dropped mid-way (perhaps during COMMIT) is never retried: it
+        may have been applied.
+        """
+        for attempt in range(self.retry_attempts):
+            started = False
+            try:
+                async with self.connection(read_only=read_only, user_id=user_id) as conn:
+                    started = True
+                    if transaction:
+                        async with conn.transaction():
+                            return await work(conn)
+                    return await work(conn)
+            except Exception as exc:
+                atomic = read_only or transaction or single_statement
+                retry = (
+                    (
+                        isinstance(exc, DatabaseUnavailable)
+                        and exc.transient
+                        and (exc.before_work or read_only)
+                    )
+                    or (not started and is_connectivity_error(exc))
+                    or (atomic and is_rolled_back(exc))
+                )
+                if not retry or attempt + 1 >= self.retry_attempts:
+                    raise
+                cap = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)
+                delay = random.uniform(0, cap)  # noqa: S311 - jitter, not a secret
+                log.info("retrying database work", attempt=attempt + 1, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         async with self.connection() as conn:
@@ -112,3 +186,75 @@ class Database:
     async def ping(self, timeout_s: float = 1.0) -> None:
         async with asyncio.timeout(timeout_s), self.connection() as conn:
             await conn.fetchval("SELECT 1")
+
+    async def _replica_connection(
+        self, stack: AsyncExitStack, user: str | None
+    ) -> tuple[ManagedPool, Connection] | None:
+        if user is not None and await self.writers.recently_wrote(user):
+            return None
+        replica = self.replicas.pick()
+        if replica is None:
+            return None
+        try:
+            conn: Connection = await stack.enter_async_context(replica.acquire())
+        except PoolTimeout:
+            return None
+        except Exception as exc:
+            if not is_connectivity_error(exc):
+                raise
+            self.replicas.mark_down(replica)
+            return None
+        return replica, conn
+
+    @asynccontextmanager
+    async def _primary_connection(self) -> AsyncIterator[Connection]:
+        breaker = self.breaker
+        if breaker is not None:
+            try:
+                breaker.allow()
+            except CircuitOpenError as exc:
+                raise DatabaseUnavailable(
+                    "the database is unavailable; try again later",
+                    retry_after_s=exc.retry_after_s,
+                    transient=False,
+                    before_work=True,
+                ) from None
+        acquired = lost = False
+        try:
+            async with self.primary.acquire() as conn:
+                acquired = True
+                try:
+                    yield conn
+                except Exception:
+                    lost = is_lost(conn)  # checked before release detaches it
+                    raise
+        except PoolTimeout:
+            if breaker is not None:
+                breaker.release()
+            raise DatabaseUnavailable(
+                "the database is busy; try again shortly",
+                retry_after_s=1,
+                transient=False,
+                before_work=True,
+            ) from None
+        except asyncio.CancelledError:
+            if breaker is not None:
+                breaker.release()
+            raise
+        except Exception as exc:
+            if not (lost or is_connectivity_error(exc)):
+                if breaker is not None:
+                    breaker.record_success()  # the server answered
+                raise
+            if breaker is not None:
+                breaker.record_failure()
+            retry_after = breaker.retry_after_s if breaker is not None else 0.0
+            raise DatabaseUnavailable(
+                "the database is unavailable; try again later",
+                retry_after_s=retry_after or 5.0,
+                transient=True,
+                before_work=not acquired,
+            ) from exc
+        else:
+            if breaker is not None:
+                breaker.record_success()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from agora.config import DEFAULT_PORTS, ServiceName, Settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import EmbeddedServers, port_is_free
 from agora.devstack.supervisor import Instance, Supervisor
+from agora.resilience.remote import STATE_FILE
 
 SERVICES: tuple[ServiceName, ...] = ("auth", "posts", "realtime")
 FIRST_EXTRA_PORT = 8083
@@ -42,7 +44,27 @@ def plan_instances(replicas: int) -> list[Instance]:
 
 
 def pool_size_per_process(replicas: int) -> int:
-    return max(2, min(20, DB_CONNECTION_BUDGET // (len(SERVICES) * replicas)))
+    """Each process's share of the budget, never above the pool's own default maximum."""
+    default_max: int = Settings.model_fields["db_pool_max_size"].default
+    return max(2, min(default_max, DB_CONNECTION_BUDGET // (len(SERVICES) * replicas)))
+
+
+def pool_env(env: dict[str, str], replicas: int) -> dict[str, str]:
+    """Pool bounds for every process: the operator's if set, else the budget's share, with
+    the default minimum idle lowered to fit under the maximum."""
+    max_size = env.get("AGORA_DB_POOL_MAX_SIZE") or str(pool_size_per_process(replicas))
+    default_min: int = Settings.model_fields["db_pool_min_size"].default
+    min_size = env.get("AGORA_DB_POOL_MIN_SIZE") or str(min(default_min, int(max_size)))
+    return {"AGORA_DB_POOL_MAX_SIZE": max_size, "AGORA_DB_POOL_MIN_SIZE": min_size}
+
+
+def write_state(workdir: Path, instances: list[Instance]) -> Path:
+    """Where ``agora breakers`` finds every instance of this stack (see its --help)."""
+    path = workdir / STATE_FILE
+    workdir.mkdir(parents=True, exist_ok=True)
+    targets = [{"name": i.name, "url": i.url} for i in instances]
+    path.write_text(json.dumps({"pid": os.getpid(), "instances": targets}, indent=2))
+    return path
 
 
 def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
@@ -65,8 +87,8 @@ def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
         instances = plan_instances(replicas)
         env = dict(os.environ)
         env.update({"AGORA_DATABASE_URL": database_url, "AGORA_REDIS_URL": redis_url})
-        env.setdefault("AGORA_DB_POOL_MAX_SIZE", str(pool_size_per_process(replicas)))
-        env.setdefault("AGORA_DB_POOL_MIN_SIZE", "1")
+        env.update(pool_env(env, replicas))
+        write_state(workdir, instances)
         supervisor = Supervisor(env=env, instances=instances)
         supervisor.install_signal_handlers()
         # auth first: it creates the first signing key that posts and realtime will fetch.
@@ -87,6 +109,7 @@ def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
             supervisor.stop_all()
         return 1
     finally:
+        (workdir / STATE_FILE).unlink(missing_ok=True)
         embedded.stop()
 
 

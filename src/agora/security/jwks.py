@@ -2,7 +2,8 @@
 
 An unknown ``kid`` triggers a refetch (a key was rotated in), but at most once per cooldown,
 so a flood of tokens with made-up ``kid``s cannot turn into a flood of requests to auth.
-When auth cannot be reached the last good keys keep working.
+When auth cannot be reached the last good keys keep working, and the ``jwks`` circuit
+breaker stops even the refetch attempts until its open period ends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agora.config import Settings
+from agora.observability import tracing
 from agora.observability.logging import get_logger
+from agora.resilience.breaker import CircuitBreaker, CircuitOpenError
 from agora.security.keys import public_key_from_jwk
 from agora.security.tokens import KeyResolver, TokenVerifier
 
@@ -32,14 +35,17 @@ class JwksKeyResolver:
         client: httpx.AsyncClient,
         refetch_cooldown_s: float = 10.0,
         max_age_s: float = 300.0,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._url = url
+        self._breaker = breaker
         self._client = client
         self._cooldown_s = refetch_cooldown_s
         self._max_age_s = max_age_s
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
+        self._attempts = 0
         self._lock = asyncio.Lock()
 
     async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
@@ -50,20 +56,36 @@ class JwksKeyResolver:
 
     async def refresh(self) -> None:
         """Refetch unless one was tried within the cooldown; concurrent callers share one fetch."""
-        attempted_before = self._attempted_at
+        attempts_before = self._attempts
         async with self._lock:
-            if self._attempted_at != attempted_before:
+            if self._attempts != attempts_before:
                 return  # another caller fetched while we waited for the lock
             if time.monotonic() - self._attempted_at < self._cooldown_s:
                 return
+            self._attempts += 1
             self._attempted_at = time.monotonic()
             try:
-                response = await self._client.get(self._url)
-                response.raise_for_status()
-                self._keys = self._parse(response.json())
+                self._keys = await self._fetch()
                 self._fetched_at = time.monotonic()
+            except CircuitOpenError:
+                pass  # auth is known to be failing: the last good keys stay, nobody waits
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.warning("jwks fetch failed; keeping the last good keys", error=str(exc))
+                if self._breaker is not None:
+                    # The breaker, not the cooldown, paces retries of a failing auth: a few
+                    # quick tries, then none for its open period.
+                    self._attempted_at = float("-inf")
+
+    async def _fetch(self) -> dict[str, rsa.RSAPublicKey]:
+        if self._breaker is None:
+            return await self._fetch_once()
+        with self._breaker.guard():
+            return await self._fetch_once()
+
+    async def _fetch_once(self) -> dict[str, rsa.RSAPublicKey]:
+        response = await self._client.get(self._url)
+        response.raise_for_status()
+        return self._parse(response.json())
 
     @staticmethod
     def _parse(document: Any) -> dict[str, rsa.RSAPublicKey]:
@@ -76,7 +98,10 @@ class JwksKeyResolver:
 
 @asynccontextmanager
 async def jwks_token_verifier(
-    settings: Settings, key_resolver: KeyResolver | None = None
+    settings: Settings,
+    key_resolver: KeyResolver | None = None,
+    *,
+    breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[TokenVerifier]:
     """The token verifier of a service that trusts auth's JWKS (posts, realtime).
 
@@ -87,10 +112,12 @@ async def jwks_token_verifier(
     async with AsyncExitStack() as stack:
         if key_resolver is None:
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=2.0))
+            tracing.instrument_http_client(client, peer_service="agora-auth")
             key_resolver = JwksKeyResolver(
                 settings.auth_jwks_url,
                 client=client,
                 refetch_cooldown_s=settings.jwks_refetch_cooldown_s,
+                breaker=breaker,
             )
         yield TokenVerifier(
             key_resolver,

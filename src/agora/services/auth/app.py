@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from agora.app import build_app
+from agora.cache import running_cache
 from agora.config import Settings
+from agora.resilience.registry import Breakers
 from agora.security.backoff import LoginBackoff
 from agora.security.passwords import PasswordHasher, is_common_password
 from agora.security.tokens import KeyResolver, TokenIssuer, TokenVerifier
@@ -42,23 +44,33 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
             audience=settings.jwt_audience,
             leeway_s=settings.jwt_leeway_s,
         )
-        app.state.auth_service = AuthService(
-            db=app.state.db,
-            hasher=hasher,
-            keystore=keystore,
-            issuer=issuer,
-            refresh_ttl_s=settings.refresh_token_ttl_s,
-            backoff=LoginBackoff(
-                app.state.redis,
-                threshold=settings.login_backoff_threshold,
-                max_s=settings.login_backoff_max_s,
-            ),
-            deleted_users=app.state.deleted_users,
-        )
-        keystore.start()
-        try:
-            yield
-        finally:
-            await keystore.stop()
+        breakers: Breakers = app.state.breakers
+        async with running_cache(
+            app.state.redis,
+            breakers.redis,
+            timeout_s=settings.redis_socket_timeout_s,
+            early_refresh_beta=settings.cache_early_refresh_beta,
+        ) as cache:
+            app.state.cache = cache
+            app.state.auth_service = AuthService(
+                db=app.state.db,
+                hasher=hasher,
+                keystore=keystore,
+                issuer=issuer,
+                refresh_ttl_s=settings.refresh_token_ttl_s,
+                backoff=LoginBackoff(
+                    app.state.redis,
+                    threshold=settings.login_backoff_threshold,
+                    max_s=settings.login_backoff_max_s,
+                ),
+                deleted_users=app.state.deleted_users,
+                cache=cache,
+                profile_ttl_s=settings.cache_profile_ttl_s,
+            )
+            keystore.start()
+            try:
+                yield
+            finally:
+                await keystore.stop()
 
     return build_app("auth", settings, routers=[router], lifespan=lifespan)

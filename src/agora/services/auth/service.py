@@ -13,10 +13,12 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 from redis.exceptions import RedisError
 
+from agora.cache import CacheService, Loaded, stamp
 from agora.db import Database
 from agora.errors import (
     ApiError,
@@ -65,6 +67,7 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+_Profile = TypeVar("_Profile", UserProfile, UserPublic)
 _UserQuery = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
@@ -83,8 +86,12 @@ class AuthService:
         refresh_ttl_s: int,
         backoff: LoginBackoff,
         deleted_users: DeletedUsers,
+        cache: CacheService,
+        profile_ttl_s: float,
     ) -> None:
         self._db = db
+        self._cache = cache
+        self._profile_ttl_s = profile_ttl_s
         self._hasher = hasher
         self._keystore = keystore
         self._issuer = issuer
@@ -146,6 +153,10 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Spend ``refresh_token`` and return a new pair from the same family."""
+        digest = refresh_token_digest(refresh_token)
+        known = await self._cache.recall("session", digest.hex())
+        if known is not None:
+            await self._refuse_known(known, digest)
         successor = new_refresh_token()
         user_id: uuid.UUID | None = None
         async with self._db.transaction() as conn:
@@ -170,8 +181,12 @@ class AuthService:
                 user_id = row["user_id"]
                 outcome = _Rotation.ROTATED
         # Raised only after the block so that the family's revocation is committed.
+        if outcome is _Rotation.ROTATED:
+            assert row is not None
+            await self._remember_session(digest, f"spent {row['family_id']}")
         if outcome is _Rotation.REUSED:
             assert row is not None
+            await self._remember_session(digest, "revoked")
             log.warning(
                 "refresh token reused; session revoked",
                 user_id=str(row["user_id"]),
@@ -189,8 +204,33 @@ class AuthService:
 
     async def logout(self, refresh_token: str) -> None:
         """Revoke the token's whole family; an unknown token is silently ignored."""
+        digest = refresh_token_digest(refresh_token)
         async with self._db.connection() as conn:
-            await repo.revoke_family_of_token(conn, refresh_token_digest(refresh_token))
+            await repo.revoke_family_of_token(conn, digest)
+        await self._remember_session(digest, "revoked")
+
+    async def _remember_session(self, digest: bytes, fact: str) -> None:
+        """Session data lives exactly as long as what it describes: a spent or revoked token
+        matters while its family can still have a live token, at most one refresh lifetime
+        from now (the successor just issued, or the presented token itself)."""
+        await self._cache.remember("session", digest.hex(), fact, ttl_s=self._refresh_ttl_s)
+
+    async def _refuse_known(self, fact: str, digest: bytes) -> None:
+        """Answer a token the cache knows is spent or revoked without locking its row: the
+        same answer the database would give, and a replayed token costs no transaction."""
+        kind, _, family = fact.partition(" ")
+        if kind == "spent" and (family_id := parse_uuid(family)) is not None:
+            async with self._db.connection() as conn:
+                await repo.revoke_family(conn, family_id)
+            await self._remember_session(digest, "revoked")
+            log.warning("refresh token reused; session revoked", family_id=family)
+            raise Unauthenticated(
+                "this refresh token was already used; the session has been revoked",
+                code="refresh_token_reused",
+            )
+        raise Unauthenticated(
+            "the refresh token is invalid or expired", code="invalid_refresh_token"
+        )
 
     async def delete_account(self, user_id: str, password: str) -> None:
         """Delete the caller's account after checking their password again (a stolen access
@@ -237,10 +277,10 @@ class AuthService:
             )
 
     async def own_profile(self, user_id: str) -> UserProfile:
-        row = await self._user_row(user_id, repo.get_own_user)
-        if row is None:
+        profile = await self._cached_profile("own", user_id, UserProfile, repo.get_own_user)
+        if profile is None:
             raise _account_gone()
-        return UserProfile.model_validate(dict(row))
+        return profile
 
     async def update_profile(self, user_id: str, update: ProfileUpdate) -> UserProfile:
         async def apply(conn: asyncpg.Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
@@ -248,23 +288,48 @@ class AuthService:
                 conn, user_id=parsed, display_name=update.display_name, bio=update.bio
             )
 
-        row = await self._user_row(user_id, apply)
+        row = await self._user_row(user_id, apply, read_only=False)
         if row is None:
             raise _account_gone()
+        await self._cache.invalidate([stamp("user", row["id"])])
         return UserProfile.model_validate(dict(row))
 
     async def public_profile(self, user_id: str) -> UserPublic:
-        row = await self._user_row(user_id, repo.get_public_user)
-        if row is None:
+        profile = await self._cached_profile("public", user_id, UserPublic, repo.get_public_user)
+        if profile is None:
             raise NotFound("no such user")
-        return UserPublic.model_validate(dict(row))
+        return profile
 
-    async def _user_row(self, user_id: str, query: _UserQuery) -> asyncpg.Record | None:
-        """The user's row from ``query``; None for a malformed id, which names no one."""
+    async def _cached_profile(
+        self, view: str, user_id: str, model: type[_Profile], query: _UserQuery
+    ) -> _Profile | None:
+        """A profile through the cache (5 min), valid until the user's stamp moves."""
+        parsed = parse_uuid(user_id)
+        if parsed is None:
+            return None  # names no one: neither a query nor a cache key
+
+        async def load(storing: bool) -> Loaded[_Profile]:
+            # A fill reads the primary: rows from a lagging replica stored under current
+            # stamps would stay stale for a whole TTL. Uncached reads may use a replica.
+            async with self._db.connection(read_only=not storing, user_id=parsed) as conn:
+                row = await query(conn, parsed)
+            if row is None:
+                return Loaded(None, None)
+            return Loaded(model.model_validate(dict(row)), [stamp("user", parsed)])
+
+        return await self._cache.get_or_load(
+            "profile", f"{view}:{parsed}", model, load, ttl_s=self._profile_ttl_s
+        )
+
+    async def _user_row(
+        self, user_id: str, query: _UserQuery, *, read_only: bool
+    ) -> asyncpg.Record | None:
+        """The user's row from ``query``; None for a malformed id, which names no one. Reads
+        may go to a replica, except right after that user changed their profile."""
         parsed = parse_uuid(user_id)
         if parsed is None:
             return None
-        async with self._db.connection() as conn:
+        async with self._db.connection(read_only=read_only, user_id=parsed) as conn:
             return await query(conn, parsed)
 
     def _token_pair(self, user_id: str, refresh_token: str) -> TokenPair:

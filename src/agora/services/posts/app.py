@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from agora.app import build_app
+from agora.cache import running_cache
 from agora.config import Settings
+from agora.resilience.registry import Breakers
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
 from agora.services.posts.routes import router
@@ -20,13 +22,20 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with jwks_token_verifier(settings, key_resolver) as verifier:
+        breakers: Breakers = app.state.breakers
+        async with (
+            jwks_token_verifier(settings, key_resolver, breaker=breakers.jwks) as verifier,
+            running_cache(
+                app.state.redis,
+                breakers.redis,
+                timeout_s=settings.redis_socket_timeout_s,
+                early_refresh_beta=settings.cache_early_refresh_beta,
+            ) as cache,
+        ):
             app.state.verifier = verifier
+            app.state.cache = cache
             app.state.posts = PostsService(
-                db=app.state.db,
-                redis=app.state.redis,
-                events_channel=settings.events_channel,
-                publish_timeout_s=settings.redis_socket_timeout_s,
+                db=app.state.db, redis=app.state.redis, cache=cache, settings=settings
             )
             yield
 

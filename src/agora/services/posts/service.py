@@ -12,6 +12,8 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
+from agora.cache import CacheService, Loaded
+from agora.config import Settings
 from agora.db import Database
 from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unprocessable
 from agora.events import Event, publish
@@ -19,6 +21,8 @@ from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
 from agora.security.tokens import Principal
+from agora.services.posts import caching
+from agora.services.posts import followee_repository as followees
 from agora.services.posts import repository as repo
 from agora.services.posts import timeline_repository as timelines
 from agora.services.posts.pagination import Cursor, InvalidCursor, decode_cursor, encode_cursor
@@ -99,12 +103,19 @@ def notification_public(row: repo.NotificationRow) -> NotificationPublic:
 
 class PostsService:
     def __init__(
-        self, *, db: Database, redis: Redis, events_channel: str, publish_timeout_s: float
+        self,
+        *,
+        db: Database,
+        redis: Redis,
+        cache: CacheService,
+        settings: Settings,
     ) -> None:
         self._db = db
         self._redis = redis
-        self._channel = events_channel
-        self._publish_timeout_s = publish_timeout_s
+        self._cache = cache
+        self._settings = settings
+        self._channel = settings.events_channel
+        self._publish_timeout_s = settings.redis_socket_timeout_s
 
     async def _emit(self, event: Event) -> None:
         await publish(self._redis, self._channel, event, timeout_s=self._publish_timeout_s)
@@ -121,11 +132,15 @@ class PostsService:
     async def create_post(self, *, principal: Principal, content: str) -> PostPublic:
         author = caller_id(principal)
         try:
-            async with self._db.connection() as conn:
-                row = await repo.insert_post(conn, author_id=author, content=content)
+            row = await self._db.run(
+                lambda conn: repo.insert_post(conn, author_id=author, content=content),
+                user_id=author,
+                single_statement=True,
+            )
         except repo.MissingReference as exc:
             raise _missing(exc, "user") from None
         POSTS_CREATED.inc()
+        await self._cache.invalidate([caching.author_stamp(author), caching.post_stamp(row.id)])
         post = post_public(row)
         await self._emit(
             Event(
@@ -138,30 +153,52 @@ class PostsService:
 
     async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
         target, viewer = parse_id(post_id, "post"), caller_id(principal)
-        async with self._db.connection() as conn:
-            row = await repo.get_post(conn, post_id=target, viewer_id=viewer)
-        if row is None:
+
+        async def load(storing: bool) -> Loaded[PostPublic]:
+            row = await self._db.run(
+                lambda conn: repo.get_post(conn, post_id=target, viewer_id=viewer),
+                read_only=not storing,  # a fill reads the primary (see cache.Loader)
+                user_id=viewer,
+            )
+            if row is None:
+                return Loaded(None, None)
+            return Loaded(post_public(row), [caching.post_stamp(target)])
+
+        post = await self._cache.get_or_load(
+            "post",
+            caching.post_key(target, viewer),
+            PostPublic,
+            load,
+            ttl_s=self._settings.cache_post_ttl_s,
+        )
+        if post is None:
             raise NotFound("post not found")
-        return post_public(row)
+        return post
 
     async def delete_post(self, *, principal: Principal, post_id: str) -> None:
         target, caller = parse_id(post_id, "post"), caller_id(principal)
-        async with self._db.connection() as conn:
-            outcome = await repo.delete_post(conn, post_id=target, author_id=caller)
+        outcome = await self._db.run(
+            lambda conn: repo.delete_post(conn, post_id=target, author_id=caller),
+            user_id=caller,
+            single_statement=True,
+        )
         if outcome == "not_found":
             raise NotFound("post not found")
         if outcome == "forbidden":
             raise Forbidden("only the author can delete a post")
+        await self._cache.invalidate([caching.post_stamp(target), caching.author_stamp(caller)])
 
     async def set_like(self, *, principal: Principal, post_id: str, liked: bool) -> PostPublic:
         target, caller = parse_id(post_id, "post"), caller_id(principal)
         try:
-            async with self._db.connection() as conn:
+            async with self._db.connection(user_id=caller) as conn:
                 result = await repo.set_like(conn, post_id=target, user_id=caller, liked=liked)
         except repo.MissingReference as exc:
             raise _missing(exc, "post") from None
         if result is None:
             raise NotFound("post not found")
+        if result.changed:
+            await self._cache.invalidate([caching.post_stamp(target)])
         if liked and result.changed:
             LIKES.inc()
         await self._notify(result.notification)
@@ -175,14 +212,19 @@ class PostsService:
         if followee == follower:
             raise Unprocessable("you cannot follow yourself", code="cannot_follow_self")
         try:
-            async with self._db.connection() as conn:
-                result = await repo.set_follow(
+            result = await self._db.run(
+                lambda conn: repo.set_follow(
                     conn, follower_id=follower, followee_id=followee, following=following
-                )
+                ),
+                user_id=follower,
+                single_statement=True,
+            )
         except repo.MissingReference as exc:
             raise _missing(exc, "user") from None
         if not result.found:
             raise NotFound("user not found")
+        if result.changed:
+            await self._cache.invalidate([caching.follows_stamp(follower)])
         if following and result.changed:
             FOLLOWS.inc()
         await self._notify(result.notification)
@@ -190,24 +232,46 @@ class PostsService:
 
     async def feed(self, *, principal: Principal, limit: int, cursor: str | None) -> PostPage:
         reader, position = caller_id(principal), _cursor(cursor)
-        async with self._db.connection() as conn:
-            rows = await timelines.feed_page(
-                conn, reader_id=reader, cursor=position, limit=limit + 1
-            )
-        return _post_page(rows, limit)
+        most = self._settings.cache_feed_max_followees
+
+        async def load(storing: bool) -> Loaded[PostPage]:
+            async def read(conn: repo.Conn) -> tuple[list[uuid.UUID] | None, list[repo.PostRow]]:
+                authors = None
+                if storing and position is None:
+                    authors = await followees.followee_ids(conn, follower_id=reader, limit=most + 1)
+                rows = await timelines.feed_page(
+                    conn, reader_id=reader, cursor=position, limit=limit + 1
+                )
+                return authors, rows
+
+            authors, rows = await self._db.run(read, read_only=not storing, user_id=reader)
+            page = _post_page(rows, limit)
+            if not storing or (authors is not None and len(authors) > most):
+                return Loaded(page, None)  # checking that many stamps costs more than a query
+            item_ids = [item.id for item in page.items]
+            return Loaded(page, caching.feed_stamps(reader, item_ids, authors))
+
+        page = await self._cache.get_or_load(
+            "feed",
+            caching.feed_key(reader, limit, cursor),
+            PostPage,
+            load,
+            ttl_s=self._settings.cache_feed_ttl_s,
+        )
+        assert page is not None  # a feed always loads (possibly empty)
+        return page
 
     async def user_posts(
         self, *, principal: Principal, user_id: str, limit: int, cursor: str | None
     ) -> PostPage:
         author, viewer, position = parse_id(user_id, "user"), caller_id(principal), _cursor(cursor)
-        async with self._db.connection() as conn:
-            rows = await timelines.user_posts_page(
-                conn,
-                viewer_id=viewer,
-                author_id=author,
-                cursor=position,
-                limit=limit + 1,
-            )
+        rows = await self._db.run(
+            lambda conn: timelines.user_posts_page(
+                conn, viewer_id=viewer, author_id=author, cursor=position, limit=limit + 1
+            ),
+            read_only=True,
+            user_id=viewer,
+        )
         if rows is None:
             raise NotFound("user not found")
         return _post_page(rows, limit)
@@ -216,10 +280,13 @@ class PostsService:
         self, *, principal: Principal, limit: int, cursor: str | None
     ) -> NotificationPage:
         recipient, position = caller_id(principal), _cursor(cursor)
-        async with self._db.connection() as conn:
-            rows = await timelines.notifications_page(
+        rows = await self._db.run(
+            lambda conn: timelines.notifications_page(
                 conn, recipient_id=recipient, cursor=position, limit=limit + 1
-            )
+            ),
+            read_only=True,
+            user_id=recipient,
+        )
         page, next_cursor = _split_page(rows, limit)
         return NotificationPage(
             items=[notification_public(row) for row in page], next_cursor=next_cursor

@@ -4,8 +4,6 @@ instances (each delivers what it hears on the Redis events channel to its own so
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -17,9 +15,10 @@ from agora.observability.logging import get_logger
 from agora.ratelimit.websocket import MessageLimits
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
-from agora.services.realtime.hub import Hub
+from agora.services.realtime.hub import Hub, reconnect_delay_ms
 from agora.services.realtime.presence import Presence, run_heartbeat
 from agora.services.realtime.routes import router
+from agora.services.realtime.schemas import draining_frame
 from agora.services.realtime.service import EventDispatcher
 from agora.services.realtime.subscriber import Subscriber
 
@@ -29,32 +28,13 @@ log = get_logger(__name__)
 # with Redis down it starts anyway (readiness reports Redis) and the subscriber keeps trying.
 _SUBSCRIBE_WAIT_S = 3.0
 
-_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']+")
-
-
-class _RedactQueryTokens(logging.Filter):
-    """uvicorn logs each WebSocket handshake with its query string; a token passed as
-    ``?access_token=`` must not end up in the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                _QUERY_TOKEN.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-_REDACT_FILTER = _RedactQueryTokens()
-
 
 def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logging.getLogger("uvicorn.error").addFilter(_REDACT_FILTER)  # idempotent
         async with AsyncExitStack() as stack:
             app.state.verifier = await stack.enter_async_context(
-                jwks_token_verifier(settings, key_resolver)
+                jwks_token_verifier(settings, key_resolver, breaker=app.state.breakers.jwks)
             )
             hub = Hub()
             presence = Presence(
@@ -82,6 +62,10 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
                 ),
             ]
             stack.push_async_callback(_cancel, tasks)
+            jitter_ms = settings.ws_reconnect_jitter_ms
+            app.state.lifecycle.on_drain(
+                lambda: hub.drain(lambda: draining_frame(reconnect_delay_ms(jitter_ms)))
+            )
             try:
                 async with asyncio.timeout(_SUBSCRIBE_WAIT_S):
                     await subscriber.subscribed.wait()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager, nullcontext
 
 import orjson
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind
 from starlette.websockets import WebSocket
 
 from agora.db import Database
 from agora.errors import ServiceUnavailable
 from agora.events import Event
 from agora.ids import parse_uuid
+from agora.observability import tracing
 from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS, WEBSOCKET_MESSAGES
 from agora.ratelimit.websocket import MessageLimits, Verdict
@@ -88,6 +92,10 @@ async def run_session(
     limiter = limits.for_connection() if limits is not None else None
     hub.register(conn)
     sender = asyncio.create_task(conn.run_sender())
+    # Each message is its own small trace, linked to the connect span (a socket may live for
+    # hours: one trace per connection would never end).
+    connect = tracing.current_span_context()
+    links = [Link(connect)] if connect.is_valid else None
     try:
         await presence.connected(user_id, conn.id)
         while True:
@@ -110,8 +118,9 @@ async def run_session(
                 if verdict is Verdict.NOTIFY:
                     hub.reply(conn, _rate_limited_frame(limiter.retry_after_ms), "error")
                 continue  # dropped
-            frame, kind = answer(message.get("text"), message.get("bytes"))
-            hub.reply(conn, frame, kind)
+            with tracing.span("WS message", kind=SpanKind.SERVER, context=Context(), links=links):
+                frame, kind = answer(message.get("text"), message.get("bytes"))
+                hub.reply(conn, frame, kind)
     finally:
         hub.unregister(conn)
         sender.cancel()
@@ -139,12 +148,17 @@ class EventDispatcher:
             log.warning("ignoring a malformed event", error=repr(exc))
             return
         if event.type == "notification":
-            self.deliver_notification(event)
+            with _delivery_span(event):
+                self.deliver_notification(event)
             return
         await self._slots.acquire()
-        task = asyncio.create_task(self.deliver_post(event))
+        task = asyncio.create_task(self._traced_delivery(event))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+
+    async def _traced_delivery(self, event: Event) -> int:
+        with _delivery_span(event):
+            return await self.deliver_post(event)
 
     def _finished(self, task: asyncio.Task[int]) -> None:
         self._tasks.discard(task)
@@ -191,3 +205,16 @@ class EventDispatcher:
             return 0
         frame = event_frame(event)
         return self._hub.send_to_users(followers, frame, "post.created")
+
+
+def _delivery_span(event: Event) -> AbstractContextManager[object]:
+    """A CONSUMER span, child of the publishing request's span (its ``traceparent`` is in
+    the event's ``meta``): the trace shows the request, the publish and every delivery."""
+    if tracing.tracer() is None:
+        return nullcontext()
+    return tracing.span(
+        f"deliver {event.type}",
+        kind=SpanKind.CONSUMER,
+        context=tracing.extract(event.meta),
+        attributes={"messaging.system": "redis", "messaging.operation.type": "process"},
+    )

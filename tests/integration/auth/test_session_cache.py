@@ -1,0 +1,57 @@
+"""Session data in Redis: spent and revoked refresh tokens are known for as long as they
+matter, and a replayed one is answered without a database transaction."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any
+
+import pytest
+import redis
+
+from agora.config import Settings
+from agora.services.auth import repository as repo
+from tests.integration.auth.conftest import AuthHarness
+
+REFRESH = "/api/v1/auth/refresh"
+
+
+def session_key(token: str) -> str:
+    return f"agora:c:session:{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+async def test_spent_and_revoked_tokens_are_remembered_for_one_refresh_lifetime(
+    auth: AuthHarness, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await auth.register("alice")
+    first = (await auth.login("alice"))["refresh_token"]
+    second = (await auth.client.post(REFRESH, json={"refresh_token": first})).json()
+    store = redis.Redis.from_url(settings.require_redis_url())
+    try:
+        assert store.get(session_key(first)).startswith(b"spent ")  # type: ignore[union-attr]
+        ttl_ms = store.pttl(session_key(first))
+        assert settings.refresh_token_ttl_s * 1000 - 5000 < ttl_ms
+        assert ttl_ms <= settings.refresh_token_ttl_s * 1000
+
+        locks = [0]
+        original = repo.lock_refresh_token
+
+        @functools.wraps(original)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            locks[0] += 1
+            return await original(*args, **kwargs)
+
+        monkeypatch.setattr(repo, "lock_refresh_token", counted)
+        # Replaying the spent token still revokes the family (the successor dies too) ...
+        replay = await auth.client.post(REFRESH, json={"refresh_token": first})
+        assert replay.json()["error"]["code"] == "refresh_token_reused"
+        successor = await auth.client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+        assert successor.status_code == 401
+        # ... and a revoked token is refused from Redis: no row was locked for either replay.
+        again = await auth.client.post(REFRESH, json={"refresh_token": first})
+        assert again.json()["error"]["code"] == "invalid_refresh_token"
+        assert locks[0] == 1  # only the successor's refresh went to the database
+        assert store.get(session_key(first)) == b"revoked"
+    finally:
+        store.close()
