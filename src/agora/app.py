@@ -128,7 +128,7 @@ def build_app(
         await db.connect()
         app.state.db = db
         app.state.redis = redis
-        app.state.deleted_users = deleted_users_store(redis, db, settings)
+        app.state.deleted_users = deleted_users_store(redis, db, settings, breakers.redis)
         try:
             async with (
                 observability(app, service, settings),
