@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from agora.db import Database
+from agora.resilience import CircuitBreaker
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.limits import RequestLimitsMiddleware, json_too_deep
 from agora.security.passwords import _common_passwords, is_common_password
@@ -73,10 +74,13 @@ async def main() -> None:
     redis = Redis.from_url(os.environ.get("AGORA_REDIS_URL", "redis://127.0.0.1:6379/0"))
     db = Database(os.environ["AGORA_DATABASE_URL"], min_size=1, max_size=2)
     await db.connect()
-    deleted = DeletedUsers(redis, db, ttl_s=60)
+    deleted = DeletedUsers(redis, db, ttl_s=60, breaker=CircuitBreaker("redis"))
     user_id = str(uuid.uuid4())
     dead = DeletedUsers(
-        Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5), db, ttl_s=60
+        Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5),
+        db,
+        ttl_s=60,
+        breaker=CircuitBreaker("redis"),
     )
 
     rows = [

