@@ -76,11 +76,28 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
     keep_alive_timeout_s: int = Field(default=75, ge=1)
 
+    # The API gateway (Envoy) that `agora up` runs in front of the services; docs/gateway.md.
+    gateway_http_port: int = Field(default=8000, ge=1, le=65535)
+    gateway_https_port: int = Field(default=8443, ge=1, le=65535)
+    gateway_admin_port: int = Field(default=9901, ge=1, le=65535)
+    gateway_public_https_port: int = Field(default=443, ge=1, le=65535)
+    gateway_tls_cert_file: str | None = None
+    gateway_tls_key_file: str | None = None
+    gateway_client_rps: int = Field(default=100, ge=1)
+    gateway_total_rps: int = Field(default=5000, ge=1)
+
     _split = field_validator(
         "database_replica_urls", "cors_origins", "trusted_proxies", mode="before"
     )(_split_commas)
 
-    @field_validator("database_url", "redis_url", "otlp_endpoint", mode="before")
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "otlp_endpoint",
+        "gateway_tls_cert_file",
+        "gateway_tls_key_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -115,6 +132,10 @@ class Settings(BaseSettings):
     def _pool_bounds(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("AGORA_DB_POOL_MIN_SIZE must not exceed AGORA_DB_POOL_MAX_SIZE")
+        if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
+            raise ValueError(
+                "AGORA_GATEWAY_TLS_CERT_FILE and AGORA_GATEWAY_TLS_KEY_FILE go together"
+            )
         if self.env == "production":
             if self.debug:
                 raise ValueError("AGORA_DEBUG must be off in production")
