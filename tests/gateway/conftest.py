@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import FAST_HASH, free_port
-from tests.e2e.conftest import Cluster
 
 from agora.config import ServiceName, Settings
 from agora.gateway.config import HealthCheck, local_topology
 from agora.gateway.process import envoy_argv, write_config
+from tests.conftest import FAST_HASH, free_port
+from tests.e2e.conftest import Cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -204,12 +204,12 @@ class Stack:
         return [p for p in self.cluster.processes if p.service == name]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(
     database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """One instance of each service behind a development gateway, shared by a module's tests
-    (each test makes its own users)."""
+    """One instance of each service behind a development gateway, shared by this package's
+    tests (each test makes its own users; none truncates the database)."""
     workdir = tmp_path_factory.mktemp("stack")
     cluster = Cluster(env=service_env(database_url, redis_url), workdir=workdir)
     try:

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.gateway.conftest import Stack, bearer, register_and_login
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+
+from tests.gateway.conftest import Stack, bearer, register_and_login
 
 pytestmark = pytest.mark.e2e
 

@@ -29,7 +29,7 @@ MAX_TRACKED_CLIENTS = 10_000
 # Envoy's own replies, mapped to the services' error contract (first match wins).
 LOCAL_REPLIES: tuple[tuple[str, int, str, str], ...] = (
     ("EQ", 401, "unauthenticated", "%LOCAL_REPLY_BODY%"),
-    ("EQ", 403, "forbidden", "the request is not allowed"),
+    ("EQ", 403, "forbidden", "%LOCAL_REPLY_BODY%"),
     ("EQ", 404, "not_found", "no such resource"),
     ("EQ", 413, "payload_too_large", "the request body is too large"),
     ("EQ", 429, "rate_limited", "too many requests; slow down"),
