@@ -10,9 +10,11 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +129,6 @@ def start_gateway(
     workdir: Path,
     *,
     health_check: HealthCheck | None = None,
-    rate_window_s: int = 1,
 ) -> Gateway:
     workdir.mkdir(parents=True, exist_ok=True)
     config = write_config(
@@ -135,7 +136,6 @@ def start_gateway(
         local_topology(ports),
         workdir,
         health_check=health_check or HealthCheck(interval_s=0.5),
-        rate_window_s=rate_window_s,
     )
     log_path = workdir / "envoy.log"
     with log_path.open("wb") as log:
@@ -193,6 +193,50 @@ def service_env(database_url: str, redis_url: str) -> dict[str, str]:
         }
     )
     return env
+
+
+class Recorder:
+    """An upstream that answers every request with the headers it received: what the gateway
+    forwards, seen from the service's side. The gateway's own calls (health checks on /readyz,
+    the JWKS fetch) are answered but not recorded."""
+
+    def __init__(self) -> None:
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+                if self.path != "/readyz" and ".well-known" not in self.path:
+                    recorder.seen.append(dict(self.headers.items()))
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.seen: list[dict[str, str]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port: int = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    upstream = Recorder()
+    yield upstream
+    upstream.close()
+
+
+def recorder_ports(recorder: Recorder) -> dict[ServiceName, list[int]]:
+    return {name: [recorder.port] for name in ("auth", "posts", "realtime")}
 
 
 @dataclass

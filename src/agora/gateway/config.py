@@ -132,10 +132,7 @@ def render_config(
     tls: TlsFiles,
     *,
     health_check: HealthCheck | None = None,
-    rate_window_s: int = 1,
 ) -> str:
-    """The configuration text. ``rate_window_s`` is how often the rate-limit buckets refill
-    (with ``rps * window`` tokens); tests stretch it so no refill lands mid-test."""
     missing = [name for name in SERVICES if not topology.upstreams.get(name)]
     if missing:
         raise ConfigError(f"gateway: no instances given for {', '.join(missing)}")
@@ -175,7 +172,6 @@ def render_config(
             "total_rps": settings.gateway_total_rps,
             "total_burst": 2 * settings.gateway_total_rps,
             "max_clients": MAX_TRACKED_CLIENTS,
-            "window_s": rate_window_s,
         },
         "jwt": {
             "issuer": settings.jwt_issuer,

@@ -80,7 +80,6 @@ def write_config(
     workdir: Path,
     *,
     health_check: HealthCheck | None = None,
-    rate_window_s: int = 1,
 ) -> Path:
     """Render for this topology into ``workdir/gateway/envoy.yaml`` and validate it."""
     text = render_config(
@@ -88,7 +87,6 @@ def write_config(
         topology,
         resolve_tls(settings, workdir),
         health_check=health_check,
-        rate_window_s=rate_window_s,
     )
     path = workdir / "gateway" / "envoy.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
