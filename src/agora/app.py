@@ -6,12 +6,10 @@ shared resources (database pool, Redis client, settings) live on ``app.state``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -23,6 +21,7 @@ from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db import Database
 from agora.errors import ApiError, error_body
+from agora.health import install_health, running_checks
 from agora.observability.logging import get_logger
 from agora.observability.middleware import RequestContextMiddleware
 
@@ -89,50 +88,12 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 def _probe_routes(service: ServiceName, settings: Settings) -> APIRouter:
+    """``/metrics``; the health probes come from ``agora.health`` (see ``install_health``)."""
     router = APIRouter(include_in_schema=False)
-
-    async def live() -> Response:
-        return Response(b'{"status":"ok"}', media_type="application/json")
-
-    async def ready(request: Request) -> Response:
-        checks: dict[str, str] = {}
-        db: Database = request.app.state.db
-        try:
-            await db.ping(timeout_s=1.0)
-            checks["postgres"] = "ok"
-        except Exception as exc:
-            checks["postgres"] = f"failing: {type(exc).__name__}"
-        try:
-            async with asyncio.timeout(1.0):
-                await request.app.state.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"failing: {type(exc).__name__}"
-        hard = ["postgres", "redis"] if service == "realtime" else ["postgres"]
-        failing = [name for name in hard if checks[name] != "ok"]
-        status = (
-            "failing"
-            if failing
-            else ("ok" if all(v == "ok" for v in checks.values()) else "degraded")
-        )
-        body = orjson.dumps(
-            {
-                "status": status,
-                "checks": checks,
-                "service": service,
-                "instance_id": settings.instance_id,
-                "version": agora.__version__,
-            }
-        )
-        return Response(body, status_code=503 if failing else 200, media_type="application/json")
 
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for path in ("/healthz", "/healthz/live"):
-        router.add_api_route(path, live, methods=["GET"])
-    for path in ("/readyz", "/healthz/ready"):
-        router.add_api_route(path, ready, methods=["GET"])
     router.add_api_route("/metrics", metrics, methods=["GET"])
     return router
 
@@ -163,7 +124,10 @@ def build_app(
         app.state.db = db
         app.state.redis = redis
         try:
-            async with lifespan(app) if lifespan else nullcontext():
+            async with (
+                running_checks(app, service, settings, db, redis),
+                lifespan(app) if lifespan else nullcontext(),
+            ):
                 log.info("service started", service=service, instance_id=settings.instance_id)
                 yield
         finally:
@@ -185,6 +149,7 @@ def build_app(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_health(app, service, settings)
     app.include_router(_probe_routes(service, settings))
     for router in routers:
         app.include_router(router)

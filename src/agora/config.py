@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     ws_heartbeat_s: float = Field(default=20.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
     keep_alive_timeout_s: int = Field(default=75, ge=1)
+    # Health probes and drain (see docs/operations.md).
+    health_check_interval_s: float = Field(default=10.0, gt=0, le=300)
+    health_check_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    shutdown_delay_s: float | None = Field(default=None, ge=0, le=30)
+    ws_reconnect_jitter_ms: int = Field(default=5000, ge=0, le=60000)
 
     # The API gateway (Envoy) that `agora up` runs in front of the services; docs/gateway.md.
     gateway_http_port: int = Field(default=8000, ge=1, le=65535)
@@ -142,6 +147,27 @@ class Settings(BaseSettings):
             if "*" in self.cors_origins:
                 raise ValueError("AGORA_CORS_ORIGINS must not be '*' in production")
         return self
+
+    @model_validator(mode="after")
+    def _shutdown_budget(self) -> Settings:
+        # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
+        # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
+        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > 50:
+            raise ValueError(
+                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed 50 seconds"
+            )
+        if self.health_check_timeout_s > self.health_check_interval_s:
+            raise ValueError(
+                "AGORA_HEALTH_CHECK_TIMEOUT_S must not exceed AGORA_HEALTH_CHECK_INTERVAL_S"
+            )
+        return self
+
+    @property
+    def effective_shutdown_delay_s(self) -> float:
+        """Serving on after SIGTERM while load balancers notice readiness is 503."""
+        if self.shutdown_delay_s is not None:
+            return self.shutdown_delay_s
+        return 5.0 if self.is_production else 0.0
 
     @property
     def is_production(self) -> bool:

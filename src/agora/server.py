@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from agora.config import ServiceName, Settings
 from agora.observability.logging import configure_logging
+from agora.shutdown import UNCLEAN_EXIT_CODE, GracefulServer
 
 STARTUP_FAILURE_EXIT_CODE = 3
 
@@ -39,13 +40,17 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
         server_header=False,
         proxy_headers=False,
         # Above the gateway's idle timeout, so the gateway never reuses a connection the
-        # server is closing (a classic source of intermittent 502s).
+        # server is closing (a classic source of intermittent 502s; docs/operations.md).
         timeout_keep_alive=settings.keep_alive_timeout_s,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         ws_max_size=64 * 1024,
         ws_per_message_deflate=False,
     )
-    server = uvicorn.Server(config)
+    server = GracefulServer(
+        config,
+        lifecycle=app.state.lifecycle,
+        delay_s=settings.effective_shutdown_delay_s,
+        drain_timeout_s=settings.shutdown_timeout_s,
+    )
     # uvicorn re-raises the signal that stopped it once it has drained, so the process would
     # end "killed by SIGTERM"; with these handlers in place that re-raise is a no-op and a
     # clean drain exits 0, as supervisors and Kubernetes expect.
@@ -54,3 +59,5 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE_EXIT_CODE)
+    if not server.drained_cleanly:
+        sys.exit(UNCLEAN_EXIT_CODE)

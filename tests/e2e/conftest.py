@@ -52,6 +52,20 @@ class Cluster:
     processes: list[ServiceProcess] = field(default_factory=list)
 
     def start(self, service: str, *, extra_env: dict[str, str] | None = None) -> ServiceProcess:
+        return self.start_many(service, 1, extra_env=extra_env)[0]
+
+    def start_many(
+        self, service: str, count: int, *, extra_env: dict[str, str] | None = None
+    ) -> list[ServiceProcess]:
+        """``count`` instances of one service, started together (they boot in parallel)."""
+        started = [self._spawn(service, extra_env) for _ in range(count)]
+        for proc in started:
+            self._wait_ready(proc)
+        if service == "auth" and "AGORA_AUTH_JWKS_URL" not in self.env:
+            self.env["AGORA_AUTH_JWKS_URL"] = f"{started[0].url}/api/v1/auth/.well-known/jwks.json"
+        return started
+
+    def _spawn(self, service: str, extra_env: dict[str, str] | None) -> ServiceProcess:
         port = free_port()
         log_path = self.workdir / f"{service}-{port}.log"
         env = {**self.env, **(extra_env or {})}
@@ -65,9 +79,6 @@ class Cluster:
         log_file.close()
         proc = ServiceProcess(service, port, process, log_path)
         self.processes.append(proc)
-        self._wait_ready(proc)
-        if service == "auth" and "AGORA_AUTH_JWKS_URL" not in self.env:
-            self.env["AGORA_AUTH_JWKS_URL"] = f"{proc.url}/api/v1/auth/.well-known/jwks.json"
         return proc
 
     @staticmethod

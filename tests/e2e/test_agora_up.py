@@ -54,7 +54,7 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
                 "agora",
                 "up",
                 "--replicas",
-                "2",
+                "3",
                 "--workdir",
                 str(tmp_path / "state"),
             ],
@@ -69,9 +69,14 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
         assert "PostgreSQL (embedded)" in text
         assert "Redis (embedded)" in text
         ports = {int(p) for p in re.findall(r"starting \w+#\d on port (\d+)", text)}
-        assert len(ports) == 6
+        assert len(ports) == 9
         assert set(CONTRACT_PORTS) <= ports
         assert all(_ready(port) for port in ports)
+        ids = {
+            httpx.get(f"http://127.0.0.1:{port}/healthz/live").json()["instance_id"]
+            for port in ports
+        }
+        assert len(ids) == 9  # one id per instance, for probes, logs and presence
 
         auth, posts = "http://127.0.0.1:8080", "http://127.0.0.1:8081"
         credentials = {"username": "up_user", "password": "a-long-enough-password"}

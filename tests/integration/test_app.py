@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from agora.app import build_app
 from agora.config import Settings
 from agora.errors import Conflict
-from tests.conftest import free_port
 
 Client = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
 
@@ -128,25 +127,6 @@ async def test_request_id_is_taken_from_the_caller_when_well_formed(
     forged = await client.get("/api/v1/posts/items/1", headers={"x-request-id": "a b\tc"})
     assert len(made.headers["x-request-id"]) == 32
     assert forged.headers["x-request-id"] not in ("a b\tc", made.headers["x-request-id"])
-
-
-async def test_probes(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).json() == {"status": "ok"}
-    assert (await client.get("/healthz/live")).status_code == 200
-    ready = await client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
-
-
-@pytest.mark.parametrize(("service", "status"), [("posts", 200), ("realtime", 503)])
-async def test_redis_is_a_soft_dependency_except_for_realtime(
-    settings: Settings, app_client: Client, service: str, status: int
-) -> None:
-    dead_redis = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    client = await app_client(build_app(service, dead_redis, routers=[]))  # type: ignore[arg-type]
-    ready = await client.get("/readyz")
-    assert ready.status_code == status
-    assert ready.json()["status"] == ("degraded" if status == 200 else "failing")
 
 
 async def test_metrics_label_routes_by_template_and_skip_probes(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,10 +78,18 @@ class Supervisor:
                 "--port",
                 str(instance.port),
             ],
-            env=dict(self.env),
+            env=self.instance_env(instance),
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+
+    def instance_env(self, instance: Instance) -> dict[str, str]:
+        """Every instance gets its own id (probes, logs, presence), prefixed with the
+        configured one or the host name."""
+        env = dict(self.env)
+        prefix = env.get("AGORA_INSTANCE_ID") or socket.gethostname()
+        env["AGORA_INSTANCE_ID"] = f"{prefix}-{instance.service}-{instance.index}"
+        return env
 
     def start(self, instance: Instance) -> None:
         self.spawn(instance)

@@ -16,9 +16,10 @@ from agora.config import Settings
 from agora.observability.logging import get_logger
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
-from agora.services.realtime.hub import Hub
+from agora.services.realtime.hub import Hub, reconnect_delay_ms
 from agora.services.realtime.presence import Presence, run_heartbeat
 from agora.services.realtime.routes import router
+from agora.services.realtime.schemas import draining_frame
 from agora.services.realtime.service import EventDispatcher
 from agora.services.realtime.subscriber import Subscriber
 
@@ -80,6 +81,10 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
                 ),
             ]
             stack.push_async_callback(_cancel, tasks)
+            jitter_ms = settings.ws_reconnect_jitter_ms
+            app.state.lifecycle.on_drain(
+                lambda: hub.drain(lambda: draining_frame(reconnect_delay_ms(jitter_ms)))
+            )
             try:
                 async with asyncio.timeout(_SUBSCRIBE_WAIT_S):
                     await subscriber.subscribed.wait()

@@ -15,21 +15,28 @@ entry is no longer refreshed (it ages out even if the peer never completes the c
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, Protocol
 
 from agora.observability.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_MESSAGES
 
 QUEUE_SIZE = 256
 SLOW_CONSUMER_CLOSE_CODE = 1013
+# RFC 6455 "service restart": the client should reconnect (to another instance).
+SERVICE_RESTART_CLOSE_CODE = 1012
 
-FrameType = Literal["post.created", "notification", "pong", "error"]
+FrameType = Literal["post.created", "notification", "pong", "error", "server.draining"]
 
 _CONNECTIONS = WEBSOCKET_CONNECTIONS.labels("realtime")
 _SENT = {
     kind: WEBSOCKET_MESSAGES.labels("out", kind)
-    for kind in ("post.created", "notification", "pong", "error")
+    for kind in ("post.created", "notification", "pong", "error", "server.draining")
+}
+_CLOSE_REASONS = {
+    SLOW_CONSUMER_CLOSE_CODE: "too slow; reconnect",
+    SERVICE_RESTART_CLOSE_CODE: "server restarting; reconnect",
 }
 
 
@@ -51,8 +58,8 @@ class Connection:
         self.user_id = user_id
         self.sink = sink
         self.closing = False
-        # ``None`` in the queue asks the sender to close the socket after what is before it.
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
+        # A close code in the queue asks the sender to close the socket after what is before it.
+        self._queue: asyncio.Queue[str | int] = asyncio.Queue(maxsize=queue_size)
 
     def offer(self, frame: str) -> bool:
         """Queue a frame without waiting; False when the socket is (now) being closed."""
@@ -62,9 +69,22 @@ class Connection:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             self._discard_backlog()
-            self._queue.put_nowait(None)
+            self._queue.put_nowait(SLOW_CONSUMER_CLOSE_CODE)
             self.closing = True
             return False
+        return True
+
+    def say_goodbye(self, frame: str) -> bool:
+        """Queue ``frame`` (after what is already queued) and then a 1012 close; False when the
+        socket is already closing. A full queue is dropped first: the client reconnects and
+        re-reads over HTTP anyway."""
+        if self.closing:
+            return False
+        self.closing = True
+        if self._queue.maxsize - self._queue.qsize() < 2:
+            self._discard_backlog()
+        self._queue.put_nowait(frame)
+        self._queue.put_nowait(SERVICE_RESTART_CLOSE_CODE)
         return True
 
     def _discard_backlog(self) -> None:
@@ -77,8 +97,8 @@ class Connection:
         try:
             while True:
                 frame = await self._queue.get()
-                if frame is None:
-                    await self.sink.close(SLOW_CONSUMER_CLOSE_CODE, "too slow; reconnect")
+                if isinstance(frame, int):
+                    await self.sink.close(frame, _CLOSE_REASONS[frame])
                     return
                 await self.sink.send_text(frame)
         except asyncio.CancelledError:
@@ -92,6 +112,9 @@ class Hub:
 
     def __init__(self) -> None:
         self._by_user: dict[str, set[Connection]] = {}
+        self._draining: Callable[[], str] | None = None
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self._by_user.values())
@@ -101,6 +124,10 @@ class Hub:
         if conn not in conns:
             conns.add(conn)
             _CONNECTIONS.inc()
+            self._empty.clear()
+        if self._draining is not None:
+            # Accepted while the instance drains (a handshake already under way): told at once.
+            self._goodbye(conn, self._draining())
 
     def unregister(self, conn: Connection) -> None:
         """Idempotent: the session's cleanup and the slow-consumer path may both call it."""
@@ -111,6 +138,8 @@ class Hub:
         if not conns:
             del self._by_user[conn.user_id]
         _CONNECTIONS.dec()
+        if not self._by_user:
+            self._empty.set()
 
     def user_ids(self) -> list[str]:
         return list(self._by_user)
@@ -119,8 +148,7 @@ class Hub:
         return user_id in self._by_user
 
     def connections(self) -> Iterator[Connection]:
-        """Every local connection (a snapshot: safe while sockets come and go). Heartbeats use
-        it now; a future shutdown drain would use it to notify and close every socket."""
+        """Every local connection (a snapshot: safe while sockets come and go)."""
         for conns in list(self._by_user.values()):
             yield from list(conns)
 
@@ -149,3 +177,21 @@ class Hub:
             _SENT[kind].inc()
         elif conn.closing:
             self.unregister(conn)
+
+    def _goodbye(self, conn: Connection, frame: str) -> None:
+        if conn.say_goodbye(frame):
+            _SENT["server.draining"].inc()
+
+    async def drain(self, frame: Callable[[], str]) -> None:
+        """Shutdown: every socket gets ``frame()`` (``server.draining``, each with its own
+        jittered reconnect delay) and then a 1012 close; returns when all have left. The caller
+        bounds the wait (``Lifecycle.drain``)."""
+        self._draining = frame
+        for conn in self.connections():
+            self._goodbye(conn, frame())
+        await self._empty.wait()
+
+
+def reconnect_delay_ms(jitter_ms: int) -> int:
+    """Spread reconnections so that N clients do not land on the other instances at once."""
+    return random.randint(0, jitter_ms)  # noqa: S311 - jitter, not security

@@ -32,3 +32,9 @@ def error_frame(code: ErrorCode, message: str) -> str:
 
 
 PONG_FRAME: Final = orjson.dumps({"type": "pong"}).decode()
+
+
+def draining_frame(reconnect_after_ms: int) -> str:
+    return orjson.dumps(
+        {"type": "server.draining", "reconnect_after_ms": reconnect_after_ms}
+    ).decode()

@@ -1,0 +1,50 @@
+"""One process's lifecycle as the probes and the drain see it: when it started, whether it is
+shutting down, and what must happen to long-lived connections before it stops.
+
+The server (``agora.shutdown``) flips ``shutting_down`` from its signal handler, so readiness
+answers 503 from the very first moment of a shutdown; services register drain hooks for
+connections the HTTP server cannot finish on its own (WebSockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from agora.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+DrainHook = Callable[[], Awaitable[None]]
+
+
+class Lifecycle:
+    def __init__(self) -> None:
+        self.started_at = time.monotonic()
+        self.shutting_down = False
+        self._drain_hooks: list[DrainHook] = []
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def begin_shutdown(self) -> None:
+        """Safe to call from a signal handler (it only sets a flag); idempotent."""
+        self.shutting_down = True
+
+    def on_drain(self, hook: DrainHook) -> None:
+        self._drain_hooks.append(hook)
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Run every drain hook at once; True when all finished within ``timeout_s``."""
+        if not self._drain_hooks:
+            return True
+        tasks = [asyncio.ensure_future(hook()) for hook in self._drain_hooks]
+        done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if task.exception() is not None:
+                log.error("drain hook failed", error=repr(task.exception()))
+        return not pending

@@ -1,0 +1,38 @@
+"""The drain and probe settings: environment defaults and the guards on their budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from agora.config import ConfigError, Settings, load_settings
+
+
+def test_pre_drain_delay_defaults_to_0_in_development_and_5_in_production() -> None:
+    assert Settings().effective_shutdown_delay_s == 0
+    assert Settings(env="production").effective_shutdown_delay_s == 5
+    assert Settings(env="production", shutdown_delay_s=2).effective_shutdown_delay_s == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"AGORA_SHUTDOWN_DELAY_S": "25", "AGORA_SHUTDOWN_TIMEOUT_S": "30"},
+            "AGORA_SHUTDOWN_DELAY_S \\+ AGORA_SHUTDOWN_TIMEOUT_S",
+        ),
+        ({"AGORA_SHUTDOWN_DELAY_S": "-1"}, "AGORA_SHUTDOWN_DELAY_S"),
+        (
+            {"AGORA_HEALTH_CHECK_INTERVAL_S": "1", "AGORA_HEALTH_CHECK_TIMEOUT_S": "2"},
+            "AGORA_HEALTH_CHECK_TIMEOUT_S must not exceed",
+        ),
+        ({"AGORA_HEALTH_CHECK_INTERVAL_S": "0"}, "AGORA_HEALTH_CHECK_INTERVAL_S"),
+        ({"AGORA_WS_RECONNECT_JITTER_MS": "-5"}, "AGORA_WS_RECONNECT_JITTER_MS"),
+    ],
+)
+def test_bad_drain_settings_are_refused_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
