@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
+from agora.gateway.cli import gateway_app
 
 app = typer.Typer(
     name="agora",
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage the access-token signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(gateway_app, name="gateway", no_args_is_help=True)
 
 
 def _settings() -> Settings:
