@@ -29,11 +29,12 @@ lint: install ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-bench: install ## throughput and latency of the full stack vs a raw ASGI app (needs wrk)
+bench: install ## throughput and latency: full stack vs raw ASGI, gateway vs direct (needs wrk)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk); } || \
 	  { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m benchmarks.http_bench
+	$(BIN)/python -m benchmarks.gateway_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
