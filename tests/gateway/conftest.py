@@ -201,9 +201,9 @@ def service_env(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 class Recorder:
-    """An upstream that answers every request with the headers it received: what the gateway
-    forwards, seen from the service's side. The gateway's own calls (health checks on /readyz,
-    the JWKS fetch) are answered but not recorded."""
+    """An upstream that answers every GET with the headers it received (what the gateway
+    forwards, seen from the service's side) and records every POST (an OTLP receiver). The
+    gateway's own calls (health checks on /readyz, the JWKS fetch) are answered, not recorded."""
 
     def __init__(self) -> None:
         recorder = self
@@ -212,17 +212,34 @@ class Recorder:
             def do_GET(self) -> None:
                 body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
                 if self.path != "/readyz" and ".well-known" not in self.path:
-                    recorder.seen.append(dict(self.headers.items()))
+                    recorder.seen.append({k.lower(): v for k, v in self.headers.items()})
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_POST(self) -> None:
+                recorder.posted.append((self.path, self._body()))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def _body(self) -> bytes:
+                if self.headers.get("transfer-encoding", "").lower() != "chunked":
+                    return self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = b""
+                while size := int(self.rfile.readline().split(b";")[0], 16):
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                self.rfile.readline()
+                return body
+
             def log_message(self, *_: Any) -> None:
                 return
 
-        self.seen: list[dict[str, str]] = []
+        self.seen: list[dict[str, str]] = []  # headers of each GET, names in lower case
+        self.posted: list[tuple[str, bytes]] = []  # path and body of each POST
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port: int = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -4,7 +4,9 @@ the per-client and overall rate limits."""
 
 from __future__ import annotations
 
+import secrets
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def test_client_address_comes_from_the_connection_not_from_headers(
     with https_client(production_gateway, source="127.0.0.2") as client:
         response = client.get("/api/v1/auth/whoami", headers=spoofed)
     assert response.status_code == 200
-    seen = {key.lower(): value for key, value in recorder.seen[-1].items()}
+    seen = recorder.seen[-1]
     assert seen["x-forwarded-for"] == "127.0.0.2"
     assert seen["x-forwarded-proto"] == "https"
     assert "x-real-ip" not in seen
@@ -136,3 +138,34 @@ def test_rate_limits_per_client_address_and_overall(recorder: Recorder, tmp_path
     error = refused.json()["error"]
     assert error["code"] == "rate_limited"
     assert error["request_id"] == refused.headers["x-request-id"]
+
+
+def test_traces_are_continued_and_exported_over_otlp(recorder: Recorder, tmp_path: Path) -> None:
+    collector = Recorder()
+    settings = gateway_settings(
+        otlp_endpoint=f"http://127.0.0.1:{collector.port}", trace_sample_ratio=1.0
+    )
+    gateway = start_gateway(settings, recorder_ports(recorder), tmp_path)
+    trace_id = secrets.token_hex(16)
+    try:
+        response = httpx.get(
+            f"{gateway.url}/api/v1/auth/traced",
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        # The service continues the caller's trace, under the gateway's span.
+        version, forwarded_trace, _, flags = recorder.seen[-1]["traceparent"].split("-")
+        assert (version, forwarded_trace, flags) == ("00", trace_id, "01")
+        assert gateway.access_entry(response.headers["x-request-id"])["trace.id"] == trace_id
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            exported = [body for path, body in collector.posted if path == "/v1/traces"]
+            if any(bytes.fromhex(trace_id) in body for body in exported):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no span of {trace_id} exported: {collector.posted}")
+    finally:
+        gateway.stop()
+        collector.close()
