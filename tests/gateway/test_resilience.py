@@ -88,7 +88,8 @@ def fleet(
         f"http://127.0.0.1:{settings.gateway_http_port}/api/v1/auth/.well-known/jwks.json"
     )
     env["AGORA_SHUTDOWN_DELAY_S"] = str(SHUTDOWN_DELAY_S)
-    env["AGORA_DB_POOL_MAX_SIZE"] = "3"
+    # Nine processes share the machine's PostgreSQL (max_connections 100) with everything else.
+    env["AGORA_DB_POOL_MAX_SIZE"] = "2"
     cluster = Cluster(env=env, workdir=workdir)
     try:
         # All nine boot together; readiness does not wait for auth.
@@ -120,6 +121,7 @@ class Load:
     post_ids: list[str]
     results: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    failed_kinds: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -157,6 +159,8 @@ class Load:
             except httpx.HTTPError as exc:
                 outcome = type(exc).__name__
                 self.failures.append(f"{method} {path}: {exc!r}")
+            if outcome != "ok":
+                self.failed_kinds[f"{method} {path.split('/')[3]} -> {outcome}"] += 1
             self.results[outcome] += 1
             n += CONCURRENCY
 
@@ -220,7 +224,7 @@ def test_rolling_restart_under_load_fails_no_request(fleet: Fleet) -> None:
         f"\nrolling restart of 9 instances under load: {load.total} requests in {elapsed:.1f}s, "
         f"{load.total - load.results['ok']} failed, {retries} retried by the gateway"
     )
-    assert load.results["ok"] == load.total, load.failures[:10]
+    assert load.results["ok"] == load.total, (load.failed_kinds, load.failures[:5])
     assert load.total > 500
 
 
@@ -244,7 +248,7 @@ def test_sigkill_of_an_instance_costs_under_a_thousandth_and_ejects_it(fleet: Fl
                 break
             time.sleep(0.05)
         detected_s = time.monotonic() - killed_at
-        load.wait_for(1200, timeout=60)
+        load.wait_for(2000, timeout=90)
     stats = fleet.gateway.stats()
     ejections = stats.get("cluster.posts.outlier_detection.ejections_enforced_total", 0)
     flags = fleet.gateway.hosts("posts")[address]["health_status"]
@@ -253,9 +257,9 @@ def test_sigkill_of_an_instance_costs_under_a_thousandth_and_ejects_it(fleet: Fl
         f"\nSIGKILL of posts {address} under load: {failed} of {load.total} requests failed "
         f"({100 * failed / load.total:.3f}%); out of the pool after {detected_s:.2f}s "
         f"(health flags {sorted(k for k, v in flags.items() if v is True)}, "
-        f"outlier ejections {ejections - ejections_before})"
+        f"outlier ejections {ejections - ejections_before}); failures {dict(load.failed_kinds)}"
     )
-    assert failed / load.total < 0.001, load.failures[:10]
+    assert failed / load.total < 0.001, (load.failed_kinds, load.failures[:5])
     assert flags.get("failed_outlier_check") or flags.get("failed_active_health_check"), flags
     # Put the fleet back for whatever runs next.
     fleet.replace(victim)
