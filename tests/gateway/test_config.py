@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -11,6 +12,8 @@ from typer.testing import CliRunner
 
 from agora.cli import app
 from agora.config import ConfigError, Settings
+from agora.devstack.supervisor import Instance
+from agora.devstack.up import plan_gateway
 from agora.gateway.certs import ensure_dev_certificate
 from agora.gateway.config import (
     Endpoint,
@@ -21,6 +24,7 @@ from agora.gateway.config import (
     render_config,
 )
 from agora.gateway.process import resolve_tls, validate_config
+from tests.conftest import free_port
 
 THREE_REPLICAS = {
     "auth": [8080, 8083, 8086],
@@ -54,10 +58,10 @@ def listener(config: dict[str, Any], name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("env", ["development", "production"])
 @pytest.mark.parametrize("topology", ["local", "containers"])
 def test_every_topology_passes_envoy_validation(
-    env: str, topology: str, tls: TlsFiles, tmp_path: Path
+    env: Literal["development", "production"], topology: str, tls: TlsFiles, tmp_path: Path
 ) -> None:
     settings = Settings(
-        env=env,  # type: ignore[arg-type]
+        env=env,
         cors_origins=["https://app.example"],
         otlp_endpoint="http://collector:4318",
     )
@@ -189,3 +193,40 @@ def test_cli_renders_a_valid_container_configuration(
     bad = CliRunner().invoke(app, ["gateway", "render", "--upstream", "posts"])
     assert bad.exit_code == 2
     assert "SERVICE=HOST:PORT" in bad.output
+
+
+def test_agora_up_plans_the_gateway_in_front_of_every_instance(tmp_path: Path) -> None:
+    instances = plan_instances_on_free_ports()
+    settings = Settings(
+        gateway_http_port=free_port(),
+        gateway_https_port=free_port(),
+        gateway_admin_port=free_port(),
+    )
+    gateway = plan_gateway(settings, instances, tmp_path)
+    assert gateway.argv is not None
+    assert gateway.ready_path == "/ready"
+    assert gateway.port == settings.gateway_admin_port
+    config = yaml.safe_load((tmp_path / "gateway" / "envoy.yaml").read_text())
+    for service in ("auth", "posts", "realtime"):
+        endpoints = cluster(config, service)["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        ports = {e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints}
+        assert ports == {i.port for i in instances if i.service == service}
+    assert (tmp_path / "tls" / "gateway.key").exists()
+
+
+def test_agora_up_refuses_a_busy_gateway_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = Settings(gateway_http_port=port)
+        with pytest.raises(RuntimeError, match=f"port {port} for the gateway HTTP listener"):
+            plan_gateway(settings, plan_instances_on_free_ports(), tmp_path)
+
+
+def plan_instances_on_free_ports() -> list[Instance]:
+    return [
+        Instance(service, index, free_port())
+        for service in ("auth", "posts", "realtime")
+        for index in (1, 2)
+    ]

@@ -129,29 +129,29 @@ class Load:
     def total(self) -> int:
         return sum(self.results.values())
 
-    def _request(self, n: int) -> tuple[str, str, dict[str, object]]:
+    def _request(self, n: int) -> tuple[str, str, dict[str, str] | None]:
         user = n % len(self.tokens)
         post = self.post_ids[n % len(self.post_ids)]
         kind = n % 10
         if kind in (0, 1):
-            return "GET", "/api/v1/auth/me", {}
+            return "GET", "/api/v1/auth/me", None
         if kind in (2, 3):
-            return "GET", f"/api/v1/posts/{post}", {}
+            return "GET", f"/api/v1/posts/{post}", None
         if kind == 4:
-            return "GET", "/api/v1/posts/feed?limit=5", {}
+            return "GET", "/api/v1/posts/feed?limit=5", None
         if kind in (5, 6):
-            return "GET", f"/api/v1/realtime/presence/{self.user_ids[user]}", {}
+            return "GET", f"/api/v1/realtime/presence/{self.user_ids[user]}", None
         if kind in (7, 8):
-            return "PUT", f"/api/v1/posts/{post}/like", {}
-        return "POST", "/api/v1/posts", {"json": {"content": f"load {n}"}}
+            return "PUT", f"/api/v1/posts/{post}/like", None
+        return "POST", "/api/v1/posts", {"content": f"load {n}"}
 
     async def _worker(self, client: httpx.AsyncClient, worker: int) -> None:
         n = worker
         while not self._stop.is_set():
-            method, path, extra = self._request(n)
+            method, path, body = self._request(n)
             headers = bearer(self.tokens[n % len(self.tokens)])
             try:
-                response = await client.request(method, path, headers=headers, **extra)  # type: ignore[arg-type]
+                response = await client.request(method, path, headers=headers, json=body)
                 ok = response.status_code < 400
                 outcome = "ok" if ok else f"{response.status_code}"
                 if not ok:

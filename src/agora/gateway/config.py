@@ -123,7 +123,7 @@ def jwks_cache_s(settings: Settings) -> int:
     """Half the lead a new signing key is published before it signs: the gateway always
     holds a new key before the first token it signed arrives."""
     lead = settings.signing_key_refresh_s + settings.jwks_refetch_cooldown_s
-    return max(5, min(300, int(lead / 2)))
+    return max(1, min(300, int(lead / 2)))
 
 
 def render_config(
