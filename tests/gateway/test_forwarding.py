@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from agora.gateway.certs import ensure_dev_certificate
+from tests.conftest import free_port
 from tests.gateway.conftest import (
     Gateway,
     Recorder,
@@ -169,3 +170,19 @@ def test_traces_are_continued_and_exported_over_otlp(recorder: Recorder, tmp_pat
     finally:
         gateway.stop()
         collector.close()
+
+
+def test_no_instance_to_send_to_is_a_503_with_the_error_contract(tmp_path: Path) -> None:
+    nowhere = free_port()  # nothing listens there
+    ports = {name: [nowhere] for name in ("auth", "posts", "realtime")}
+    gateway = start_gateway(gateway_settings(), ports, tmp_path)
+    try:
+        response = httpx.get(f"{gateway.url}/api/v1/auth/users/x", timeout=10)
+    finally:
+        gateway.stop()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    error = response.json()["error"]
+    assert error["code"] == "unavailable"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert "upstream" not in error["message"]  # no proxy internals in the reply
