@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench bench-drain clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
@@ -35,6 +35,9 @@ bench: install ## throughput and latency: full stack vs raw ASGI, gateway vs dir
 	  { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m benchmarks.http_bench
 	$(BIN)/python -m benchmarks.gateway_bench
+
+bench-drain: install ## a rolling restart under load: drain time and failed requests
+	$(BIN)/python -m benchmarks.drain_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

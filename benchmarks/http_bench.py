@@ -30,7 +30,6 @@ from agora.devstack.embedded import EmbeddedServers, free_port
 
 DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-DROP_SCRATCH = "DROP DATABASE IF EXISTS agora_bench WITH (FORCE)"
 
 
 @dataclass
@@ -50,18 +49,19 @@ def _reachable(port: int) -> bool:
 
 
 @contextmanager
-def dependencies(workdir: Path) -> Iterator[tuple[str, str]]:
+def dependencies(workdir: Path, scratch_db: str = "agora_bench") -> Iterator[tuple[str, str]]:
     embedded = EmbeddedServers(workdir=workdir)
+    drop_scratch = f"DROP DATABASE IF EXISTS {scratch_db} WITH (FORCE)"
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"
     scratch = False
     try:
         database_url = os.environ.get("AGORA_DATABASE_URL")
         if not database_url and _reachable(5432):
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(DROP_SCRATCH)
-                conn.execute("CREATE DATABASE agora_bench")
+                conn.execute(drop_scratch)
+                conn.execute(f"CREATE DATABASE {scratch_db}")
             scratch = True
-            database_url = "postgresql://postgres@127.0.0.1:5432/agora_bench"
+            database_url = f"postgresql://postgres@127.0.0.1:5432/{scratch_db}"
         database_url = database_url or embedded.start_postgres()
         redis_url = os.environ.get("AGORA_REDIS_URL")
         if not redis_url and _reachable(6379):
@@ -72,7 +72,7 @@ def dependencies(workdir: Path) -> Iterator[tuple[str, str]]:
         embedded.stop()
         if scratch:
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(DROP_SCRATCH)
+                conn.execute(drop_scratch)
 
 
 @contextmanager

@@ -12,6 +12,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agora.errors import error_body
 from agora.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -48,3 +51,44 @@ class Lifecycle:
             if task.exception() is not None:
                 log.error("drain hook failed", error=repr(task.exception()))
         return not pending
+
+
+class AnswerCutOffRequests:
+    """Pure ASGI: a request the drain has to cut off (uvicorn cancels it once
+    ``AGORA_SHUTDOWN_TIMEOUT_S`` is over) gets the contract's 503 with ``Retry-After``, so
+    the client knows it may retry elsewhere, instead of uvicorn's plain-text 500.
+
+    It sits inside the request-context middleware, so the answer carries the request id and
+    is logged and counted like any other.
+    """
+
+    def __init__(self, app: ASGIApp, *, lifecycle: Lifecycle) -> None:
+        self.app = app
+        self.lifecycle = lifecycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if not self.lifecycle.shutting_down or started:
+                raise
+            # The cancellation is the server ending this request; answering it is the point.
+            body = error_body("unavailable", "the server is shutting down; retry the request")
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})

@@ -116,6 +116,30 @@ async def test_sigterm_under_200_in_flight_requests_loses_none(
     assert '"drained"' in posts.logs()
 
 
+async def test_a_drain_that_outlives_its_timeout_cuts_off_and_exits_1(
+    cluster: Cluster, table_lock: psycopg.Connection
+) -> None:
+    auth = cluster.start("auth")
+    posts = cluster.start(
+        "posts",
+        extra_env={"AGORA_SHUTDOWN_TIMEOUT_S": "1", "AGORA_DB_ACQUIRE_TIMEOUT_S": "30"},
+    )
+    async with httpx.AsyncClient(base_url=auth.url, timeout=10) as client:
+        _, token = await register_and_login(client, "stuck")
+    async with httpx.AsyncClient(base_url=posts.url, timeout=30) as client:
+        held = asyncio.create_task(client.get("/api/v1/posts/notifications", headers=bearer(token)))
+        await asyncio.sleep(1.0)
+        posts.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(posts.process.wait, 30)
+        cut_off = await held
+    assert code == 1
+    assert cut_off.status_code == 503  # the contract's error, so the client may retry
+    assert cut_off.headers["retry-after"] == "1"
+    assert cut_off.json()["error"]["code"] == "unavailable"
+    assert cut_off.json()["error"]["request_id"] == cut_off.headers["x-request-id"]
+    assert "drain timeout" in posts.logs()
+
+
 async def test_sigterm_tells_websocket_clients_to_reconnect_elsewhere(cluster: Cluster) -> None:
     auth = cluster.start("auth")
     posts = cluster.start("posts")

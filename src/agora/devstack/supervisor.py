@@ -89,7 +89,7 @@ class Supervisor:
         )
 
     def instance_env(self, instance: Instance) -> dict[str, str]:
-        """Every instance gets its own id (probes, logs, presence), prefixed with the
+        """Every instance gets its own id (probes, presence), prefixed with the
         configured one or the host name."""
         env = dict(self.env)
         prefix = env.get("AGORA_INSTANCE_ID") or socket.gethostname()

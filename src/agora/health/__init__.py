@@ -14,13 +14,15 @@ from agora.db import Database
 from agora.health.checks import config_probe, postgres_probe, redis_probe
 from agora.health.monitor import CheckState, HealthMonitor
 from agora.health.routes import health_router
-from agora.lifecycle import Lifecycle
+from agora.lifecycle import AnswerCutOffRequests, Lifecycle
 
 __all__ = ["CheckState", "HealthMonitor", "health_router", "install_health", "running_checks"]
 
 
 def install_health(app: FastAPI, service: ServiceName, settings: Settings) -> HealthMonitor:
-    """Probe routes, the process's lifecycle and its health monitor, on ``app.state``."""
+    """Probe routes, the process's lifecycle and its health monitor (on ``app.state``), and
+    the 503 for requests a drain cuts off. Call before the request-context middleware is
+    added, so that middleware wraps this one."""
     lifecycle = Lifecycle()
     monitor = HealthMonitor(
         service=service,
@@ -33,6 +35,7 @@ def install_health(app: FastAPI, service: ServiceName, settings: Settings) -> He
     app.state.lifecycle = lifecycle
     app.state.health = monitor
     app.include_router(health_router())
+    app.add_middleware(AnswerCutOffRequests, lifecycle=lifecycle)
     return monitor
 
 

@@ -174,11 +174,18 @@ async def test_subscriber_reconnects_after_losing_its_redis_connection(
         assert ours
         for client_id in ours:
             await redis_client.client_kill_filter(_id=client_id)
-        # Delivery resumes once the subscription is back (NUMSUB counts it again).
+        # Delivery resumes once a new subscription is back. Pub/sub is shared by every Redis
+        # database (other test runs subscribe too, so NUMSUB proves nothing): wait for a new
+        # pub/sub connection of this database that holds its subscription.
         async with asyncio.timeout(10):
             while True:
-                numsub = await redis_client.pubsub_numsub(settings.events_channel)
-                if numsub[0][1] >= 1 and subscriber.subscribed.is_set():
+                clients = await redis_client.client_list(_type="pubsub")
+                if any(
+                    c.get("db") == str(_db(settings))
+                    and c["id"] not in ours
+                    and int(c.get("sub", 0)) >= 1
+                    for c in clients
+                ):
                     break
                 await asyncio.sleep(0.05)
         await emit(notification_event(alice, actor_id=alice))

@@ -1,6 +1,10 @@
-"""The drain and probe settings: environment defaults and the guards on their budget."""
+"""The drain's bounds: settings defaults and guards, and the hard-limit watchdog."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -36,3 +40,17 @@ def test_bad_drain_settings_are_refused_with_a_clear_message(
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         load_settings()
+
+
+def test_the_watchdog_ends_a_stuck_process_with_status_1() -> None:
+    stuck = (
+        "import time\n"
+        "from agora.shutdown import _start_watchdog\n"
+        "_start_watchdog(0.3)\n"
+        "time.sleep(30)\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", stuck], capture_output=True, timeout=20)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 15
+    assert b"shutdown exceeded its hard limit" in result.stdout + result.stderr
