@@ -27,8 +27,6 @@ from agora.gateway.process import envoy_argv, write_config
 from tests.conftest import FAST_HASH, free_port
 from tests.e2e.conftest import Cluster
 
-pytestmark = pytest.mark.e2e
-
 PASSWORD = "correct horse battery staple"
 
 

@@ -18,7 +18,7 @@ import jinja2
 
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings
 
-SERVICES: tuple[ServiceName, ...] = ("auth", "posts", "realtime")
+SERVICES: tuple[ServiceName, ...] = tuple(DEFAULT_PORTS)
 # Below the services' keep-alive (75 s by default): the gateway closes an idle upstream
 # connection before the service does, so it never sends a request into a closing socket.
 IDLE_TIMEOUT_S = 60

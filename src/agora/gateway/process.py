@@ -29,7 +29,7 @@ def envoy_binary() -> Path:
     return path
 
 
-def envoy_argv(config_path: Path, *, log_level: str = "warning") -> list[str]:
+def envoy_argv(config_path: Path) -> list[str]:
     """Each Envoy takes its own unused base id, so several run side by side on one host (tests,
     a second `agora up`) without their shared-memory regions colliding."""
     return [
@@ -38,15 +38,12 @@ def envoy_argv(config_path: Path, *, log_level: str = "warning") -> list[str]:
         str(config_path),
         "--use-dynamic-base-id",
         "--log-level",
-        log_level,
+        "warning",
         "--log-format",
         LOG_FORMAT,
         # Access log lines reach stdout within a second (the default buffers up to 10 s).
         "--file-flush-interval-msec",
         "1000",
-        # On SIGTERM Envoy stops at once; the services behind it do the draining.
-        "--drain-time-s",
-        "5",
     ]
 
 
