@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -299,6 +300,10 @@ def register_and_login(client: httpx.Client, username: str) -> tuple[str, str]:
     login = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
     assert login.status_code == 200, login.text
     return str(registered.json()["id"]), str(login.json()["access_token"])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from agora.security.keys import SigningKey, generate_signing_key
 from agora.security.tokens import TokenIssuer
-from tests.gateway.conftest import Stack, bearer, register_and_login
+from tests.gateway.conftest import Stack, bearer, register_and_login, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -26,10 +26,6 @@ EVIL = "https://evil.example"
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway.url, timeout=10) as http:
         yield http
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 def eventually_logged(read: Callable[[], str], needle: str, timeout: float = 5.0) -> bool:

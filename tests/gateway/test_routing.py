@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.gateway.conftest import Stack, bearer, register_and_login
+from tests.gateway.conftest import Stack, bearer, register_and_login, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -23,10 +23,6 @@ pytestmark = pytest.mark.e2e
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway.url, timeout=10) as http:
         yield http
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 def test_each_prefix_reaches_its_service(stack: Stack, client: httpx.Client) -> None:
