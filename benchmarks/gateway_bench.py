@@ -10,10 +10,12 @@ Dependencies as in benchmarks.http_bench. Environment: BENCH_DURATION, BENCH_CON
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -84,6 +86,7 @@ def main() -> int:
                         f"{base}{path}", token, connections=connections
                     )
     _report(results)
+    _explain_refusals(workdir / "envoy.log")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
@@ -118,6 +121,21 @@ def _report(results: dict[str, WrkResult]) -> None:
             f"p50 {through.p50_ms - direct.p50_ms:+.2f} ms, "
             f"p99 {through.p99_ms - direct.p99_ms:+.2f} ms"
         )
+
+
+def _explain_refusals(envoy_log: Path) -> None:
+    """What the non-2xx answers through the gateway were, from its access log."""
+    kinds: Counter[str] = Counter()
+    for line in envoy_log.read_text(errors="replace").splitlines():
+        if '"agora.gateway.access"' in line:
+            entry = json.loads(line)
+            if entry["http.response.status_code"] >= 300:
+                kinds[
+                    f"{entry['http.response.status_code']} {entry['gateway.response_flags']} "
+                    f"{entry['gateway.response_code_details']}"
+                ] += 1
+    for kind, count in kinds.most_common(5):
+        print(f"  gateway non-2xx: {count} x {kind}")
 
 
 if __name__ == "__main__":
