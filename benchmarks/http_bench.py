@@ -97,8 +97,9 @@ def process(args: list[str], env: dict[str, str], log: Path, ready_url: str) -> 
         proc.wait(timeout=60)
 
 
-def wrk(url: str, token: str | None) -> WrkResult:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency", url]
+def wrk(url: str, token: str | None, *, connections: int = CONNECTIONS) -> WrkResult:
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{DURATION_S}s", "--latency", url]
     if token:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
