@@ -40,11 +40,12 @@ audit: install ## bandit over the package, pip-audit over the installed dependen
 	$(BIN)/bandit -q -c pyproject.toml -r src
 	BIN=$(BIN) scripts/dependency-audit.sh
 
-bench: install ## throughput and latency of the full stack vs a raw ASGI app (needs wrk)
+bench: install ## throughput and latency: full stack vs raw ASGI, gateway vs direct (needs wrk)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk); } || \
 	  { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m benchmarks.http_bench
+	$(BIN)/python -m benchmarks.gateway_bench
 
 bench-observability: install ## req/s with and without logs + metrics + tracing (needs wrk)
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && \

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
+from agora.gateway.cli import gateway_app
 
 if TYPE_CHECKING:
     from agora.resilience.remote import Outcome
@@ -28,6 +29,7 @@ breakers_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(breakers_app, name="breakers")
+app.add_typer(gateway_app, name="gateway", no_args_is_help=True)
 
 
 def _settings() -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -148,6 +149,16 @@ class Settings(BaseSettings):
     login_backoff_max_s: int = Field(default=900, ge=1)
     signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
 
+    # The API gateway (Envoy) that `agora up` runs in front of the services; docs/gateway.md.
+    gateway_http_port: int = Field(default=8000, ge=1, le=65535)
+    gateway_https_port: int = Field(default=8443, ge=1, le=65535)
+    gateway_admin_port: int = Field(default=9901, ge=1, le=65535)
+    gateway_public_https_port: int = Field(default=443, ge=1, le=65535)
+    gateway_tls_cert_file: str | None = None
+    gateway_tls_key_file: str | None = None
+    gateway_client_rps: int = Field(default=100, ge=1)
+    gateway_total_rps: int = Field(default=5000, ge=1)
+
     _split = field_validator(
         "database_replica_urls",
         "cors_origins",
@@ -168,7 +179,15 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters: it bypasses every rate limit")
         return value
 
-    @field_validator("database_url", "redis_url", "otlp_endpoint", "log_file", mode="before")
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "otlp_endpoint",
+        "log_file",
+        "gateway_tls_cert_file",
+        "gateway_tls_key_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -193,8 +212,12 @@ class Settings(BaseSettings):
     @field_validator("otlp_endpoint")
     @classmethod
     def _otlp_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL (OTLP/HTTP; /v1/traces is added)")
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    "must be an http:// or https:// URL with a host (OTLP/HTTP; /v1/traces added)"
+                )
         return value
 
     @field_validator("database_replica_urls")
@@ -230,6 +253,10 @@ class Settings(BaseSettings):
     def _pool_bounds(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("AGORA_DB_POOL_MIN_SIZE must not exceed AGORA_DB_POOL_MAX_SIZE")
+        if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
+            raise ValueError(
+                "AGORA_GATEWAY_TLS_CERT_FILE and AGORA_GATEWAY_TLS_KEY_FILE go together"
+            )
         if self.env == "production":
             if self.debug:
                 raise ValueError("AGORA_DEBUG must be off in production")

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.conftest import FAST_HASH
 pytestmark = pytest.mark.e2e
 
 CONTRACT_PORTS = (8080, 8081, 8082)
+GATEWAY_PORTS = (8000, 8443, 9901)
 
 
 def _wait_for(predicate: object, timeout: float, what: str, log: Path) -> None:
@@ -41,7 +43,7 @@ def _ready(port: int) -> bool:
 
 
 def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path) -> None:
-    busy = [port for port in CONTRACT_PORTS if not port_is_free(port)]
+    busy = [port for port in CONTRACT_PORTS + GATEWAY_PORTS if not port_is_free(port)]
     assert not busy, f"the contract ports {busy} must be free for `agora up`"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
     env.update({f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()})
@@ -78,7 +80,8 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
         }
         assert len(ids) == 9  # one id per instance, for probes, logs and presence
 
-        auth, posts = "http://127.0.0.1:8080", "http://127.0.0.1:8081"
+        # Everything through the gateway, as a client would.
+        auth = posts = gateway = "http://127.0.0.1:8000"
         credentials = {"username": "up_user", "password": "a-long-enough-password"}
         registered = httpx.post(
             f"{auth}/api/v1/auth/register", json={**credentials, "email": "up@example.com"}
@@ -93,14 +96,18 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
         feed = httpx.get(f"{posts}/api/v1/posts/feed", headers=headers).json()
         assert [item["content"] for item in feed["items"]] == ["hello from up"]
 
-        with connect("ws://127.0.0.1:8082/ws", additional_headers=headers) as ws:
+        with connect("ws://127.0.0.1:8000/ws", additional_headers=headers) as ws:
             ws.send('{"type": "ping"}')
             assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
             user_id = registered.json()["id"]
-            presence = httpx.get(
-                f"http://127.0.0.1:8082/api/v1/realtime/presence/{user_id}", headers=headers
-            )
+            presence = httpx.get(f"{gateway}/api/v1/realtime/presence/{user_id}", headers=headers)
             assert presence.json()["online"] is True
+        assert httpx.get(f"{gateway}/metrics").status_code == 404
+        trust = ssl.create_default_context(cafile=str(tmp_path / "state" / "tls" / "gateway.crt"))
+        secure = httpx.get(
+            "https://127.0.0.1:8443/api/v1/posts/feed", headers=headers, verify=trust
+        )
+        assert secure.status_code == 200, secure.text
 
         # A service that dies is restarted, and the restart is announced.
         auth_pid = _pid_listening_on(8080)
@@ -112,7 +119,7 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
         code = process.wait(timeout=90)
     assert code == 0, log.read_text(errors="replace")
     assert "all services stopped" in log.read_text()
-    assert all(port_is_free(port) for port in ports)
+    assert all(port_is_free(port) for port in ports | set(GATEWAY_PORTS))
 
 
 def _pid_listening_on(port: int) -> int:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Literal
 
 import httpx
 
@@ -35,12 +36,15 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 @dataclass
 class Instance:
-    service: ServiceName
+    service: ServiceName | Literal["gateway"]
     index: int
     port: int
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_restart_at: float = 0.0
+    # For a process other than `agora serve` (the gateway): its command and readiness path.
+    argv: list[str] | None = None
+    ready_path: str = "/readyz"
 
     @property
     def name(self) -> str:
@@ -68,16 +72,17 @@ class Supervisor:
         signal.signal(signal.SIGTERM, request_stop)
 
     def spawn(self, instance: Instance) -> None:
-        instance.process = subprocess.Popen(  # noqa: S603  # nosec B603 # own interpreter, fixed argv
-            [
-                sys.executable,
-                "-m",
-                "agora",
-                "serve",
-                instance.service,
-                "--port",
-                str(instance.port),
-            ],
+        argv = instance.argv or [
+            sys.executable,
+            "-m",
+            "agora",
+            "serve",
+            instance.service,
+            "--port",
+            str(instance.port),
+        ]
+        instance.process = subprocess.Popen(  # noqa: S603  # nosec B603 # own interpreter or envoy, fixed argv
+            argv,
             env=self.instance_env(instance),
             start_new_session=True,
             preexec_fn=_die_with_parent,
@@ -103,7 +108,8 @@ class Supervisor:
             if code is not None:
                 raise RuntimeError(f"{instance.name} exited with code {code} during start-up")
             try:
-                if httpx.get(f"{instance.url}/readyz", timeout=1.0).status_code == 200:
+                ready_url = f"{instance.url}{instance.ready_path}"
+                if httpx.get(ready_url, timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -10,10 +10,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from agora.config import DEFAULT_PORTS, ServiceName, Settings
+from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import EmbeddedServers, port_is_free
 from agora.devstack.supervisor import Instance, Supervisor
+from agora.gateway.config import local_topology
+from agora.gateway.process import envoy_argv, write_config
 from agora.resilience.remote import STATE_FILE
 
 SERVICES: tuple[ServiceName, ...] = ("auth", "posts", "realtime")
@@ -41,6 +43,23 @@ def plan_instances(replicas: int) -> list[Instance]:
             instances.append(Instance(service, index, candidate))
             taken.add(candidate)
     return instances
+
+
+def plan_gateway(settings: Settings, instances: list[Instance], workdir: Path) -> Instance:
+    """Envoy in front of every instance: its configuration rendered for these ports (and a
+    development certificate under ``workdir/tls``), supervised like the services."""
+    for name, port in (
+        ("gateway HTTP", settings.gateway_http_port),
+        ("gateway HTTPS", settings.gateway_https_port),
+        ("gateway admin", settings.gateway_admin_port),
+    ):
+        if not port_is_free(port):
+            raise RuntimeError(f"port {port} for the {name} listener is already in use")
+    ports = {name: [i.port for i in instances if i.service == name] for name in SERVICES}
+    config = write_config(settings, local_topology(ports), workdir)
+    return Instance(
+        "gateway", 1, settings.gateway_admin_port, argv=envoy_argv(config), ready_path="/ready"
+    )
 
 
 def pool_size_per_process(replicas: int) -> int:
@@ -89,6 +108,7 @@ def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
         env.update({"AGORA_DATABASE_URL": database_url, "AGORA_REDIS_URL": redis_url})
         env.update(pool_env(env, replicas))
         write_state(workdir, instances)
+        gateway = plan_gateway(settings, instances, workdir)
         supervisor = Supervisor(env=env, instances=instances)
         supervisor.install_signal_handlers()
         # auth first: it creates the first signing key that posts and realtime will fetch.
@@ -98,12 +118,16 @@ def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
                     console.print(f"starting {instance.name} on port {instance.port}…")
                     supervisor.start(instance)
         if not supervisor.stopping:
-            _print_summary(console, instances, database_url, redis_url, embedded)
+            console.print(f"starting the gateway on port {settings.gateway_http_port}…")
+            instances.append(gateway)
+            supervisor.start(gateway)
+        if not supervisor.stopping:
+            _print_summary(console, settings, workdir, instances, database_url, redis_url, embedded)
             supervisor.watch()
         unclean = supervisor.stop_all()
         console.print("agora: all services stopped" + (f" ({unclean} unclean)" if unclean else ""))
         return 0 if unclean == 0 else 1
-    except RuntimeError as exc:
+    except (RuntimeError, ConfigError) as exc:
         console.print(f"[red]agora: {exc}[/]")
         if supervisor is not None:
             supervisor.stop_all()
@@ -124,6 +148,8 @@ def _redact(url: str) -> str:
 
 def _print_summary(
     console: Console,
+    settings: Settings,
+    workdir: Path,
     instances: list[Instance],
     database_url: str,
     redis_url: str,
@@ -133,9 +159,22 @@ def _print_summary(
     for column in ("instance", "url", "docs", "health / metrics"):
         table.add_column(column)
     for instance in instances:
+        if instance.service == "gateway":
+            continue
         docs = f"{instance.url}/api/v1/{instance.service}/docs"
         table.add_row(instance.name, instance.url, docs, f"{instance.url}/readyz · /metrics")
+    gateway = f"http://127.0.0.1:{settings.gateway_http_port}"
+    table.add_row(
+        "gateway",
+        f"{gateway} · https://127.0.0.1:{settings.gateway_https_port}",
+        f"{gateway}/api/v1/auth/docs",
+        f"admin http://127.0.0.1:{settings.gateway_admin_port}/ready · /stats",
+    )
     console.print(table)
+    console.print(
+        f"[bold]Use the API through the gateway[/]: {gateway} (HTTPS with the self-signed "
+        f"certificate in {settings.gateway_tls_cert_file or workdir / 'tls' / 'gateway.crt'})"
+    )
     pg_kind = "embedded" if embedded.database_url else "configured"
     redis_kind = "embedded" if embedded.redis_url else "configured"
     console.print(f"PostgreSQL ({pg_kind}): {_redact(database_url)}")
