@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from agora.gateway.certs import ensure_dev_certificate
 from tests.conftest import free_port
@@ -32,6 +33,7 @@ def production_gateway(recorder: Recorder, tmp_path: Path) -> Iterator[Gateway]:
     https_port_settings = gateway_settings()
     settings = gateway_settings(
         env="production",
+        key_encryption_key=Fernet.generate_key().decode(),
         gateway_http_port=https_port_settings.gateway_http_port,
         gateway_https_port=https_port_settings.gateway_https_port,
         gateway_public_https_port=https_port_settings.gateway_https_port,
