@@ -96,6 +96,7 @@ def test_client_address_comes_from_the_connection_not_from_headers(
         "X-Forwarded-Proto": "http",
         "X-Envoy-Retry-On": "5xx",
         "X-Envoy-Internal": "true",
+        "X-Agora-Internal-Token": "guessed-or-stolen-token",  # lifts the services' limits
     }
     with https_client(production_gateway, source="127.0.0.2") as client:
         response = client.get("/api/v1/auth/whoami", headers=spoofed)
@@ -109,6 +110,7 @@ def test_client_address_comes_from_the_connection_not_from_headers(
     assert seen["x-envoy-external-address"] == "127.0.0.2"
     assert "x-envoy-retry-on" not in seen
     assert "x-envoy-internal" not in seen
+    assert "x-agora-internal-token" not in seen
     entry = production_gateway.access_entry(response.headers["x-request-id"])
     assert entry["client.address"] == "127.0.0.2"
 
