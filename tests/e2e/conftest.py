@@ -106,10 +106,10 @@ class Cluster:
                 proc.process.kill()
 
 
-@pytest.fixture
-def cluster(
-    database_url: str, redis_url: str, clean_state: None, tmp_path: Path
-) -> Iterator[Cluster]:
+def service_env(database_url: str, redis_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of every ``agora serve`` process the tests start: this run's database
+    and Redis, JSON logs, small pools, fast hashing, and the services' own limits on but out
+    of reach (the tests of limits set theirs), then ``overrides``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
     env.update(
         {
@@ -123,6 +123,14 @@ def cluster(
             **{f"AGORA_{k.upper()}": v for k, v in GENEROUS_LIMITS.items()},
         }
     )
-    running = Cluster(env=env, workdir=tmp_path)
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def cluster(
+    database_url: str, redis_url: str, clean_state: None, tmp_path: Path
+) -> Iterator[Cluster]:
+    running = Cluster(env=service_env(database_url, redis_url), workdir=tmp_path)
     yield running
     running.stop_all()

@@ -9,7 +9,6 @@ Run with ``-s`` to see the measured figures.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -22,8 +21,7 @@ import psycopg
 import pytest
 
 from agora.db.migrate import upgrade_to_head
-from tests.conftest import FAST_HASH
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, service_env
 from tests.pgcluster import PgCluster, needs_pg_tools, new_primary, remove
 
 pytestmark = [pytest.mark.e2e, needs_pg_tools]
@@ -45,19 +43,12 @@ def own_postgres() -> Iterator[PgCluster]:
 
 @pytest.fixture
 def outage_cluster(own_postgres: PgCluster, redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
-    env.update(
-        {
-            "AGORA_DATABASE_URL": own_postgres.url,
-            "AGORA_REDIS_URL": redis_url,
-            "AGORA_LOG_FORMAT": "json",
-            "AGORA_DB_POOL_MIN_SIZE": "1",
-            "AGORA_DB_POOL_MAX_SIZE": "5",
-            "AGORA_DB_ACQUIRE_TIMEOUT_S": "1",
-            "AGORA_BREAKER_OPEN_S": str(OPEN_S),
-            "AGORA_ADMIN_TOKEN": ADMIN_TOKEN,
-            **{f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()},
-        }
+    env = service_env(
+        own_postgres.url,
+        redis_url,
+        AGORA_DB_ACQUIRE_TIMEOUT_S="1",
+        AGORA_BREAKER_OPEN_S=str(OPEN_S),
+        AGORA_ADMIN_TOKEN=ADMIN_TOKEN,
     )
     running = Cluster(env=env, workdir=tmp_path)
     yield running

@@ -25,8 +25,8 @@ import pytest
 from agora.config import ServiceName, Settings
 from agora.gateway.config import HealthCheck, local_topology
 from agora.gateway.process import envoy_argv, write_config
-from tests.conftest import FAST_HASH, free_port
-from tests.e2e.conftest import Cluster
+from tests.conftest import free_port
+from tests.e2e.conftest import Cluster, service_env
 
 PASSWORD = "correct horse battery staple"
 
@@ -176,27 +176,6 @@ def host_is_healthy(host: dict[str, Any]) -> bool:
         flags.get(flag)
         for flag in ("failed_active_health_check", "failed_outlier_check", "pending_active_hc")
     )
-
-
-def service_env(database_url: str, redis_url: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
-    env.update(
-        {
-            "AGORA_DATABASE_URL": database_url,
-            "AGORA_REDIS_URL": redis_url,
-            "AGORA_LOG_FORMAT": "json",
-            "AGORA_DB_POOL_MIN_SIZE": "1",
-            "AGORA_DB_POOL_MAX_SIZE": "5",
-            "AGORA_JWKS_REFETCH_COOLDOWN_S": "0.5",
-            # Every request of these tests comes from 127.0.0.1 and a few users: the services'
-            # own limits stay on but out of reach (the gateway's are tested on their own).
-            "AGORA_RATELIMIT_USER": "100000000/minute",
-            "AGORA_RATELIMIT_CREDENTIALS": "100000000/minute",
-            "AGORA_RATELIMIT_ANONYMOUS": "100000000/minute",
-            **{f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()},
-        }
-    )
-    return env
 
 
 class Recorder:

@@ -8,7 +8,6 @@ spans, the event publish, and realtime's delivery of the event over WebSocket.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import FAST_HASH
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, service_env
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.e2e
@@ -37,20 +35,13 @@ def receiver() -> Iterator[OtlpReceiver]:
 def traced_cluster(
     database_url: str, redis_url: str, clean_state: None, tmp_path: Path, receiver: OtlpReceiver
 ) -> Iterator[Cluster]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AGORA_")}
-    env.update(
-        {
-            "AGORA_DATABASE_URL": database_url,
-            "AGORA_REDIS_URL": redis_url,
-            "AGORA_LOG_FORMAT": "json",
-            "AGORA_DB_POOL_MIN_SIZE": "1",
-            "AGORA_DB_POOL_MAX_SIZE": "5",
-            "AGORA_OTLP_ENDPOINT": receiver.endpoint,
-            # Only the caller's decision counts: the test's traceparent says "sampled".
-            "AGORA_TRACE_SAMPLE_RATIO": "0",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-            **{f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()},
-        }
+    env = service_env(
+        database_url,
+        redis_url,
+        AGORA_OTLP_ENDPOINT=receiver.endpoint,
+        # Only the caller's decision counts: the test's traceparent says "sampled".
+        AGORA_TRACE_SAMPLE_RATIO="0",
+        OTEL_BSP_SCHEDULE_DELAY="100",
     )
     running = Cluster(env=env, workdir=tmp_path)
     yield running
