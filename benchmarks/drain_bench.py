@@ -32,7 +32,7 @@ import psycopg
 
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
-from benchmarks.http_bench import dependencies
+from benchmarks.http_bench import dependencies, service_env
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "200"))
 LOAD_S = float(os.environ.get("BENCH_LOAD_S", "3"))
@@ -153,17 +153,13 @@ def main() -> int:
     with dependencies(workdir, scratch_db="agora_drain_bench") as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-        env.update(
-            {
-                "AGORA_DATABASE_URL": database_url,
-                "AGORA_REDIS_URL": redis_url,
-                "AGORA_LOG_FORMAT": "json",
-                "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
-                "AGORA_DB_POOL_MAX_SIZE": "10",
-                "AGORA_DB_ACQUIRE_TIMEOUT_S": "30",
-                "AGORA_DB_COMMAND_TIMEOUT_S": "30",
-            }
+        env = service_env(
+            database_url,
+            redis_url,
+            auth_port,
+            AGORA_DB_POOL_MAX_SIZE="10",
+            AGORA_DB_ACQUIRE_TIMEOUT_S="30",
+            AGORA_DB_COMMAND_TIMEOUT_S="30",
         )
         auth = start("auth", auth_port, env, workdir / "auth.log")
         try:

@@ -11,7 +11,6 @@ Dependencies as in benchmarks.http_bench. Environment: BENCH_DURATION, BENCH_CON
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -25,14 +24,15 @@ from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
 from agora.gateway.config import local_topology
 from agora.gateway.process import envoy_argv, write_config
-from benchmarks.http_bench import CONNECTIONS, DURATION_S, WrkResult, dependencies, process, wrk
-
-# wrk sends thousands of requests a second from one address and one user: every limit stays
-# armed (its cost is measured) but out of reach.
-SERVICE_LIMITS = {
-    "AGORA_RATELIMIT_USER": "100000000/minute",
-    "AGORA_RATELIMIT_CREDENTIALS": "1000/minute",
-}
+from benchmarks.http_bench import (
+    CONNECTIONS,
+    DURATION_S,
+    WrkResult,
+    dependencies,
+    process,
+    service_env,
+    wrk,
+)
 
 
 def main() -> int:
@@ -51,18 +51,7 @@ def main() -> int:
             gateway_client_rps=10_000_000,
             gateway_total_rps=10_000_000,
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-        env.update(
-            {
-                "AGORA_DATABASE_URL": database_url,
-                "AGORA_REDIS_URL": redis_url,
-                "AGORA_LOG_FORMAT": "json",
-                "AGORA_AUTH_JWKS_URL": (
-                    f"http://127.0.0.1:{ports['auth']}/api/v1/auth/.well-known/jwks.json"
-                ),
-                **SERVICE_LIMITS,
-            }
-        )
+        env = service_env(database_url, redis_url, ports["auth"])
         config = write_config(settings, local_topology({n: [p] for n, p in ports.items()}), workdir)
         serve = [sys.executable, "-m", "agora", "serve"]
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}

@@ -39,6 +39,25 @@ BENCH_LIMITS = {
 }
 
 
+def service_env(
+    database_url: str, redis_url: str, auth_port: int, **overrides: str
+) -> dict[str, str]:
+    """Environment of the benchmarked ``agora serve`` processes: the scratch database and
+    Redis, JSON logs, auth's JWKS, and per-user limits out of reach (one user drives the load)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    env.update(
+        {
+            "AGORA_DATABASE_URL": database_url,
+            "AGORA_REDIS_URL": redis_url,
+            "AGORA_LOG_FORMAT": "json",
+            "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
+            **BENCH_LIMITS,
+        }
+    )
+    env.update(overrides)
+    return env
+
+
 @dataclass
 class WrkResult:
     requests_per_s: float
@@ -136,16 +155,7 @@ def main() -> int:
     with dependencies(workdir) as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port, posts_port, raw_port = free_port(), free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-        env.update(
-            {
-                "AGORA_DATABASE_URL": database_url,
-                "AGORA_REDIS_URL": redis_url,
-                "AGORA_LOG_FORMAT": "json",
-                "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
-                **BENCH_LIMITS,
-            }
-        )
+        env = service_env(database_url, redis_url, auth_port)
         serve = [sys.executable, "-m", "agora", "serve"]
         auth_url, posts_url = f"http://127.0.0.1:{auth_port}", f"http://127.0.0.1:{posts_port}"
         with (

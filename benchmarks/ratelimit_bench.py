@@ -42,6 +42,7 @@ from benchmarks.http_bench import (
     WrkResult,
     dependencies,
     process,
+    service_env,
     wrk,
 )
 
@@ -56,16 +57,7 @@ def main() -> int:
     with dependencies(workdir, scratch_db="agora_rl_bench") as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port, off_port, on_port = free_port(), free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-        env.update(
-            {
-                "AGORA_DATABASE_URL": database_url,
-                "AGORA_REDIS_URL": redis_url,
-                "AGORA_LOG_FORMAT": "json",
-                "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
-                **BENCH_LIMITS,
-            }
-        )
+        env = service_env(database_url, redis_url, auth_port)
         serve = [sys.executable, "-m", "agora", "serve"]
         urls = {port: f"http://127.0.0.1:{port}" for port in (auth_port, off_port, on_port)}
         with (
