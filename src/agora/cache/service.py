@@ -121,7 +121,7 @@ class CacheService:
     def _refresh_early(self, pttl_ms: int, load_ms: int) -> bool:
         if pttl_ms <= 0 or load_ms <= 0:
             return False
-        return -max(load_ms, 1) * self._beta * math.log(1.0 - random.random()) >= pttl_ms  # noqa: S311
+        return -max(load_ms, 1) * self._beta * math.log(1.0 - random.random()) >= pttl_ms  # noqa: S311  # nosec B311 # XFetch draw
 
     def _flight(
         self,

@@ -174,7 +174,7 @@ class Database:
                 if not retry or attempt + 1 >= self.retry_attempts:
                     raise
                 cap = min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)
-                delay = random.uniform(0, cap)  # noqa: S311 - jitter, not a secret
+                delay = random.uniform(0, cap)  # noqa: S311  # nosec B311 # jitter, not a secret
                 log.info("retrying database work", attempt=attempt + 1, error=type(exc).__name__)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

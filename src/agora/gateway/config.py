@@ -82,7 +82,7 @@ def container_topology(hosts: Mapping[ServiceName, Endpoint] | None = None) -> T
     defaults = {name: Endpoint(name, DEFAULT_PORTS[name]) for name in SERVICES}
     chosen = {**defaults, **(hosts or {})}
     return Topology(
-        listen_address="0.0.0.0",  # noqa: S104 - inside its container, behind the host's ports
+        listen_address="0.0.0.0",  # noqa: S104  # nosec B104 # in its container, behind its ports
         upstreams={name: [chosen[name]] for name in SERVICES},
         dns=True,
     )
@@ -187,7 +187,7 @@ def render_config(
         ],
     }
     # YAML, not HTML: every string value goes through the template's `tojson`.
-    environment = jinja2.Environment(
+    environment = jinja2.Environment(  # nosec B701 # YAML: HTML escaping would corrupt it
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701

@@ -95,7 +95,7 @@ class AccessLogPolicy:
     def should_log(self, route: str, status: int, duration_s: float, sampled: bool) -> bool:
         if status >= 400 or duration_s >= self.slow_s or sampled or route not in self.hot_routes:
             return True
-        return random.random() < self.sample_ratio  # noqa: S311 - sampling, not security
+        return random.random() < self.sample_ratio  # noqa: S311  # nosec B311 # log sampling
 
 
 class RequestContextMiddleware:

@@ -194,4 +194,4 @@ class Hub:
 
 def reconnect_delay_ms(jitter_ms: int) -> int:
     """Spread reconnections so that N clients do not land on the other instances at once."""
-    return random.randint(0, jitter_ms)  # noqa: S311 - jitter, not security
+    return random.randint(0, jitter_ms)  # noqa: S311  # nosec B311 # jitter, not security
