@@ -83,3 +83,16 @@ def test_networks() -> None:
     assert ipaddress.ip_address("192.0.2.77") in allow
     assert ipaddress.ip_address("fd12::1") in allow
     assert ipaddress.ip_address("192.0.3.1") not in allow
+
+
+def test_networks_remember_answers_within_a_bound() -> None:
+    allow = Networks(["192.0.2.0/24"])
+    inside, outside = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("198.51.100.1")
+    for _ in range(3):  # remembered answers are the same answers
+        assert inside in allow
+        assert outside not in allow
+    # A flood of distinct addresses never grows the memory past its bound.
+    for n in range(10_000):
+        assert ipaddress.ip_address(f"10.{n // 65536}.{n // 256 % 256}.{n % 256}") not in allow
+    assert len(allow._memo) <= 4096
+    assert inside in allow
