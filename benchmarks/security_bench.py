@@ -74,14 +74,20 @@ async def main() -> None:
     redis = Redis.from_url(os.environ.get("AGORA_REDIS_URL", "redis://127.0.0.1:6379/0"))
     db = Database(os.environ["AGORA_DATABASE_URL"], min_size=1, max_size=2)
     await db.connect()
-    deleted = DeletedUsers(redis, db, ttl_s=60, breaker=CircuitBreaker("redis"))
+
+    def store(client: Redis) -> DeletedUsers:
+        return DeletedUsers(
+            client,
+            db,
+            ttl_s=60,
+            breaker=CircuitBreaker("redis"),
+            events_channel="agora:events:bench",
+            publish_timeout_s=0.5,
+        )
+
+    deleted = store(redis)
     user_id = str(uuid.uuid4())
-    dead = DeletedUsers(
-        Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5),
-        db,
-        ttl_s=60,
-        breaker=CircuitBreaker("redis"),
-    )
+    dead = store(Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5))
 
     rows = [
         (

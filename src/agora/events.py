@@ -20,14 +20,16 @@ from agora.observability.logging import get_logger
 
 log = get_logger(__name__)
 
-EventType = Literal["post.created", "notification"]
+EventType = Literal["post.created", "notification", "account.deleted"]
+EVENT_TYPES: frozenset[str] = frozenset(("post.created", "notification", "account.deleted"))
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     """``post.created`` goes to the online followers of ``author_id``;
     ``notification`` goes to ``recipient_id``. The client receives ``payload``'s fields
-    beside ``type``: ``{"type": "post.created", "post": {...}}``."""
+    beside ``type``: ``{"type": "post.created", "post": {...}}``. ``account.deleted`` reaches
+    no client: every realtime instance closes the open sockets of ``recipient_id``."""
 
     type: EventType
     payload: dict[str, Any]
@@ -49,7 +51,7 @@ class Event:
     @classmethod
     def decode(cls, raw: bytes | str) -> Event:
         data = orjson.loads(raw)
-        if data.get("type") not in ("post.created", "notification"):
+        if data.get("type") not in EVENT_TYPES:
             raise ValueError(f"unknown event type {data.get('type')!r}")
         return cls(
             type=data["type"],

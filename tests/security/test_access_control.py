@@ -3,13 +3,15 @@ acts with a token of a deleted account (on any service, at once, Redis or not)."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agora.config import Settings
 from agora.resilience import BreakerState
@@ -100,6 +102,28 @@ async def test_a_deleted_accounts_tokens_are_refused_at_once_everywhere(system: 
         "/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}
     )
     assert login.status_code == 401
+
+
+async def test_a_deleted_accounts_open_sockets_are_closed(system: System) -> None:
+    alice = await system.account("alice")
+    bob = await system.account("bob")
+    url = system.realtime.ws_url
+    async with (
+        connect(url, additional_headers=alice.headers, open_timeout=5) as alice_ws,
+        connect(url, additional_headers=bob.headers, open_timeout=5) as bob_ws,
+    ):
+        for ws in (alice_ws, bob_ws):  # both sessions are running (and registered)
+            await ws.send('{"type": "ping"}')
+            assert orjson.loads(await ws.recv())["type"] == "pong"
+
+        assert (await _delete(system, alice)).status_code == 204
+        async with asyncio.timeout(5):
+            with pytest.raises(ConnectionClosed) as closed:
+                await alice_ws.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "account deleted")
+        await bob_ws.send('{"type": "ping"}')  # everyone else's socket stays open
+        assert orjson.loads(await bob_ws.recv())["type"] == "pong"
 
 
 async def test_without_redis_a_deleted_account_is_refused_from_the_database(

@@ -28,7 +28,14 @@ def deleted_users_store(
 ) -> DeletedUsers:
     # A mark must outlive every access token the user may hold, leeway included.
     ttl_s = settings.access_token_ttl_s + settings.jwt_leeway_s + 60
-    return DeletedUsers(redis, db, ttl_s=ttl_s, breaker=breaker)
+    return DeletedUsers(
+        redis,
+        db,
+        ttl_s=ttl_s,
+        breaker=breaker,
+        events_channel=settings.events_channel,
+        publish_timeout_s=settings.redis_socket_timeout_s,
+    )
 
 
 def install_request_guards(app: FastAPI, settings: Settings) -> None:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from agora.db import Database
+from agora.events import Event, publish
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.resilience import CircuitBreaker, CircuitOpenError
@@ -28,16 +29,34 @@ _WARN_EVERY_S = 10.0
 
 
 class DeletedUsers:
-    def __init__(self, redis: Redis, db: Database, *, ttl_s: int, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        db: Database,
+        *,
+        ttl_s: int,
+        breaker: CircuitBreaker,
+        events_channel: str,
+        publish_timeout_s: float,
+    ) -> None:
         self._redis = redis
         self._db = db
         self._ttl_s = ttl_s
         self._breaker = breaker
+        self._events_channel = events_channel
+        self._publish_timeout_s = publish_timeout_s
         self._warned_at = float("-inf")
 
     async def mark(self, user_id: str) -> None:
         """Raises ``RedisError``: a deletion that cannot be announced must not commit."""
         await self._redis.set(f"{_PREFIX}{user_id}", b"1", ex=self._ttl_s)
+
+    async def announce(self, user_id: str) -> None:
+        """After the deletion commits: realtime closes the account's open sockets (a new
+        handshake is refused by the mark). Best effort, like every event: a socket that misses
+        it only receives, and the account's data is gone."""
+        event = Event("account.deleted", {}, recipient_id=user_id)
+        await publish(self._redis, self._events_channel, event, timeout_s=self._publish_timeout_s)
 
     async def unmark(self, user_id: str) -> None:
         """Undo ``mark`` when the deletion itself failed."""

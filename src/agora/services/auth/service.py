@@ -263,6 +263,7 @@ class AuthService:
         except BaseException:
             await self._deleted_users.unmark(account)
             raise
+        await self._deleted_users.announce(account)
         log.info("account deleted", user_id=account)
 
     async def _check_backoff(self, account: str) -> None:

@@ -26,6 +26,8 @@ QUEUE_SIZE = 256
 SLOW_CONSUMER_CLOSE_CODE = 1013
 # RFC 6455 "service restart": the client should reconnect (to another instance).
 SERVICE_RESTART_CLOSE_CODE = 1012
+# RFC 6455 "policy violation": the account behind the socket was deleted.
+ACCOUNT_DELETED_CLOSE_CODE = 1008
 
 FrameType = Literal["post.created", "notification", "pong", "error", "server.draining"]
 
@@ -37,6 +39,7 @@ _SENT = {
 _CLOSE_REASONS = {
     SLOW_CONSUMER_CLOSE_CODE: "too slow; reconnect",
     SERVICE_RESTART_CLOSE_CODE: "server restarting; reconnect",
+    ACCOUNT_DELETED_CLOSE_CODE: "account deleted",
 }
 
 
@@ -85,6 +88,15 @@ class Connection:
             self._discard_backlog()
         self._queue.put_nowait(frame)
         self._queue.put_nowait(SERVICE_RESTART_CLOSE_CODE)
+        return True
+
+    def close_now(self, code: int) -> bool:
+        """Drop what is queued and close with ``code`` next; False when already closing."""
+        if self.closing:
+            return False
+        self.closing = True
+        self._discard_backlog()
+        self._queue.put_nowait(code)
         return True
 
     def _discard_backlog(self) -> None:
@@ -170,6 +182,10 @@ class Hub:
         if delivered:
             _SENT[kind].inc(delivered)
         return delivered
+
+    def close_user(self, user_id: str, code: int) -> int:
+        """Close every local socket of ``user_id`` with ``code``; returns how many."""
+        return sum(conn.close_now(code) for conn in list(self._by_user.get(user_id, ())))
 
     def reply(self, conn: Connection, frame: str, kind: FrameType) -> None:
         """A direct answer to one socket (pong, error) through the same single writer."""

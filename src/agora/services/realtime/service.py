@@ -19,7 +19,7 @@ from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS, WEBSOCKET_MESSAGES
 from agora.ratelimit.websocket import MessageLimits, Verdict
 from agora.services.realtime import repository
-from agora.services.realtime.hub import Connection, FrameType, Hub
+from agora.services.realtime.hub import ACCOUNT_DELETED_CLOSE_CODE, Connection, FrameType, Hub
 from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
 from agora.services.realtime.schemas import PONG_FRAME, error_frame, event_frame
 
@@ -150,6 +150,11 @@ class EventDispatcher:
         if event.type == "notification":
             with _delivery_span(event):
                 self.deliver_notification(event)
+            return
+        if event.type == "account.deleted":
+            user_id = canonical_user_id(event.recipient_id or "")
+            if user_id is not None and self._hub.close_user(user_id, ACCOUNT_DELETED_CLOSE_CODE):
+                log.info("closed the sockets of a deleted account", user_id=user_id)
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._traced_delivery(event))
