@@ -53,20 +53,39 @@ class RateLimiter:
 
     async def hit(self, key: str, rate: Rate) -> Decision:
         """Count one request of ``key`` against ``rate``; never raises for a Redis problem."""
+        decision, _ = await self._decide(key, rate, None)
+        return decision
+
+    async def hit_and_check(
+        self, key: str, rate: Rate, exists_key: str
+    ) -> tuple[Decision, bool | None]:
+        """``hit``, and whether ``exists_key`` exists, in the same round trip (the request's
+        other per-user read rides along); ``None`` when the in-process fallback decided."""
+        return await self._decide(key, rate, exists_key)
+
+    async def _decide(
+        self, key: str, rate: Rate, exists_key: str | None
+    ) -> tuple[Decision, bool | None]:
         if time.monotonic() >= self._retry_redis_at:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    decision = await self.redis_store.hit(
-                        key, rate, strike_ttl_s=self.max_backoff_s
-                    )
+                    if exists_key is None:
+                        decision = await self.redis_store.hit(
+                            key, rate, strike_ttl_s=self.max_backoff_s
+                        )
+                        exists = None
+                    else:
+                        decision, exists = await self.redis_store.hit_and_check(
+                            key, rate, exists_key, strike_ttl_s=self.max_backoff_s
+                        )
             except (RedisError, OSError, TimeoutError) as exc:
                 self._fall_back(exc)
             else:
                 if self._on_fallback:
                     self._on_fallback = False
                     log.info("rate limiter back on Redis")
-                return decision
-        return self.memory.hit(key, rate, strike_ttl_s=self.max_backoff_s)
+                return decision, exists
+        return self.memory.hit(key, rate, strike_ttl_s=self.max_backoff_s), None
 
     def _fall_back(self, exc: BaseException) -> None:
         self._retry_redis_at = time.monotonic() + self.fallback_s

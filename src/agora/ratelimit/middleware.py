@@ -32,6 +32,7 @@ from agora.ratelimit.gcra import Decision
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import Rate
 from agora.security.dependencies import bearer_token
+from agora.security.revocation import DeletedUsers
 from agora.security.tokens import InvalidToken, TokenVerifier
 
 log = get_logger(__name__)
@@ -108,6 +109,7 @@ class RateLimitMiddleware:
             return
 
         state = scope["app"].state
+        user_id: str | None = None
         if scope["path"].rstrip("/") in CREDENTIAL_PATHS:
             policy, key = self.credentials, f"credentials:{bucket_name(address)}"
         elif user_id := await _user_id(getattr(state, "verifier", None), authorization):
@@ -115,7 +117,16 @@ class RateLimitMiddleware:
         else:
             policy, key = self.anonymous, f"anonymous:{bucket_name(address)}"
         limiter: RateLimiter = state.ratelimiter
-        decision = await limiter.hit(key, policy.rate)
+        deleted_users: DeletedUsers | None = getattr(state, "deleted_users", None)
+        if user_id and deleted_users is not None:
+            # The account's deletion mark rides in the same round trip as the limit.
+            decision, deleted = await limiter.hit_and_check(
+                key, policy.rate, deleted_users.mark_key(user_id)
+            )
+            if deleted is not None:
+                deleted_users.remember(scope, user_id, deleted)
+        else:
+            decision = await limiter.hit(key, policy.rate)
         headers = _headers(policy, decision)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(policy.name).inc()

@@ -8,7 +8,10 @@ tag, so the script also runs unchanged on a Redis Cluster.
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from agora.ratelimit.gcra import Decision
 from agora.ratelimit.rates import Rate
@@ -48,6 +51,7 @@ class RedisStore:
     def __init__(self, redis: Redis, *, prefix: str = KEY_PREFIX) -> None:
         # register_script runs EVALSHA and loads the script again after a Redis restart or
         # failover (NOSCRIPT), so the script text crosses the wire only then.
+        self._redis = redis
         self._script = redis.register_script(GCRA_SCRIPT)
         self._prefix = prefix
 
@@ -58,21 +62,55 @@ class RedisStore:
     async def hit(
         self, key: str, rate: Rate, *, strike_ttl_s: float, now_ms: float | None = None
     ) -> Decision:
-        args: list[str | int | float] = [
-            rate.limit,
-            rate.period_s * 1000,
-            max(1, int(strike_ttl_s * 1000)),
-        ]
-        if now_ms is not None:
-            args.append(repr(now_ms))
-        allowed, remaining, reset_ms, retry_ms, strikes = await self._script(
-            keys=self.keys(key), args=args
-        )
-        return Decision(
-            allowed=bool(allowed),
-            limit=rate.limit,
-            remaining=int(remaining),
-            reset_s=float(reset_ms) / 1000.0,
-            retry_after_s=float(retry_ms) / 1000.0,
-            strikes=int(strikes),
-        )
+        reply = await self._script(keys=self.keys(key), args=_args(rate, strike_ttl_s, now_ms))
+        return _decision(rate, reply)
+
+    async def hit_and_check(
+        self, key: str, rate: Rate, exists_key: str, *, strike_ttl_s: float
+    ) -> tuple[Decision, bool]:
+        """``hit`` and ``EXISTS exists_key`` in one round trip: a pipeline rather than one
+        script, because the other key may live in another Cluster slot. The script goes by its
+        SHA (a pipeline of registered scripts would ask ``SCRIPT EXISTS`` first, a round trip
+        of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the pair sent
+        again — the script had not run, so nothing is counted twice."""
+        keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
+        reply, exists = await self._pipelined(keys, args, exists_key)
+        if isinstance(reply, NoScriptError):
+            self._script.sha = await self._redis.script_load(GCRA_SCRIPT)
+            reply, exists = await self._pipelined(keys, args, exists_key)
+        for result in (reply, exists):
+            if isinstance(result, Exception):
+                raise result
+        return _decision(rate, reply), bool(exists)
+
+    async def _pipelined(
+        self, keys: tuple[str, str], args: list[str | int | float], exists_key: str
+    ) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            pipe.exists(exists_key)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+
+def _args(rate: Rate, strike_ttl_s: float, now_ms: float | None) -> list[str | int | float]:
+    args: list[str | int | float] = [
+        rate.limit,
+        rate.period_s * 1000,
+        max(1, int(strike_ttl_s * 1000)),
+    ]
+    if now_ms is not None:
+        args.append(repr(now_ms))
+    return args
+
+
+def _decision(rate: Rate, reply: list[Any]) -> Decision:
+    allowed, remaining, reset_ms, retry_ms, strikes = reply
+    return Decision(
+        allowed=bool(allowed),
+        limit=rate.limit,
+        remaining=int(remaining),
+        reset_s=float(reset_ms) / 1000.0,
+        retry_after_s=float(retry_ms) / 1000.0,
+        strikes=int(strikes),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from agora.errors import Unauthenticated
 from agora.observability.context import bind_user
@@ -22,7 +23,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def authenticate(
-    verifier: TokenVerifier, token: str | None, deleted_users: DeletedUsers | None = None
+    verifier: TokenVerifier,
+    token: str | None,
+    deleted_users: DeletedUsers | None = None,
+    scope: Scope | None = None,
 ) -> Principal:
     if token is None:
         raise Unauthenticated("a bearer access token is required")
@@ -30,7 +34,7 @@ async def authenticate(
         principal = await verifier.verify(token)
     except InvalidToken as exc:
         raise Unauthenticated(str(exc), code="invalid_token") from exc
-    if deleted_users is not None and await deleted_users.is_deleted(principal.user_id):
+    if deleted_users is not None and await deleted_users.is_deleted(principal.user_id, scope):
         raise Unauthenticated("the account of this token has been deleted", code="invalid_token")
     bind_user(principal.user_id)
     return principal
@@ -42,6 +46,7 @@ async def require_principal(request: Request) -> Principal:
         state.verifier,
         bearer_token(request.headers.get("authorization")),
         getattr(state, "deleted_users", None),
+        request.scope,
     )
 
 

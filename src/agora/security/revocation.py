@@ -15,6 +15,7 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.types import Scope
 
 from agora.db import Database
 from agora.events import Event, publish
@@ -25,6 +26,8 @@ from agora.resilience import CircuitBreaker, CircuitOpenError
 log = get_logger(__name__)
 
 _PREFIX = "agora:deleted-user:"
+# Where a request carries the answer the rate limiter already read for it (same round trip).
+_PREFETCHED = "agora.deleted_user_checked"
 _WARN_EVERY_S = 10.0
 
 
@@ -47,9 +50,19 @@ class DeletedUsers:
         self._publish_timeout_s = publish_timeout_s
         self._warned_at = float("-inf")
 
+    @staticmethod
+    def mark_key(user_id: str) -> str:
+        return f"{_PREFIX}{user_id}"
+
+    @staticmethod
+    def remember(scope: Scope, user_id: str, deleted: bool) -> None:
+        """Keep, for this request only, the mark's state read by the rate limiter's round trip,
+        so authentication does not ask Redis again microseconds later."""
+        scope.setdefault("state", {})[_PREFETCHED] = (user_id, deleted)
+
     async def mark(self, user_id: str) -> None:
         """Raises ``RedisError``: a deletion that cannot be announced must not commit."""
-        await self._redis.set(f"{_PREFIX}{user_id}", b"1", ex=self._ttl_s)
+        await self._redis.set(self.mark_key(user_id), b"1", ex=self._ttl_s)
 
     async def announce(self, user_id: str) -> None:
         """After the deletion commits: realtime closes the account's open sockets (a new
@@ -61,14 +74,17 @@ class DeletedUsers:
     async def unmark(self, user_id: str) -> None:
         """Undo ``mark`` when the deletion itself failed."""
         try:
-            await self._redis.delete(f"{_PREFIX}{user_id}")
+            await self._redis.delete(self.mark_key(user_id))
         except RedisError as exc:
             log.warning("could not clear a deletion mark", user_id=user_id, error=repr(exc))
 
-    async def is_deleted(self, user_id: str) -> bool:
+    async def is_deleted(self, user_id: str, scope: Scope | None = None) -> bool:
+        prefetched = scope.get("state", {}).get(_PREFETCHED) if scope is not None else None
+        if prefetched is not None and prefetched[0] == user_id:
+            return bool(prefetched[1])
         try:
             with self._breaker.guard():
-                return bool(await self._redis.exists(f"{_PREFIX}{user_id}"))
+                return bool(await self._redis.exists(self.mark_key(user_id)))
         except (RedisError, CircuitOpenError) as exc:
             now = time.monotonic()
             if now - self._warned_at >= _WARN_EVERY_S:  # one line per outage, not per request

@@ -65,3 +65,29 @@ async def test_script_is_reloaded_after_the_cache_is_flushed(redis: Redis) -> No
     assert (await store.hit("k", Rate(2, 60), strike_ttl_s=1)).allowed
     await redis.script_flush()
     assert (await store.hit("k", Rate(2, 60), strike_ttl_s=1)).remaining == 0
+
+
+async def test_hit_and_check_reads_another_key_in_the_same_round_trip(redis: Redis) -> None:
+    store = RedisStore(redis, prefix="test:rl:")
+    rate = Rate(2, 60)
+    await redis.set("test:mark:present", b"1")
+    first, present = await store.hit_and_check("k", rate, "test:mark:present", strike_ttl_s=30)
+    second, absent = await store.hit_and_check("k", rate, "test:mark:absent", strike_ttl_s=30)
+    third, _ = await store.hit_and_check("k", rate, "test:mark:absent", strike_ttl_s=30)
+    assert (present, absent) == (True, False)
+    # The limit counts exactly as ``hit`` does: one request each, the third refused.
+    assert [d.allowed for d in (first, second, third)] == [True, True, False]
+    assert [d.remaining for d in (first, second)] == [1, 0]
+    assert third.strikes == 1
+
+
+async def test_hit_and_check_survives_a_flushed_script_cache_without_counting_twice(
+    redis: Redis,
+) -> None:
+    store = RedisStore(redis, prefix="test:rl:")
+    rate = Rate(3, 60)
+    await store.hit("k", rate, strike_ttl_s=1)  # script loaded and used once
+    await redis.script_flush()  # a restart or a failover to a fresh replica
+    decision, exists = await store.hit_and_check("k", rate, "test:mark:none", strike_ttl_s=1)
+    assert exists is False
+    assert decision.remaining == 1  # two requests counted, not three
