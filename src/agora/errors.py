@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.types import Send
 
 from agora.observability.context import current_request_id
 from agora.observability.metrics import ERRORS
@@ -90,3 +91,24 @@ def error_body(
     if extra:
         error.update(extra)
     return orjson.dumps({"error": error})
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The contract's error as a raw ASGI response, for the middleware that answers before
+    (or instead of) the app: limits, the rate limiter, the drain, the last-resort handler."""
+    body = error_body(code, message, extra=extra)
+    start_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})

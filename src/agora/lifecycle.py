@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agora.errors import error_body
+from agora.errors import send_error
 from agora.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -83,12 +83,10 @@ class AnswerCutOffRequests:
             if not self.lifecycle.shutting_down or started:
                 raise
             # The cancellation is the server ending this request; answering it is the point.
-            body = error_body("unavailable", "the server is shutting down; retry the request")
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"),
-                (b"connection", b"close"),
-            ]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(
+                send,
+                503,
+                "unavailable",
+                "the server is shutting down; retry the request",
+                headers=((b"retry-after", b"1"), (b"connection", b"close")),
+            )

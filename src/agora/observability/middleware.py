@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agora.errors import error_body
+from agora.errors import send_error
 from agora.observability import tracing
 from agora.observability.context import request_id_var, request_scope_var, user_id_var
 from agora.observability.exposition import UNTRACKED_PATHS
@@ -217,9 +217,5 @@ def _classify(exc: Exception) -> tuple[int, str, str]:
 
 
 async def _send_error(send: Any, status: int, code: str, message: str) -> None:
-    body = error_body(code, message)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 503:
-        headers.append((b"retry-after", b"5"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    headers = ((b"retry-after", b"5"),) if status == 503 else ()
+    await send_error(send, status, code, message, headers=headers)

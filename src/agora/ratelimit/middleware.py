@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.config import Settings
-from agora.errors import error_body
+from agora.errors import send_error
 from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS
 from agora.ratelimit.clients import Networks, bucket_name, client_address
@@ -150,25 +150,15 @@ class RateLimitMiddleware:
     ) -> None:
         retry_after = max(1, math.ceil(decision.retry_after_s))
         backoff = decision.suggested_backoff_s(self.max_backoff_s)
-        body = error_body(
+        await send_error(
+            send,
+            429,
             "rate_limited",
             f"too many requests: the {policy.name} limit is {policy.rate.limit} per "
             f"{policy.rate.period_s} s; retry in {retry_after} s",
+            headers=((b"retry-after", str(retry_after).encode()), *headers),
             extra={"retry_after_s": retry_after, "backoff_s": backoff},
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 async def _user_id(verifier: TokenVerifier | None, authorization: str | None) -> str | None:

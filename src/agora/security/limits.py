@@ -21,7 +21,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agora.errors import error_body
+from agora.errors import send_error
 
 # The "unrolled loop" form: runs of plain characters are consumed in one step, so a 64 KiB
 # string costs microseconds, not a regex step per character.
@@ -49,12 +49,9 @@ class _BodyTooLarge(Exception):
 
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = error_body(code, message)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 413:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    # 413: the rest of the body is never read, so the connection cannot be reused.
+    headers = ((b"connection", b"close"),) if status == 413 else ()
+    await send_error(send, status, code, message, headers=headers)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -36,8 +36,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_user_with_several_sockets_gets_each_frame_on_each() -> None:
-    hub = Hub()
+async def test_a_user_with_several_sockets_gets_each_frame_on_each(hub: Hub) -> None:
     sockets = [FakeSocket() for _ in range(3)]
     conns = [Connection("alice" if i < 2 else "bob", s) for i, s in enumerate(sockets)]
     senders = [asyncio.create_task(c.run_sender()) for c in conns]
@@ -57,8 +56,7 @@ async def test_a_user_with_several_sockets_gets_each_frame_on_each() -> None:
     await asyncio.gather(*senders, return_exceptions=True)
 
 
-async def test_a_slow_consumer_is_closed_and_others_keep_receiving() -> None:
-    hub = Hub()
+async def test_a_slow_consumer_is_closed_and_others_keep_receiving(hub: Hub) -> None:
     slow_socket, fast_socket = FakeSocket(), FakeSocket()
     slow, fast = Connection("slow", slow_socket), Connection("fast", fast_socket)
     senders = [asyncio.create_task(c.run_sender()) for c in (slow, fast)]

@@ -15,8 +15,7 @@ from agora.services.realtime.hub import (
 from tests.unit.realtime.test_hub import FakeSocket
 
 
-async def test_drain_says_goodbye_after_pending_frames_and_waits_for_everyone() -> None:
-    hub = Hub()
+async def test_drain_says_goodbye_after_pending_frames_and_waits_for_everyone(hub: Hub) -> None:
     sockets = [FakeSocket() for _ in range(3)]
     conns = [Connection(f"user{i}", s) for i, s in enumerate(sockets)]
     for conn in conns:
