@@ -9,8 +9,8 @@ Prints, in one run (a real ``agora serve posts`` process under wrk; PostgreSQL a
    100,000 per-follower writes of a fan-out-on-write invalidation;
 3. the cost of validating one cached first page against N followees' stamps.
 
-Run: python -m benchmarks.cache_bench   (scratch database ``agora_bench_cache``; Redis db from
-AGORA_BENCH_REDIS_URL, default redis://127.0.0.1:6379/14, flushed).
+Run: python -m benchmarks.cache_bench   (PostgreSQL and Redis as ``make bench`` finds them: the
+machine's, in a scratch database ``agora_bench_cache`` and Redis db 14, flushed; or embedded).
 Environment: BENCH_DURATION (seconds per phase, default 5), BENCH_CONCURRENCY (default 32),
 BENCH_WRITE_EVERY (default 100; 0: reads only).
 """
@@ -37,7 +37,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import psycopg
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -48,24 +47,14 @@ from agora.devstack.embedded import free_port
 from agora.resilience import CircuitBreaker
 from agora.security.keys import SigningKey, generate_signing_key
 from agora.security.tokens import TokenIssuer
+from benchmarks.http_bench import dependencies, service_env
 
-ADMIN = os.environ.get("AGORA_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "agora_bench_cache"
-REDIS_URL = os.environ.get("AGORA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DURATION_S = float(os.environ.get("BENCH_DURATION", "5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 WRITE_EVERY = int(os.environ.get("BENCH_WRITE_EVERY", "100"))  # one new post per N requests
 USERS, FOLLOWS_EACH, POSTS = 1000, 200, 30000
 READERS = 100
-
-
-def scratch_database() -> str:
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    url = ADMIN.rsplit("/", 1)[0] + f"/{DB}"
-    upgrade_to_head(url)
-    return url
 
 
 async def seed(url: str) -> list[str]:
@@ -177,7 +166,7 @@ def posts_process(env: dict[str, str], workdir: Path) -> Iterator[str]:
         proc.wait(timeout=60)
 
 
-def feed_benchmark(url: str, users: list[str]) -> None:
+def feed_benchmark(url: str, redis_url: str, users: list[str]) -> None:
     key = generate_signing_key()
     issuer = TokenIssuer(issuer="agora", audience="agora", ttl_s=900)
     tokens = [issuer.issue(u, key) for u in users[:READERS]]
@@ -186,16 +175,15 @@ def feed_benchmark(url: str, users: list[str]) -> None:
     quoted = ", ".join(f'"{t}"' for t in tokens)
     script.write_text(WRK_SCRIPT % (quoted, WRITE_EVERY, WRITE_EVERY))
     with jwks_server(key) as jwks_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
-        env |= {
-            "AGORA_DATABASE_URL": url,
-            "AGORA_REDIS_URL": REDIS_URL,
-            "AGORA_AUTH_JWKS_URL": jwks_url,
-            "AGORA_LOG_LEVEL": "WARNING",
-            "AGORA_DB_POOL_MAX_SIZE": "8",
-            "AGORA_BREAKER_OPEN_S": "3600",
-            "AGORA_DB_POOL_MIN_SIZE": "2",
-        }
+        env = service_env(
+            url,
+            redis_url,
+            jwks_url,
+            AGORA_LOG_LEVEL="WARNING",
+            AGORA_DB_POOL_MAX_SIZE="8",
+            AGORA_BREAKER_OPEN_S="3600",
+            AGORA_DB_POOL_MIN_SIZE="2",
+        )
         with posts_process(env, workdir) as base:
             wrk(base, script, 2)  # warm-up: entries and stamps exist
             before = httpx.get(f"{base}/metrics").text
@@ -271,19 +259,19 @@ async def invalidation_costs(redis: Redis) -> None:
 
 
 async def main() -> None:
-    url = scratch_database()
-    redis = create_redis(REDIS_URL)
-    try:
-        await redis.flushdb()
-        users = await seed(url)
-        feed_benchmark(url, users)
-        await redis.flushdb()
-        await invalidation_costs(redis)
-    finally:
-        await redis.flushdb()
-        await redis.aclose()
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    workdir = Path(tempfile.mkdtemp(prefix="agora-cache-bench-"))
+    with dependencies(workdir, scratch_db=DB) as (url, redis_url):
+        upgrade_to_head(url)
+        redis = create_redis(redis_url)
+        try:
+            await redis.flushdb()
+            users = await seed(url)
+            feed_benchmark(url, redis_url, users)
+            await redis.flushdb()
+            await invalidation_costs(redis)
+        finally:
+            await redis.flushdb()
+            await redis.aclose()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import psycopg
 
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
-from benchmarks.http_bench import dependencies, service_env
+from benchmarks.http_bench import auth_jwks_url, dependencies, service_env
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "200"))
 LOAD_S = float(os.environ.get("BENCH_LOAD_S", "3"))
@@ -156,7 +156,7 @@ def main() -> int:
         env = service_env(
             database_url,
             redis_url,
-            auth_port,
+            auth_jwks_url(auth_port),
             AGORA_DB_POOL_MAX_SIZE="10",
             AGORA_DB_ACQUIRE_TIMEOUT_S="30",
             AGORA_DB_COMMAND_TIMEOUT_S="30",

@@ -28,6 +28,7 @@ from benchmarks.http_bench import (
     CONNECTIONS,
     DURATION_S,
     WrkResult,
+    auth_jwks_url,
     dependencies,
     process,
     service_env,
@@ -51,7 +52,7 @@ def main() -> int:
             gateway_client_rps=10_000_000,
             gateway_total_rps=10_000_000,
         )
-        env = service_env(database_url, redis_url, ports["auth"])
+        env = service_env(database_url, redis_url, auth_jwks_url(ports["auth"]))
         config = write_config(settings, local_topology({n: [p] for n, p in ports.items()}), workdir)
         serve = [sys.executable, "-m", "agora", "serve"]
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}

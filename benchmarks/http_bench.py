@@ -39,18 +39,23 @@ BENCH_LIMITS = {
 }
 
 
+def auth_jwks_url(auth_port: int) -> str:
+    return f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json"
+
+
 def service_env(
-    database_url: str, redis_url: str, auth_port: int, **overrides: str
+    database_url: str, redis_url: str, jwks_url: str, **overrides: str
 ) -> dict[str, str]:
     """Environment of the benchmarked ``agora serve`` processes: the scratch database and
-    Redis, JSON logs, auth's JWKS, and per-user limits out of reach (one user drives the load)."""
+    Redis, JSON logs, the JWKS to trust, and per-user limits out of reach (a few users drive
+    the load)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
     env.update(
         {
             "AGORA_DATABASE_URL": database_url,
             "AGORA_REDIS_URL": redis_url,
             "AGORA_LOG_FORMAT": "json",
-            "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
+            "AGORA_AUTH_JWKS_URL": jwks_url,
             **BENCH_LIMITS,
         }
     )
@@ -155,7 +160,7 @@ def main() -> int:
     with dependencies(workdir) as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port, posts_port, raw_port = free_port(), free_port(), free_port()
-        env = service_env(database_url, redis_url, auth_port)
+        env = service_env(database_url, redis_url, auth_jwks_url(auth_port))
         serve = [sys.executable, "-m", "agora", "serve"]
         auth_url, posts_url = f"http://127.0.0.1:{auth_port}", f"http://127.0.0.1:{posts_port}"
         with (

@@ -40,6 +40,7 @@ from benchmarks.http_bench import (
     CONNECTIONS,
     DURATION_S,
     WrkResult,
+    auth_jwks_url,
     dependencies,
     process,
     service_env,
@@ -57,7 +58,7 @@ def main() -> int:
     with dependencies(workdir, scratch_db="agora_rl_bench") as (database_url, redis_url):
         upgrade_to_head(database_url)
         auth_port, off_port, on_port = free_port(), free_port(), free_port()
-        env = service_env(database_url, redis_url, auth_port)
+        env = service_env(database_url, redis_url, auth_jwks_url(auth_port))
         serve = [sys.executable, "-m", "agora", "serve"]
         urls = {port: f"http://127.0.0.1:{port}" for port in (auth_port, off_port, on_port)}
         with (

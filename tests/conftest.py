@@ -11,6 +11,7 @@ import os
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +63,28 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         server.cleanup()
 
 
+@contextmanager
+def scratch_database(admin_url: str, name: str, *, migrate: bool = True) -> Iterator[str]:
+    """A freshly created database (migrated unless told otherwise), dropped afterwards."""
+    drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(f"CREATE DATABASE {name}")
+    url = with_database(admin_url, name)
+    try:
+        if migrate:
+            upgrade_to_head(url)
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(drop)
+
+
 @pytest.fixture(scope="session")
 def database_url(postgres_admin_url: str) -> Iterator[str]:
-    """A freshly created, migrated test database, dropped when the run ends."""
-    drop = f"DROP DATABASE IF EXISTS {TEST_DB_NAME} WITH (FORCE)"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(f"CREATE DATABASE {TEST_DB_NAME}")
-    url = with_database(postgres_admin_url, TEST_DB_NAME)
-    upgrade_to_head(url)
-    yield url
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(drop)
+    """This run's migrated test database, dropped when the run ends."""
+    with scratch_database(postgres_admin_url, TEST_DB_NAME) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

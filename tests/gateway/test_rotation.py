@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from agora.db.migrate import upgrade_to_head
-from tests.conftest import TEST_DB_NAME, with_database
+from tests.conftest import TEST_DB_NAME, scratch_database
 from tests.e2e.conftest import Cluster
 from tests.gateway.conftest import (
     PASSWORD,
@@ -39,16 +37,8 @@ FAST_ROTATION = {"AGORA_SIGNING_KEY_REFRESH_S": "1", "AGORA_JWKS_REFETCH_COOLDOW
 
 @pytest.fixture(scope="module")
 def rotation_database(postgres_admin_url: str) -> Iterator[str]:
-    name = f"{TEST_DB_NAME}_rotation"
-    drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(f"CREATE DATABASE {name}")
-    url = with_database(postgres_admin_url, name)
-    upgrade_to_head(url)
-    yield url
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(drop)
+    with scratch_database(postgres_admin_url, f"{TEST_DB_NAME}_rotation") as url:
+        yield url
 
 
 def kid_of(token: str) -> str:

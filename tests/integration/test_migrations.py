@@ -9,20 +9,15 @@ import psycopg
 import pytest
 
 from agora.db.migrate import current_revision
-from tests.conftest import with_database
+from tests.conftest import scratch_database
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
     """A database with nothing in it, not even the schema; dropped afterwards."""
     name = f"agora_migrate_test_{os.getpid()}"
-    drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(f"CREATE DATABASE {name}")
-    yield with_database(postgres_admin_url, name)
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(drop)
+    with scratch_database(postgres_admin_url, name, migrate=False) as url:
+        yield url
 
 
 def test_migrate_from_several_processes_at_once_applies_once(empty_database_url: str) -> None:
