@@ -100,14 +100,18 @@ async def test_one_request_is_one_trace_across_services(
             frame = orjson.loads(await ws.recv())
         assert frame["type"] == "notification"
 
-    # Each process exports on its own schedule: wait for every service's part of the trace.
+    # Each process exports on its own schedule: wait for every service's part of each trace.
+    # Keyed by trace too: realtime's own JWKS fetch (under the WebSocket's trace) puts an auth
+    # span of the same name in an earlier batch than the one under the PUT.
     expected = {
-        ("agora-realtime", "deliver notification"),
-        ("agora-posts", "PUT /api/v1/posts/follows/{user_id}"),
-        ("agora-auth", "GET /api/v1/auth/.well-known/jwks.json"),
-        ("agora-realtime", "WS /ws"),
+        (trace_id, "agora-realtime", "deliver notification"),
+        (trace_id, "agora-posts", "PUT /api/v1/posts/follows/{user_id}"),
+        (trace_id, "agora-auth", "GET /api/v1/auth/.well-known/jwks.json"),
+        (ws_trace, "agora-realtime", "WS /ws"),
     }
-    spans = receiver.wait_for(lambda got: expected <= {(s.service, s.name) for s in got})
+    spans = receiver.wait_for(
+        lambda got: expected <= {(s.trace_id, s.service, s.name) for s in got}
+    )
     assert receiver.paths
     assert all(path == "/v1/traces" for path in receiver.paths)
     assert not [s for s in spans if s.trace_id == unsampled]
