@@ -29,6 +29,7 @@ from agora.observability.context import request_id_var, request_scope_var, user_
 from agora.observability.exposition import UNTRACKED_PATHS
 from agora.observability.logging import get_logger
 from agora.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from agora.observability.route_templates import route_template
 
 log = get_logger("agora.access")
 
@@ -44,12 +45,6 @@ _DEPENDENCY_ERRORS = (
     RedisConnectionError,
     RedisTimeoutError,
 )
-
-
-def route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path: object = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
 
 
 def _incoming_request_id(scope: Scope) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
 from agora.config import Settings
 from agora.services.auth.app import create_app as create_auth
@@ -22,6 +23,11 @@ LOGIN = "/api/v1/auth/login"
 
 
 _names = itertools.count()
+
+
+def refused_on(route: str) -> float:
+    labels = {"service": "posts", "method": "GET", "route": route, "status": "429"}
+    return REGISTRY.get_sample_value("agora_http_requests_total", labels) or 0.0
 
 
 def wrong_login() -> dict[str, str]:
@@ -48,6 +54,7 @@ async def test_the_default_user_limit_and_what_a_refused_client_is_told(
     client = app.client()
     headers = bearer(tokens(make_user()))
     before = rejections("user")
+    refused_before = refused_on(FEED)
 
     started = time.monotonic()
     first = await client.get(FEED, headers=headers)
@@ -77,6 +84,8 @@ async def test_the_default_user_limit_and_what_a_refused_client_is_told(
     assert error["backoff_s"] == 1
     assert "100 per 60 s" in error["message"]
     assert rejections("user") == before + 1
+    # Refused before routing, still counted under its route template.
+    assert refused_on(FEED) == refused_before + 1
 
 
 async def test_exact_countdown_and_a_backoff_that_doubles(
