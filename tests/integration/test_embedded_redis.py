@@ -42,7 +42,7 @@ def test_no_port_to_start_on_is_a_clear_error(
     tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(embedded, "free_port", lambda preferred=None: taken_port)
-    monkeypatch.setattr(embedded, "_REDIS_START_ATTEMPTS", 2)  # each failure waits ~10 s
+    monkeypatch.setattr(embedded, "_REDIS_START_ATTEMPTS", 1)  # each failure waits ~10 s
     servers = EmbeddedServers(workdir=tmp_path)
     with pytest.raises(RuntimeError, match=r"embedded Redis did not start.*AGORA_REDIS_URL"):
         servers.start_redis()
