@@ -112,3 +112,8 @@ async def send_error(
     ]
     await send({"type": "http.response.start", "status": status, "headers": start_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def websocket_error_frame(code: str, message: str, **fields: int) -> str:
+    """The ``{"type": "error", ...}`` event of the WebSocket contract."""
+    return orjson.dumps({"type": "error", "code": code, "message": message, **fields}).decode()

@@ -9,6 +9,11 @@ One limit applies to each request, chosen before the route runs:
   verified tokens, so the route's own check of the same token is a dictionary lookup;
 - ``anonymous``: everything else (no token, or one that does not verify), per address.
 
+A WebSocket upgrade is a request like any other (its token may also come as the
+``access_token`` query parameter). A refused upgrade is accepted, told why with the contract's
+``error`` event and closed with 1013 (try again later): uvicorn's wsproto server can only
+refuse a handshake with a bare 403, which a client cannot tell from a bad token.
+
 Probes, ``/metrics`` and the JWKS (the key every verifier depends on, served from memory) are
 never limited; nor are allowlisted networks and callers presenting the internal token.
 """
@@ -19,12 +24,13 @@ import hmac
 import math
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.config import Settings
-from agora.errors import send_error
+from agora.errors import send_error, websocket_error_frame
 from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS
 from agora.ratelimit.clients import Networks, bucket_name, client_address
@@ -38,6 +44,7 @@ from agora.security.tokens import InvalidToken, TokenVerifier
 log = get_logger(__name__)
 
 INTERNAL_TOKEN_HEADER = b"x-agora-internal-token"
+TRY_AGAIN_LATER = 1013  # WebSocket close code (RFC 6455 registry)
 CREDENTIAL_PATHS = frozenset(
     {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"}
 )
@@ -86,7 +93,7 @@ class RateLimitMiddleware:
         self.max_backoff_s = settings.ratelimit_max_backoff_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
         authorization: str | None = None
@@ -99,6 +106,8 @@ class RateLimitMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == INTERNAL_TOKEN_HEADER:
                 internal = value
+        if authorization is None and scope["type"] == "websocket":
+            authorization = _query_token(scope)
         if self._internal(internal):
             await self.app(scope, receive, send)
             return
@@ -130,7 +139,13 @@ class RateLimitMiddleware:
         headers = _headers(policy, decision)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(policy.name).inc()
-            await self._reject(send, policy, decision, headers)
+            if scope["type"] == "websocket":
+                await _refuse_upgrade(receive, send, policy, decision)
+            else:
+                await self._reject(send, policy, decision, headers)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -159,6 +174,29 @@ class RateLimitMiddleware:
             headers=((b"retry-after", str(retry_after).encode()), *headers),
             extra={"retry_after_s": retry_after, "backoff_s": backoff},
         )
+
+
+def _query_token(scope: Scope) -> str | None:
+    """A WebSocket's ``access_token`` query parameter, as an ``Authorization`` value."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    tokens = parse_qs(query).get("access_token")
+    return f"Bearer {tokens[0]}" if tokens else None
+
+
+async def _refuse_upgrade(receive: Receive, send: Send, policy: Policy, decision: Decision) -> None:
+    retry_after_ms = max(1, math.ceil(decision.retry_after_s * 1000))
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client went away before its handshake was answered
+    await send({"type": "websocket.accept"})
+    frame = websocket_error_frame(
+        "rate_limited",
+        f"too many requests: the {policy.name} limit is {policy.rate.limit} per "
+        f"{policy.rate.period_s} s",
+        retry_after_ms=retry_after_ms,
+    )
+    await send({"type": "websocket.send", "text": frame})
+    await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "rate limited"})
 
 
 async def _user_id(verifier: TokenVerifier | None, authorization: str | None) -> str | None:

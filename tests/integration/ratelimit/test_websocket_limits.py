@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agora.config import Settings
 from agora.services.realtime.app import create_app
@@ -120,3 +121,57 @@ async def test_a_client_within_the_limit_is_never_refused(
             await ws.send(PING)
             assert await receive(ws) == {"type": "pong"}
             await asyncio.sleep(0.1)
+
+
+async def test_upgrades_count_against_the_users_limit_and_a_refusal_says_when_to_return(
+    serve: Serve,
+    limited_settings: Callable[..., Settings],
+    tokens: TokenFactory,
+    make_user: Callable[[], str],
+) -> None:
+    server = await realtime(serve, limited_settings(ratelimit_user="2/minute"), tokens)
+    token = tokens(make_user())
+    before = rejections("user")
+    # Header and query-string tokens are the same user: two upgrades use up the limit.
+    for via in ("header", "query"):
+        async with open_socket(server, token, via=via) as ws:
+            await ws.send(PING)
+            assert await receive(ws) == {"type": "pong"}
+
+    async with open_socket(server, token, via="query") as refused:
+        error = await receive(refused)
+        with contextlib.suppress(ConnectionClosed):
+            await refused.recv()
+    assert error["type"] == "error"
+    assert error["code"] == "rate_limited"
+    assert "user limit is 2 per 60 s" in error["message"]
+    assert 1 <= error["retry_after_ms"] <= 30_000  # one upgrade per 30 s refills
+    assert refused.close_code == 1013  # try again later: not 1008, not a bare 403
+    assert rejections("user") == before + 1
+
+    # Another user is not affected.
+    async with open_socket(server, tokens(make_user())) as other:
+        await other.send(PING)
+        assert await receive(other) == {"type": "pong"}
+
+
+async def test_upgrades_without_a_valid_token_are_limited_per_address(
+    serve: Serve,
+    limited_settings: Callable[..., Settings],
+    tokens: TokenFactory,
+) -> None:
+    server = await realtime(serve, limited_settings(ratelimit_anonymous="1/minute"), tokens)
+    before = rejections("anonymous")
+    # The first bad token is refused by the route (403, no socket); the second by the limit.
+    with pytest.raises(InvalidStatus) as refused_by_route:
+        async with open_socket(server, "not-a-token"):
+            pass
+    assert refused_by_route.value.response.status_code == 403
+    async with open_socket(server, "not-a-token") as limited:
+        error = await receive(limited)
+        with contextlib.suppress(ConnectionClosed):
+            await limited.recv()
+    assert error["code"] == "rate_limited"
+    assert "anonymous limit is 1 per 60 s" in error["message"]
+    assert limited.close_code == 1013
+    assert rejections("anonymous") == before + 1

@@ -11,6 +11,7 @@ from typing import Final, Literal
 import orjson
 from pydantic import BaseModel
 
+from agora.errors import websocket_error_frame
 from agora.events import Event
 
 ErrorCode = Literal["malformed_message", "unknown_type", "rate_limited"]
@@ -28,7 +29,7 @@ def event_frame(event: Event) -> str:
 
 
 def error_frame(code: ErrorCode, message: str, **fields: int) -> str:
-    return orjson.dumps({"type": "error", "code": code, "message": message, **fields}).decode()
+    return websocket_error_frame(code, message, **fields)
 
 
 PONG_FRAME: Final = orjson.dumps({"type": "pong"}).decode()
