@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -26,6 +26,7 @@ from agora.observability.metrics import (
     WEBSOCKET_CONNECTIONS,
     WEBSOCKET_MESSAGES,
 )
+from agora.observability.route_templates import effective_routes
 
 UNTRACKED_PATHS = frozenset({"/metrics", "/healthz", "/healthz/live", "/healthz/ready", "/readyz"})
 BREAKERS = ("postgres", "redis", "jwks")
@@ -54,10 +55,8 @@ ERROR_TYPES = (
 
 
 def preinitialise(service: str, routes: Sequence[BaseRoute]) -> None:
-    # FastAPI (>= 0.160) keeps included routers as branches: walk the effective routes.
-    for context in iter_route_contexts(routes):
-        path, route = context.path, context.original_route
-        if not isinstance(path, str) or path in UNTRACKED_PATHS:
+    for path, route in effective_routes(routes):
+        if path in UNTRACKED_PATHS:
             continue
         if isinstance(route, WebSocketRoute):
             WEBSOCKET_CONNECTIONS.labels(service)

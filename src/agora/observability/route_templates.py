@@ -1,24 +1,43 @@
 """The route template of a request, for metric labels, span names and access lines.
 
 Routing sets ``scope["route"]``. Requests answered before routing runs (a 429 from the rate
-limiter, a 413 from the size limit) have none; they are matched here against the app's OpenAPI
-paths — the public, stable list of its templates — so a refusal is counted under its route
-instead of in one "unmatched" bucket. Ids never become labels: only templates are returned.
+limiter, a 413 from the size limit) have none; they are matched here against the app's own
+routes, walked once at start-up the way ``/metrics`` pre-initialisation walks them, so a
+refusal is counted under its route instead of in one "unmatched" bucket. Ids never become
+labels: only templates are returned.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from weakref import WeakKeyDictionary
 
-from starlette.routing import compile_path
+from fastapi.routing import iter_route_contexts
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
 UNMATCHED = "unmatched"
 
 # Per app: (template, compiled path, methods) in declaration order, as routing tries them.
-_Templates = list[tuple[str, re.Pattern[str], frozenset[str]]]
-_templates: WeakKeyDictionary[object, _Templates] = WeakKeyDictionary()
+_Table = list[tuple[str, re.Pattern[str], frozenset[str]]]
+_tables: WeakKeyDictionary[object, _Table] = WeakKeyDictionary()
+
+
+def effective_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, BaseRoute]]:
+    """Every route with its full template. FastAPI (>= 0.160) keeps included routers as
+    branches, so ``app.routes`` alone does not list them."""
+    for context in iter_route_contexts(routes):
+        if isinstance(context.path, str):
+            yield context.path, context.original_route
+
+
+def prepare(app: object, routes: Sequence[BaseRoute]) -> None:
+    """Compile the app's templates: at start-up, tens of ms that no request should wait for."""
+    _tables[app] = [
+        (path, compile_path(path)[0], frozenset(getattr(route, "methods", None) or ()))
+        for path, route in effective_routes(routes)
+    ]
 
 
 def route_template(scope: Scope) -> str:
@@ -30,26 +49,16 @@ def route_template(scope: Scope) -> str:
 
 def _template_before_routing(scope: Scope) -> str:
     app = scope.get("app")
-    if app is None or not hasattr(app, "openapi"):
+    routes = getattr(app, "routes", None)
+    if app is None or routes is None:
         return UNMATCHED
-    templates = _templates.get(app)
-    if templates is None:
-        templates = _templates[app] = _compile(app.openapi())
-    path, method = scope.get("path", ""), scope.get("method", "").lower()
+    if app not in _tables:
+        prepare(app, routes)  # an app started without the service lifespan (tests)
+    path, method = scope.get("path", ""), scope.get("method", "")
     same_path: str | None = None
-    for template, regex, methods in templates:
+    for template, regex, methods in _tables[app]:
         if regex.match(path):
             if method in methods:
                 return template
             same_path = same_path or template
     return same_path or UNMATCHED  # a 405 is still that route's
-
-
-def _compile(schema: dict[str, object]) -> _Templates:
-    paths = schema.get("paths")
-    if not isinstance(paths, dict):
-        return []
-    return [
-        (template, compile_path(template)[0], frozenset(operations))
-        for template, operations in paths.items()
-    ]

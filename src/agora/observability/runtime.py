@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from agora.config import Settings
-from agora.observability import tracing
+from agora.observability import route_templates, tracing
 from agora.observability.activity import active_users
 from agora.observability.exposition import preinitialise
 from agora.observability.logging import flush_logs
@@ -20,6 +20,7 @@ async def observability(app: FastAPI, service: str, settings: Settings) -> Async
     """Metrics at zero, tracing (after any fork: this runs in the serving process), the
     active-users flusher; at exit, spans exported and logs flushed."""
     preinitialise(service, app.routes)
+    route_templates.prepare(app, app.routes)
     redis = app.state.redis
     traced = tracing.start(
         service, settings.otlp_endpoint, settings.effective_trace_sample_ratio, redis=redis

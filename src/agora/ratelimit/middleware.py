@@ -24,7 +24,6 @@ import hmac
 import math
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs
 
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,7 +36,7 @@ from agora.ratelimit.clients import Networks, bucket_name, client_address
 from agora.ratelimit.gcra import Decision
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import Rate
-from agora.security.dependencies import bearer_token
+from agora.security.dependencies import bearer_token, query_token
 from agora.security.revocation import DeletedUsers
 from agora.security.tokens import InvalidToken, TokenVerifier
 
@@ -106,8 +105,9 @@ class RateLimitMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == INTERNAL_TOKEN_HEADER:
                 internal = value
-        if authorization is None and scope["type"] == "websocket":
-            authorization = _query_token(scope)
+        token = bearer_token(authorization)
+        if token is None and scope["type"] == "websocket":
+            token = query_token(scope)
         if self._internal(internal):
             await self.app(scope, receive, send)
             return
@@ -121,7 +121,7 @@ class RateLimitMiddleware:
         user_id: str | None = None
         if scope["path"].rstrip("/") in CREDENTIAL_PATHS:
             policy, key = self.credentials, f"credentials:{bucket_name(address)}"
-        elif user_id := await _user_id(getattr(state, "verifier", None), authorization):
+        elif user_id := await _user_id(getattr(state, "verifier", None), token):
             policy, key = self.user, f"user:{user_id}"
         else:
             policy, key = self.anonymous, f"anonymous:{bucket_name(address)}"
@@ -136,17 +136,17 @@ class RateLimitMiddleware:
                 deleted_users.remember(scope, user_id, deleted)
         else:
             decision = await limiter.hit(key, policy.rate)
-        headers = _headers(policy, decision)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(policy.name).inc()
             if scope["type"] == "websocket":
                 await _refuse_upgrade(receive, send, policy, decision)
             else:
-                await self._reject(send, policy, decision, headers)
+                await self._reject(send, policy, decision)
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        headers = _headers(policy, decision)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -160,9 +160,7 @@ class RateLimitMiddleware:
             return False
         return hmac.compare_digest(presented, self.internal_token)
 
-    async def _reject(
-        self, send: Send, policy: Policy, decision: Decision, headers: list[tuple[bytes, bytes]]
-    ) -> None:
+    async def _reject(self, send: Send, policy: Policy, decision: Decision) -> None:
         retry_after = max(1, math.ceil(decision.retry_after_s))
         backoff = decision.suggested_backoff_s(self.max_backoff_s)
         await send_error(
@@ -171,16 +169,9 @@ class RateLimitMiddleware:
             "rate_limited",
             f"too many requests: the {policy.name} limit is {policy.rate.limit} per "
             f"{policy.rate.period_s} s; retry in {retry_after} s",
-            headers=((b"retry-after", str(retry_after).encode()), *headers),
+            headers=((b"retry-after", str(retry_after).encode()), *_headers(policy, decision)),
             extra={"retry_after_s": retry_after, "backoff_s": backoff},
         )
-
-
-def _query_token(scope: Scope) -> str | None:
-    """A WebSocket's ``access_token`` query parameter, as an ``Authorization`` value."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    tokens = parse_qs(query).get("access_token")
-    return f"Bearer {tokens[0]}" if tokens else None
 
 
 async def _refuse_upgrade(receive: Receive, send: Send, policy: Policy, decision: Decision) -> None:
@@ -199,8 +190,7 @@ async def _refuse_upgrade(receive: Receive, send: Send, policy: Policy, decision
     await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "rate limited"})
 
 
-async def _user_id(verifier: TokenVerifier | None, authorization: str | None) -> str | None:
-    token = bearer_token(authorization)
+async def _user_id(verifier: TokenVerifier | None, token: str | None) -> str | None:
     if verifier is None or token is None:
         return None
     try:

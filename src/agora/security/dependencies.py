@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 from starlette.types import Scope
@@ -20,6 +21,13 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def query_token(scope: Scope) -> str | None:
+    """A WebSocket upgrade's ``access_token`` query parameter (browsers cannot set headers on
+    one). The first value, when repeated: the rate limiter and the route must read the same."""
+    tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+    return tokens[0] if tokens else None
 
 
 async def authenticate(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -14,30 +11,13 @@ from fastapi import FastAPI
 from agora.config import Settings
 from agora.services.posts.app import create_app
 from tests.conftest import TokenFactory
+from tests.jwks_server import jwks_server
 
 
 @pytest.fixture
 def jwks_url(tokens: TokenFactory) -> Iterator[str]:
-    """A stand-in for auth's JWKS endpoint, publishing the test signing key."""
-    document = json.dumps({"keys": [tokens.key.public_jwk()]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/auth/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with jwks_server(tokens.key) as server:
+        yield server.url
 
 
 async def test_tokens_are_verified_with_keys_from_the_jwks_url(

@@ -44,6 +44,18 @@ async def drain(ws: ClientConnection, quiet_s: float = 0.5) -> tuple[list[dict[s
     return frames, last
 
 
+async def refused_upgrade(server: RunningServer, token: str, via: str = "header") -> dict[str, Any]:
+    """The error event of an upgrade the limiter refused, after checking the socket was then
+    closed with 1013 (try again later: not 1008, not a bare 403)."""
+    async with open_socket(server, token, via=via) as refused:
+        error = await receive(refused)
+        with contextlib.suppress(ConnectionClosed):
+            await refused.recv()
+    assert refused.close_code == 1013
+    assert error["code"] == "rate_limited"
+    return error
+
+
 async def test_a_flood_of_200_gets_about_50_answers_and_an_error(
     serve: Serve,
     limited_settings: Callable[..., Settings],
@@ -138,15 +150,10 @@ async def test_upgrades_count_against_the_users_limit_and_a_refusal_says_when_to
             await ws.send(PING)
             assert await receive(ws) == {"type": "pong"}
 
-    async with open_socket(server, token, via="query") as refused:
-        error = await receive(refused)
-        with contextlib.suppress(ConnectionClosed):
-            await refused.recv()
+    error = await refused_upgrade(server, token, via="query")
     assert error["type"] == "error"
-    assert error["code"] == "rate_limited"
     assert "user limit is 2 per 60 s" in error["message"]
     assert 1 <= error["retry_after_ms"] <= 30_000  # one upgrade per 30 s refills
-    assert refused.close_code == 1013  # try again later: not 1008, not a bare 403
     assert rejections("user") == before + 1
 
     # Another user is not affected.
@@ -167,11 +174,6 @@ async def test_upgrades_without_a_valid_token_are_limited_per_address(
         async with open_socket(server, "not-a-token"):
             pass
     assert refused_by_route.value.response.status_code == 403
-    async with open_socket(server, "not-a-token") as limited:
-        error = await receive(limited)
-        with contextlib.suppress(ConnectionClosed):
-            await limited.recv()
-    assert error["code"] == "rate_limited"
+    error = await refused_upgrade(server, "not-a-token")
     assert "anonymous limit is 1 per 60 s" in error["message"]
-    assert limited.close_code == 1013
     assert rejections("anonymous") == before + 1

@@ -5,10 +5,7 @@ verifying with the last good keys throughout."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -16,45 +13,18 @@ import pytest
 from agora.resilience import BreakerState, CircuitBreaker
 from agora.security.jwks import JwksKeyResolver
 from agora.security.keys import SigningKey, generate_signing_key
-
-
-class FlakyJwks:
-    def __init__(self, key: SigningKey) -> None:
-        self.document = json.dumps({"keys": [key.public_jwk()]}).encode()
-        self.failing = False
-        self.requests = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.requests += 1
-                status, body = (500, b"{}") if owner.failing else (200, owner.document)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+from tests.jwks_server import JwksServer, jwks_server
 
 
 @pytest.fixture
-def jwks() -> Iterator[tuple[FlakyJwks, SigningKey]]:
+def jwks() -> Iterator[tuple[JwksServer, SigningKey]]:
     key = generate_signing_key()
-    flaky = FlakyJwks(key)
-    thread = threading.Thread(target=flaky.server.serve_forever, daemon=True)
-    thread.start()
-    yield flaky, key
-    flaky.server.shutdown()
-    flaky.server.server_close()
+    with jwks_server(key) as server:
+        yield server, key
 
 
 async def test_failing_fetches_open_the_breaker_and_the_last_good_keys_keep_working(
-    jwks: tuple[FlakyJwks, SigningKey],
+    jwks: tuple[JwksServer, SigningKey],
 ) -> None:
     server, key = jwks
     breaker = CircuitBreaker("jwks", failure_threshold=3, open_s=60)

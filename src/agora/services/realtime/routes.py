@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request, WebSocket
 
 from agora.errors import ApiError, NotFound
 from agora.observability.logging import get_logger
-from agora.security.dependencies import CurrentPrincipal, authenticate, bearer_token
+from agora.security.dependencies import (
+    CurrentPrincipal,
+    authenticate,
+    bearer_token,
+    query_token,
+)
 from agora.services.realtime import service
 from agora.services.realtime.schemas import PresencePublic
 
@@ -22,9 +27,7 @@ async def events_socket(websocket: WebSocket) -> None:
     """Push channel. The token is checked before the upgrade: a refused client gets HTTP 403
     and never an open socket. Verification is local (JWKS cache), no database call."""
     state = websocket.app.state
-    token = bearer_token(websocket.headers.get("authorization")) or (
-        websocket.query_params.get("access_token") or None
-    )
+    token = bearer_token(websocket.headers.get("authorization")) or query_token(websocket.scope)
     try:
         principal = await authenticate(state.verifier, token, state.deleted_users)
     except ApiError as exc:
