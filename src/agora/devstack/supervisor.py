@@ -184,6 +184,7 @@ class Supervisor:
                 )
                 instance.process.kill()
                 code = instance.process.wait()
-            if code != 0:
+            # Exporters have no SIGTERM handler: dying of the signal we sent is their clean stop.
+            if code != 0 and not (instance.argv and code == -signal.SIGTERM):
                 unclean += 1
         return unclean
