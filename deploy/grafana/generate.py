@@ -193,8 +193,7 @@ def service_overview() -> db.Dashboard:
                 [
                     (
                         f"sum by (route, status) (rate(agora_http_requests_total{{{SERVICE}}}"
-                        "[$__rate_interval])) > 0 or sum by (route, status) "
-                        f"(agora_http_requests_total{{{SERVICE}}}) * 0",
+                        "[$__rate_interval]))",
                         "{{route}} {{status}}",
                     )
                 ],

@@ -13,11 +13,11 @@ from tests.monitoring.checks import (
     RUNBOOK,
     alert_names,
     alert_problems,
+    alert_test_coverage,
     github_anchor,
     needs_promtool,
     run,
     runbook_anchors,
-    alert_test_coverage,
 )
 
 pytestmark = needs_promtool
