@@ -3,6 +3,7 @@ and each severity reaches the receivers the routing promises."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,53 @@ def test_a_broken_config_fails_with_file_and_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert str(broken) in result.stdout + result.stderr
     assert "line" in result.stdout + result.stderr
+
+
+ALERT = {
+    "status": "firing",
+    "labels": {"alertname": "AgoraServiceDown", "severity": "P1", "service": "posts"},
+    "annotations": {
+        "summary": "posts instance 127.0.0.1:8084 is down",
+        "description": "Prometheus could not scrape posts.",
+        "runbook_url": "https://github.com/agora-social/agora/blob/main/docs/runbook.md#agoraservicedown",
+    },
+    "startsAt": "2026-12-01T21:00:00Z",
+    "endsAt": "0001-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["agora.slack.title", "agora.slack.text", "agora.email.html", "agora.pagerduty.description"],
+)
+def test_templates_carry_the_summary_and_the_runbook_link(template: str, tmp_path: Path) -> None:
+    data = tmp_path / "data.json"
+    data.write_text(
+        json.dumps(
+            {
+                "receiver": "slack",
+                "status": "firing",
+                "alerts": [ALERT],
+                "groupLabels": {"alertname": "AgoraServiceDown", "service": "posts"},
+                "commonLabels": ALERT["labels"],
+                "commonAnnotations": ALERT["annotations"],
+                "externalURL": "http://127.0.0.1:9093",
+            }
+        )
+    )
+    result = run(
+        "amtool",
+        "template",
+        "render",
+        f"--template.glob={DEPLOY / 'alertmanager' / 'templates' / '*.tmpl'}",
+        f"--template.data={data}",
+        f'--template.text={{{{ template "{template}" . }}}}',
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    if template == "agora.slack.title":
+        assert text.strip() == "[FIRING:1] P1 AgoraServiceDown (posts)"
+    else:
+        assert "posts instance 127.0.0.1:8084 is down" in text
+    if template in ("agora.slack.text", "agora.email.html"):
+        assert ALERT["annotations"]["runbook_url"] in text
