@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast test-tools lint audit bench bench-observability bench-drain clean
+.PHONY: install run test test-fast test-tools monitoring-tools dashboards lint audit bench bench-observability bench-drain clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
@@ -25,15 +25,29 @@ test-fast: install test-tools ## everything but the end-to-end tests
 	$(BIN)/pytest -m "not e2e"
 
 # The Sentinel failover test starts real sentinels: install redis-sentinel when it is missing.
-test-tools:
+test-tools: monitoring-tools
 	@command -v redis-sentinel >/dev/null || { command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq --no-install-recommends redis-sentinel >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-sentinel; }; }; } || \
 	  { echo "the tests need redis-sentinel (apt-get install redis-sentinel)"; exit 1; }
 
+# Prometheus, Alertmanager and the exporters (Debian packages) for `agora up --monitoring`
+# and the monitoring tests.
+MONITORING_PACKAGES := prometheus prometheus-alertmanager prometheus-node-exporter prometheus-postgres-exporter
+monitoring-tools: ## install Prometheus, Alertmanager, node_exporter and postgres_exporter if missing
+	@missing=""; for p in $(MONITORING_PACKAGES); do \
+	  command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || { command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing; }; }; } || \
+	  { echo "monitoring needs:$$missing (apt-get install$$missing)"; exit 1; }
+
+dashboards: install ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
+	$(BIN)/python deploy/grafana/generate.py
+
 lint: install ## ruff (lint + format) and mypy --strict
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks deploy/grafana
+	$(BIN)/ruff format --check src tests benchmarks deploy/grafana
 	$(BIN)/mypy src
 
 audit: install ## bandit over the package, pip-audit over the installed dependency versions

@@ -83,6 +83,13 @@ def up(
     workdir: Annotated[Path, typer.Option(help="Where embedded PostgreSQL/Redis keep data")] = Path(
         ".agora"
     ),
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            help="Also Prometheus, Alertmanager, node_exporter, postgres_exporter and a local "
+            "alert webhook, on loopback (install them with `make monitoring-tools`)"
+        ),
+    ] = False,
 ) -> None:
     """Run the whole system in the foreground: dependencies, migrations, every service.
 
@@ -91,7 +98,9 @@ def up(
     """
     from agora.devstack.up import run
 
-    raise typer.Exit(run(_settings(), replicas=replicas, workdir=workdir.resolve()))
+    raise typer.Exit(
+        run(_settings(), replicas=replicas, workdir=workdir.resolve(), monitoring=monitoring)
+    )
 
 
 @app.command()

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
 
     otlp_endpoint: str | None = None
+    # agora_build_info's revision label (the image build sets it to the commit).
+    build_revision: str = "unknown"
+    # `agora up --monitoring` (docs/monitoring.md): Prometheus scrape/evaluation interval and
+    # Alertmanager's group wait; the defaults are production's, the tests use 1 s and 0 s.
+    monitoring_scrape_interval_s: float = Field(default=15.0, ge=1.0)
+    monitoring_group_wait_s: float = Field(default=30.0, ge=0.0)
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     # Observability (docs/observability.md): file sink, access-log sampling, active users.
     log_file: str | None = None

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Literal
 
@@ -34,9 +35,15 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+ProcessKind = (
+    ServiceName
+    | Literal["gateway", "prometheus", "alertmanager", "node-exporter", "postgres-exporter"]
+)
+
+
 @dataclass
 class Instance:
-    service: ServiceName | Literal["gateway"]
+    service: ProcessKind
     index: int
     port: int
     process: subprocess.Popen[bytes] | None = None
@@ -45,6 +52,9 @@ class Instance:
     # For a process other than `agora serve` (the gateway): its command and readiness path.
     argv: list[str] | None = None
     ready_path: str = "/readyz"
+    # Monitoring processes: their own variables, and a log file instead of the console.
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
 
     @property
     def name(self) -> str:
@@ -81,12 +91,19 @@ class Supervisor:
             "--port",
             str(instance.port),
         ]
-        instance.process = subprocess.Popen(  # noqa: S603  # nosec B603 # own interpreter or envoy, fixed argv
-            argv,
-            env=self.instance_env(instance),
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        log = instance.log_path.open("ab") if instance.log_path else None
+        try:
+            instance.process = subprocess.Popen(  # noqa: S603  # nosec B603 # own interpreter or a tool, fixed argv
+                argv,
+                env=self.instance_env(instance),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                stdout=log,
+                stderr=log,
+            )
+        finally:
+            if log is not None:
+                log.close()
 
     def instance_env(self, instance: Instance) -> dict[str, str]:
         """Every instance gets its own id (probes, presence), prefixed with the
@@ -94,6 +111,7 @@ class Supervisor:
         env = dict(self.env)
         prefix = env.get("AGORA_INSTANCE_ID") or socket.gethostname()
         env["AGORA_INSTANCE_ID"] = f"{prefix}-{instance.service}-{instance.index}"
+        env.update(instance.extra_env)
         return env
 
     def start(self, instance: Instance) -> None:
@@ -166,6 +184,7 @@ class Supervisor:
                 )
                 instance.process.kill()
                 code = instance.process.wait()
-            if code != 0:
+            # Exporters have no SIGTERM handler: dying of the signal we sent is their clean stop.
+            if code != 0 and not (instance.argv and code == -signal.SIGTERM):
                 unclean += 1
         return unclean

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings
 from agora.db.migrate import upgrade_to_head
+from agora.devstack import monitoring as monitoring_stack
 from agora.devstack.embedded import EmbeddedServers, port_is_free
 from agora.devstack.supervisor import Instance, Supervisor
 from agora.gateway.config import local_topology
@@ -86,10 +87,11 @@ def write_state(workdir: Path, instances: list[Instance]) -> Path:
     return path
 
 
-def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
+def run(settings: Settings, *, replicas: int, workdir: Path, monitoring: bool = False) -> int:
     console = Console(stderr=True)
     embedded = EmbeddedServers(workdir=workdir)
     supervisor: Supervisor | None = None
+    stack: monitoring_stack.Monitoring | None = None
     try:
         database_url = settings.database_url
         if database_url is None:
@@ -121,8 +123,14 @@ def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
             console.print(f"starting the gateway on port {settings.gateway_http_port}…")
             instances.append(gateway)
             supervisor.start(gateway)
+        if monitoring and not supervisor.stopping:
+            stack = monitoring_stack.start(
+                settings, workdir, instances, database_url, supervisor, console
+            )
         if not supervisor.stopping:
             _print_summary(console, settings, workdir, instances, database_url, redis_url, embedded)
+            if stack is not None:
+                monitoring_stack.print_summary(console, stack)
             supervisor.watch()
         unclean = supervisor.stop_all()
         console.print("agora: all services stopped" + (f" ({unclean} unclean)" if unclean else ""))
@@ -134,6 +142,8 @@ def run(settings: Settings, *, replicas: int, workdir: Path) -> int:
         return 1
     finally:
         (workdir / STATE_FILE).unlink(missing_ok=True)
+        if stack is not None:
+            stack.webhook.stop()
         embedded.stop()
 
 
@@ -159,7 +169,7 @@ def _print_summary(
     for column in ("instance", "url", "docs", "health / metrics"):
         table.add_column(column)
     for instance in instances:
-        if instance.service == "gateway":
+        if instance.service not in SERVICES:
             continue
         docs = f"{instance.url}/api/v1/{instance.service}/docs"
         table.add_row(instance.name, instance.url, docs, f"{instance.url}/readyz · /metrics")

@@ -89,3 +89,24 @@ CIRCUIT_BREAKER_FAILURES = Counter(
 DEPENDENCY_UP = Gauge(
     "agora_dependency_up", "1 when the last check of a dependency passed.", ["dependency"]
 )
+BUILD_INFO = Gauge(
+    "agora_build_info", "1: the running version and source revision.", ["version", "revision"]
+)
+
+# Label values known in advance start at 0, so a panel or alert reads 0 rather than "no data"
+# before the first use (exposition.preinitialise does the same for routes, pools and breakers).
+CACHE_NAMES = ("profile", "post", "feed", "session")
+RATE_LIMIT_NAMES = (
+    "user",
+    "credentials",
+    "anonymous",
+    "login_account",
+    "websocket",
+    "ws_message_size",
+)
+for _cache in CACHE_NAMES:
+    for _result in ("hit", "miss", "error"):
+        CACHE_REQUESTS.labels(_cache, _result)
+for _limit in RATE_LIMIT_NAMES:
+    RATELIMIT_REJECTIONS.labels(_limit)
+ERRORS.labels("ratelimit_fallback")

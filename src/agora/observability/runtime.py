@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from agora import __version__
 from agora.config import Settings
 from agora.observability import route_templates, tracing
 from agora.observability.activity import active_users
 from agora.observability.exposition import preinitialise
 from agora.observability.logging import flush_logs
+from agora.observability.metrics import BUILD_INFO
 
 
 @asynccontextmanager
@@ -20,6 +22,7 @@ async def observability(app: FastAPI, service: str, settings: Settings) -> Async
     """Metrics at zero, tracing (after any fork: this runs in the serving process), the
     active-users flusher; at exit, spans exported and logs flushed."""
     preinitialise(service, app.routes)
+    BUILD_INFO.labels(__version__, settings.build_revision).set(1)
     route_templates.prepare(app, app.routes)
     redis = app.state.redis
     traced = tracing.start(
