@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lock run test test-fast test-tools lint audit bench bench-observability bench-drain clean
+.PHONY: install lock image-tools run test test-fast test-tools lint audit bench bench-observability bench-drain clean
 
 UV_VERSION := 0.9.13
 
@@ -45,11 +45,15 @@ test-fast: install test-tools ## everything but the end-to-end tests
 	$(BIN)/pytest -m "not e2e"
 
 # The Sentinel failover test starts real sentinels: install redis-sentinel when it is missing.
-test-tools:
+test-tools: image-tools
 	@command -v redis-sentinel >/dev/null || { command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq --no-install-recommends redis-sentinel >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-sentinel; }; }; } || \
 	  { echo "the tests need redis-sentinel (apt-get install redis-sentinel)"; exit 1; }
+
+# The image, compose and workflow tests: podman, buildah, runc, mmdebstrap, docker-compose, shellcheck.
+image-tools:
+	@scripts/ci-tools.sh
 
 lint: install ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check src tests benchmarks
