@@ -2,8 +2,9 @@
 
 Liveness (``/healthz``) by default: a dependency outage must not make an orchestrator restart
 every container at once. ``--ready`` asks readiness (``/readyz``) instead, for plain Docker and
-Compose, which restart nothing on "unhealthy" and only use it to order start-up. The port is the one the container's main process serves — read from its
-command line (``agora serve SERVICE [--port P]``), so one image needs no per-service setting.
+Compose, which restart nothing on "unhealthy" and only use it to order start-up.
+The port is the one the container's main process serves, read from its command line
+(``agora serve SERVICE [--port P]``), so one image needs no per-service setting.
 Deliberately stdlib-only and without importing the settings: it runs every few seconds.
 """
 
@@ -40,7 +41,7 @@ def main() -> int:
     path = "/readyz" if "--ready" in sys.argv[1:] else "/healthz"
     url = f"http://127.0.0.1:{port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # nosec B310 # fixed loopback http URL
+        with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 # fixed loopback http URL
             return 0 if response.status == 200 else 1
     except OSError as exc:
         print(f"healthcheck: {url}: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/agora:test"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+CONTAINER_TMPFS = "/tmp:rw,size=16m"  # noqa: S108 # inside the container, not a host path
 DRAIN_BOUND_S = 60  # agora serve's watchdog (docs/operations.md)
 
 
@@ -96,7 +97,7 @@ def run_container(image: str, name: str, env: dict[str, str], *args: str) -> Non
     flags = [f"--env={key}={value}" for key, value in env.items()]
     podman(
         "run", "--detach", "--name", name, "--network", "host", "--read-only",
-        "--tmpfs", "/tmp:rw,size=16m", "--cap-drop", "ALL",
+        "--tmpfs", CONTAINER_TMPFS, "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", *flags, image, *args,
     )  # fmt: skip
 

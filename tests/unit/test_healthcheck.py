@@ -12,9 +12,9 @@ def test_ports_are_the_contract_ports() -> None:
     ("argv", "port"),
     [
         (["/opt/agora/bin/python3", "/opt/agora/bin/agora", "serve", "auth"], 8080),
-        (["agora", "serve", "realtime", "--host", "0.0.0.0"], 8082),
+        (["agora", "serve", "realtime", "--host", "::"], 8082),
         (["agora", "serve", "posts", "--port", "9001"], 9001),
-        (["agora", "serve", "posts", "--port=9002", "--host", "0.0.0.0"], 9002),
+        (["agora", "serve", "posts", "--port=9002", "--host", "::"], 9002),
         (["agora", "migrate"], None),
         (["agora", "serve"], None),
     ],
