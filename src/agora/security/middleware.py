@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from agora.config import ServiceName, Settings
 from agora.db import Database
 from agora.resilience import CircuitBreaker
-from agora.security.docs import mount_docs
+from agora.security.docs import docs_available, mount_docs
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.limits import RequestLimitsMiddleware
 from agora.security.revocation import DeletedUsers
@@ -63,7 +63,7 @@ def install_request_guards(app: FastAPI, settings: Settings) -> None:
 def install_headers(app: FastAPI, service: ServiceName, settings: Settings) -> None:
     prefix = f"/api/v1/{service}"
     docs_csp = None
-    if not settings.is_production:
+    if not settings.is_production and docs_available():
         docs_csp = mount_docs(app, prefix=prefix, openapi_url=f"{prefix}/openapi.json")
     app.add_middleware(
         SecurityHeadersMiddleware,
