@@ -1,7 +1,7 @@
 // load: see lib/agora.js for what a user does and what fails the run.
 import { buildOptions, profile, session, summary } from './lib/agora.js';
 
-const shape = profile({ name: 'load', users: 1000, duration: '10m', ramp: '3m', ratePerUser: 1.4, minRps: 1000 });
+const shape = profile({ name: 'load', users: 1000, duration: '10m', ramp: '5m', ratePerUser: 1.5, minRps: 1000 });
 
 export const options = buildOptions(shape);
 

@@ -21,7 +21,9 @@ import { Counter, Rate, Trend } from 'k6/metrics';
 import { setInterval, setTimeout, clearInterval, clearTimeout } from 'k6/timers';
 import { WebSocket } from 'k6/experimental/websockets';
 
-const seeded = new SharedArray('seed', () => [JSON.parse(open(__ENV.USERS_FILE))]);
+// One SharedArray per list: an element is decoded on each access, so elements stay small.
+const USERS = new SharedArray('users', () => JSON.parse(open(__ENV.USERS_FILE)).users);
+const IDS = new SharedArray('ids', () => JSON.parse(open(__ENV.USERS_FILE)).ids);
 const GATEWAYS = (__ENV.BASE_URL || 'https://127.0.0.1:8443').split(',');
 const PASSWORD = __ENV.PASSWORD || 'agora-seed-password';
 
@@ -128,8 +130,7 @@ function counted(res, group) {
 function fire(user, p) {
   const base = user.base;
   const action = chooseAction();
-  const ids = seeded[0].ids;
-  const someone = pick(ids);
+  const someone = IDS[Math.floor(Math.random() * IDS.length)];
   const post = user.seenPosts.length ? pick(user.seenPosts) : null;
   let request;
   switch (action) {
@@ -261,9 +262,8 @@ function openSocket(user, deadline) {
 // One user's whole session (the scenario's single iteration per VU).
 export function session(p) {
   const index = exec.vu.idInTest - 1 + p.offset;
-  const users = seeded[0].users;
-  if (index >= users.length) throw new Error(`user ${index} was not seeded (USERS_FILE has ${users.length})`);
-  const [username, id] = users[index];
+  if (index >= USERS.length) throw new Error(`user ${index} was not seeded (USERS_FILE has ${USERS.length})`);
+  const [username, id] = USERS[index];
   const started = exec.scenario.startTime;
   const deadline = started + p.duration * 1000;
   // Users arrive spread evenly over the ramp; each then stays to the end.

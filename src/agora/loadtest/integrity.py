@@ -103,10 +103,8 @@ async def check(
     for index, (follower, post_id) in enumerate(pairs):
         # Each follower's login comes from an address of its own (127.250.x.y).
         address = f"127.250.{index // 250}.{index % 250 + 1}"
-        transport = httpx.AsyncHTTPTransport(local_address=address)
-        async with httpx.AsyncClient(
-            base_url=gateway, transport=transport, verify=trust, timeout=30
-        ) as client:
+        transport = httpx.AsyncHTTPTransport(local_address=address, verify=trust)
+        async with httpx.AsyncClient(base_url=gateway, transport=transport, timeout=30) as client:
             if not await _in_feed(client, follower, post_id):
                 missing_in_feeds += 1
     return Integrity(
