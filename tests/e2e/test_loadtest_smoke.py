@@ -44,7 +44,7 @@ def test_smoke_run_meets_its_thresholds_and_loses_no_write(
     results = tmp_path / "results"
     run = subprocess.run(
         [sys.executable, "-m", "agora.loadtest", "smoke", "--duration", "30s", "--ramp", "10s"]
-        + ["--refresh-after", "12", "--seed-users", "500", "--seed-posts", "5000", "--replicas", "1"]
+        + ["--refresh-after", "12", "--seed-users", "500", "--seed-posts", "5000", "--replicas", "3"]
         + ["--workdir", str(tmp_path / "state"), "--results", str(results)],
         env=env,
         capture_output=True,
