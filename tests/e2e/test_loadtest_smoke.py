@@ -21,6 +21,10 @@ from tests.e2e.test_agora_up import CONTRACT_PORTS, GATEWAY_PORTS
 
 pytestmark = pytest.mark.e2e
 
+# 30 s with 10 s of arrivals; tokens refreshed every 12 s so the run exercises refresh too.
+SMOKE_ARGS = ["--duration", "30s", "--ramp", "10s", "--refresh-after", "12", "--replicas", "3"]
+SMOKE_ARGS += ["--seed-users", "500", "--seed-posts", "5000"]
+
 
 @pytest.mark.timeout(240)
 def test_smoke_run_meets_its_thresholds_and_loses_no_write(
@@ -41,11 +45,10 @@ def test_smoke_run_meets_its_thresholds_and_loses_no_write(
             **{f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()},
         }
     )
-    results = tmp_path / "results"
+    results, workdir = tmp_path / "results", tmp_path / "state"
+    places = ["--workdir", str(workdir), "--results", str(results)]
     run = subprocess.run(
-        [sys.executable, "-m", "agora.loadtest", "smoke", "--duration", "30s", "--ramp", "10s"]
-        + ["--refresh-after", "12", "--seed-users", "500", "--seed-posts", "5000", "--replicas", "3"]
-        + ["--workdir", str(tmp_path / "state"), "--results", str(results)],
+        [sys.executable, "-m", "agora.loadtest", "smoke", *SMOKE_ARGS, *places],
         env=env,
         capture_output=True,
         text=True,

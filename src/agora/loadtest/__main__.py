@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 
 from agora.config import ConfigError, load_settings
+from agora.loadtest.cpu import cpu_seconds, snapshot
 from agora.loadtest.integrity import check_sync
 from agora.loadtest.report import merge, print_summary, write_summary
 from agora.loadtest.runner import THRESHOLDS_FAILED, k6_binary, plan_shards, run_shards
@@ -90,7 +92,14 @@ def main(
                 f"running k6 {scenario}: {plan.users:,} users in {len(shards)} k6 process(es) "
                 f"through {len(stack.gateways)} gateway(s); results in {out}"
             )
+            cpu_before = snapshot(stack.pids, [str(workdir)])
+            k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             codes = run_shards(scenario, shards, users_file, overrides)
+            k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = cpu_seconds(cpu_before, snapshot(stack.pids, [str(workdir)]))
+            cpu["k6"] = (k6_after.ru_utime + k6_after.ru_stime) - (
+                k6_before.ru_utime + k6_before.ru_stime
+            )
             cafile = Path(stack.settings.gateway_tls_cert_file or workdir / "tls" / "gateway.crt")
             integrity = check_sync(
                 stack.settings.require_database_url(),
@@ -115,7 +124,16 @@ def main(
         )
         integrity = replace(integrity, unledgered=abs(counted - integrity.acknowledged))
     write_summary(
-        metrics, out, scenario=scenario, lost_writes=integrity.lost_writes, exit_codes=codes
+        metrics,
+        out,
+        scenario=scenario,
+        lost_writes=integrity.lost_writes,
+        exit_codes=codes,
+        cpu_seconds=cpu,
+    )
+    console.print(
+        "CPU seconds during the run: "
+        + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in cpu.items())
     )
     console.print(
         f"integrity: {integrity.acknowledged:,} acknowledged posts, "

@@ -66,7 +66,13 @@ def _value(metrics: Metrics, name: str, key: str) -> float:
 
 
 def write_summary(
-    metrics: Metrics, out: Path, *, scenario: str, lost_writes: int | None, exit_codes: list[int]
+    metrics: Metrics,
+    out: Path,
+    *,
+    scenario: str,
+    lost_writes: int | None,
+    exit_codes: list[int],
+    cpu_seconds: dict[str, float],
 ) -> dict[str, Any]:
     document = {
         "scenario": scenario,
@@ -77,6 +83,7 @@ def write_summary(
         "error_rate": _value(metrics, "http_req_failed", "rate"),
         "rate_limited": _value(metrics, "rate_limited", "count"),
         "thresholds": [v.__dict__ for v in verdicts(metrics)],
+        "cpu_seconds": cpu_seconds,
         "metrics": metrics,
     }
     (out / "summary.json").write_text(json.dumps(document, indent=2))

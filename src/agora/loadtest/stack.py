@@ -41,6 +41,11 @@ class Stack:
     settings: Settings
     gateways: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    up_pid: int | None = None  # `agora up`, when started here
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes] + ([self.up_pid] if self.up_pid else [])
 
 
 def gateway_ready(admin_port: int) -> bool:
@@ -167,6 +172,7 @@ def running_stack(
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            stack.up_pid = up.pid
             _wait(lambda: b"Agora is up" in log.read_bytes(), 300, up, log)
         stack.gateways.append(f"https://127.0.0.1:{settings.gateway_https_port}")
         for index in range(2, gateways + 1):
