@@ -209,7 +209,8 @@ function login(user) {
       user.expiresIn = res.json('expires_in');
       return true;
     }
-    sleep(1 + Math.random() * 2);
+    // Back off (as a client would), never a retry storm against a saturated auth.
+    sleep(Number(res.headers['Retry-After']) || 2 ** (attempt + 1) * (1 + Math.random()));
   }
   return false;
 }

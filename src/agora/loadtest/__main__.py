@@ -139,15 +139,17 @@ def main(
         f"integrity: {integrity.acknowledged:,} acknowledged posts, "
         f"{integrity.missing_in_database} missing in PostgreSQL, "
         f"{integrity.missing_in_feeds} of {integrity.feeds_checked} sampled followers' feeds "
-        "without the post"
+        f"without the post, {integrity.unverified} feeds unreadable"
     )
+    if not integrity.proven:
+        console.print("[red]integrity: some feeds could not be read; 0 lost writes is unproven[/]")
     passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
     console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
     console.print(f"JSON summary: {out / 'summary.json'}")
     unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
     if unexpected:
         console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
-    if not passed or unexpected:
+    if not passed or unexpected or not integrity.proven:
         raise typer.Exit(1)
 
 

@@ -14,6 +14,7 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -24,6 +25,7 @@ from agora.devstack.seed import SEED_PASSWORD
 LEDGER_LINE = re.compile(r'level=info msg="(\{.*\})"')
 FEED_SAMPLE = 20
 FEED_PAGES = 20
+RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,19 @@ class Integrity:
     missing_in_database: int
     feeds_checked: int
     missing_in_feeds: int
+    # Feeds that could not be read at all (the system kept failing): not proof of a loss,
+    # but no proof of its absence either.
+    unverified: int = 0
     # 201s k6 counted that its ledger does not name: unverifiable, so counted as lost.
     unledgered: int = 0
 
     @property
     def lost_writes(self) -> int:
         return self.missing_in_database + self.missing_in_feeds + self.unledgered
+
+    @property
+    def proven(self) -> bool:
+        return self.unverified == 0
 
 
 def acknowledged_posts(ledgers: list[Path]) -> dict[str, str]:
@@ -54,16 +63,39 @@ def acknowledged_posts(ledgers: list[Path]) -> dict[str, str]:
     return posts
 
 
+async def _patient(
+    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """A request retried while the system is still catching up after the run (timeouts,
+    429, 5xx), a few times with growing waits; the last answer stands."""
+    for attempt in range(RETRIES):
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.TransportError:
+            if attempt == RETRIES - 1:
+                raise
+        else:
+            if response.status_code != 429 and response.status_code < 500:
+                return response
+            if attempt == RETRIES - 1:
+                return response
+        await asyncio.sleep(2**attempt)
+    raise AssertionError("unreachable")
+
+
 async def _in_feed(client: httpx.AsyncClient, username: str, post_id: str) -> bool:
-    login = await client.post(
-        "/api/v1/auth/login", json={"username": username, "password": SEED_PASSWORD}
+    login = await _patient(
+        client,
+        "POST",
+        "/api/v1/auth/login",
+        json={"username": username, "password": SEED_PASSWORD},
     )
     login.raise_for_status()
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     cursor: str | None = None
     for _ in range(FEED_PAGES):
         params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
-        page = await client.get("/api/v1/posts/feed", params=params, headers=headers)
+        page = await _patient(client, "GET", "/api/v1/posts/feed", params=params, headers=headers)
         page.raise_for_status()
         body = page.json()
         if any(item["id"] == post_id for item in body["items"]):
@@ -99,19 +131,24 @@ async def check(
     trust: ssl.SSLContext | bool = True
     if cafile is not None:
         trust = ssl.create_default_context(cafile=str(cafile))
-    missing_in_feeds = 0
+    missing_in_feeds = unverified = 0
     for index, (follower, post_id) in enumerate(pairs):
         # Each follower's login comes from an address of its own (127.250.x.y).
         address = f"127.250.{index // 250}.{index % 250 + 1}"
         transport = httpx.AsyncHTTPTransport(local_address=address, verify=trust)
         async with httpx.AsyncClient(base_url=gateway, transport=transport, timeout=30) as client:
-            if not await _in_feed(client, follower, post_id):
-                missing_in_feeds += 1
+            try:
+                found = await _in_feed(client, follower, post_id)
+            except httpx.HTTPError:
+                unverified += 1
+                continue
+            missing_in_feeds += not found
     return Integrity(
         acknowledged=len(posts),
         missing_in_database=len(posts) - len(stored),
         feeds_checked=len(pairs),
         missing_in_feeds=missing_in_feeds,
+        unverified=unverified,
     )
 
 
