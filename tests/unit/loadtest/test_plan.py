@@ -21,3 +21,13 @@ def test_every_user_in_exactly_one_process_with_its_own_addresses(tmp_path: Path
 
 def test_smoke_and_load_need_one_process() -> None:
     assert SCENARIOS["smoke"].processes == SCENARIOS["load"].processes == 1
+
+
+def test_an_unknown_scenario_is_refused_with_the_choices() -> None:
+    from typer.testing import CliRunner
+
+    from agora.loadtest.__main__ import app
+
+    result = CliRunner().invoke(app, ["spike"])
+    assert result.exit_code == 2
+    assert "unknown scenario 'spike': choose one of smoke, load, stress, soak" in result.output
