@@ -92,11 +92,11 @@ def main(
                 f"running k6 {scenario}: {plan.users:,} users in {len(shards)} k6 process(es) "
                 f"through {len(stack.gateways)} gateway(s); results in {out}"
             )
-            cpu_before = snapshot(stack.pids, [str(workdir)])
+            cpu_before = snapshot(stack.pids, stack.markers)
             k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             codes = run_shards(scenario, shards, users_file, overrides)
             k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = cpu_seconds(cpu_before, snapshot(stack.pids, [str(workdir)]))
+            cpu = cpu_seconds(cpu_before, snapshot(stack.pids, stack.markers))
             cpu["k6"] = (k6_after.ru_utime + k6_after.ru_stime) - (
                 k6_before.ru_utime + k6_before.ru_stime
             )

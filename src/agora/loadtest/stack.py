@@ -42,6 +42,9 @@ class Stack:
     gateways: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     up_pid: int | None = None  # `agora up`, when started here
+    # What names this run's own servers on a command line (for the CPU accounting): the
+    # embedded PostgreSQL's data directory, the embedded Redis's address.
+    markers: list[str] = field(default_factory=list)
 
     @property
     def pids(self) -> list[int]:
@@ -173,6 +176,9 @@ def running_stack(
                     start_new_session=True,
                 )
             stack.up_pid = up.pid
+            stack.markers.append(str(workdir))
+            if embedded.redis_url is not None:
+                stack.markers.append(embedded.redis_url.split("//", 1)[1].rsplit("/", 1)[0])
             _wait(lambda: b"Agora is up" in log.read_bytes(), 300, up, log)
         stack.gateways.append(f"https://127.0.0.1:{settings.gateway_https_port}")
         for index in range(2, gateways + 1):
