@@ -35,6 +35,7 @@ def main(
     min_rps: Annotated[float, typer.Option(help="Override the req/s threshold")] = -1.0,
     replicas: Annotated[int, typer.Option(help="Instances of each service")] = 3,
     gateways: Annotated[int, typer.Option(help="Gateway processes (0: one per k6)")] = 0,
+    k6_processes: Annotated[int, typer.Option(help="k6 processes (0: one per 2,500 users)")] = 0,
     seed_users: Annotated[int, typer.Option(help="Seeded users (0: the scenario's)")] = 0,
     seed_posts: Annotated[int, typer.Option(help="Seeded posts (-1: the scenario's)")] = -1,
     workdir: Annotated[Path, typer.Option(help="`agora up`'s workdir")] = Path(".agora"),
@@ -82,12 +83,13 @@ def main(
             settings,
             workdir=workdir,
             replicas=replicas,
-            gateways=gateways or plan.processes,
+            gateways=gateways or k6_processes or plan.processes,
             log_dir=out,
         ) as stack:
             console.print(f"seeding (or reusing) {plan.seed_users:,} users…")
             users_file = ensure_seed(stack.settings, plan, workdir)
-            shards = plan_shards(plan.users, plan.processes, stack.gateways, out)
+            processes = k6_processes or plan.processes
+            shards = plan_shards(plan.users, processes, stack.gateways, out)
             console.print(
                 f"running k6 {scenario}: {plan.users:,} users in {len(shards)} k6 process(es) "
                 f"through {len(stack.gateways)} gateway(s); results in {out}"

@@ -35,9 +35,9 @@ def merge(summaries: list[dict[str, Any]]) -> Metrics:
             into = merged.setdefault(name, {"type": metric["type"], "values": {}, "thresholds": {}})
             values = into["values"]
             for key, value in metric["values"].items():
-                if metric["type"] == "trend":
+                if metric["type"] == "trend" and key != "count":
                     values[key] = value if key not in values else max(values[key], value)
-                elif key in ("passes", "fails") or metric["type"] == "counter":
+                elif key in ("passes", "fails", "count") or metric["type"] == "counter":
                     values[key] = values.get(key, 0) + value
                 elif metric["type"] == "gauge":
                     values[key] = max(values.get(key, value), value)

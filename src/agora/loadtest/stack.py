@@ -153,6 +153,8 @@ def running_stack(
                         "database_url": database_url,
                         "redis_url": redis_url,
                         "env": "production",
+                        "gateway_tls_cert_file": env["AGORA_GATEWAY_TLS_CERT_FILE"],
+                        "gateway_tls_key_file": env["AGORA_GATEWAY_TLS_KEY_FILE"],
                     }
                 ),
                 processes=extra,

@@ -12,7 +12,7 @@ def summary(p95: float, requests: int, fails: int, ok: bool) -> dict[str, Any]:
         "metrics": {
             "http_req_duration{kind:api}": {
                 "type": "trend",
-                "values": {"p(95)": p95, "med": p95 / 2},
+                "values": {"p(95)": p95, "med": p95 / 2, "count": requests},
                 "thresholds": {"p(95)<200": {"ok": ok}},
             },
             "http_reqs": {"type": "counter", "values": {"count": requests, "rate": requests / 10}},
@@ -28,6 +28,7 @@ def summary(p95: float, requests: int, fails: int, ok: bool) -> dict[str, Any]:
 def test_percentiles_take_the_worst_process_and_counts_add_up() -> None:
     merged = merge([summary(120.0, 1000, 0, True), summary(180.0, 3000, 3, True)])
     assert merged["http_req_duration{kind:api}"]["values"]["p(95)"] == 180.0
+    assert merged["http_req_duration{kind:api}"]["values"]["count"] == 4000
     assert merged["http_reqs"]["values"] == {"count": 4000, "rate": 400.0}
     assert merged["http_req_failed"]["values"]["rate"] == 3 / 4000
 
