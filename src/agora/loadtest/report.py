@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 Metrics = dict[str, dict[str, Any]]
+DISPLAY_ONLY = "max>=0"  # k6/lib/agora.js: keeps a sub-metric in the summary, judges nothing
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ def verdicts(metrics: Metrics) -> list[Verdict]:
     found = []
     for name, metric in sorted(metrics.items()):
         for expression, result in metric["thresholds"].items():
+            if expression == DISPLAY_ONLY:
+                continue
             stat = re.match(r"^\s*([a-z]+(?:\(\d+(?:\.\d+)?\))?)", expression)
             key = stat.group(1) if stat else ""
             value = metric["values"].get(key)
