@@ -1,13 +1,22 @@
-"""`make bench`: an authenticated GET /api/v1/posts/{id} through posts' full stack, against a raw
-ASGI callable serving the same JSON on the same server — one run, printed side by side.
+"""`make bench`: posts' full stack beside the commit before the request-path work (a git
+worktree of ``BENCH_BASELINE``, default e323fa2, run from its own source tree with
+``PYTHONPATH``) and beside a raw ASGI callable serving the same JSON on the same server — one
+run, printed side by side: req/s, server CPU per request and p99.
+
+Rows: the authenticated cached ``GET /api/v1/posts/{id}``; a cache-miss read (the same GET
+with a 1 ms post-cache TTL, so nearly every read loads from PostgreSQL and fills); and
+``POST /api/v1/posts``. Runs alternate between the two trees, so drift of the shared machine
+hits both alike; quote the ratios.
 
 Uses AGORA_DATABASE_URL / AGORA_REDIS_URL when set, else the machine's PostgreSQL and Redis on
 127.0.0.1 (a scratch database ``agora_bench``), else embedded ones. Needs ``wrk``.
-Environment: BENCH_DURATION (seconds, default 10), BENCH_CONNECTIONS (default 64).
+Environment: BENCH_DURATION (seconds, default 10), BENCH_CONNECTIONS (default 64),
+BENCH_BASELINE (a commit; empty: no baseline column).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -36,6 +45,10 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 BENCH_LIMITS = {
     "AGORA_RATELIMIT_USER": "100000000/minute",
     "AGORA_RATELIMIT_CREDENTIALS": "1000/minute",
+    # Production's sampling (traces and access lines of hot routes at 10%), not
+    # development's 100%: what a deployment pays per request.
+    "AGORA_TRACE_SAMPLE_RATIO": "0.1",
+    "AGORA_LOG_SAMPLE_RATIO": "0.1",
 }
 
 
@@ -69,6 +82,14 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     non_2xx: int
+    requests: int = 0
+    cpu_us_per_request: float = float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _reachable(port: int) -> bool:
@@ -107,7 +128,9 @@ def dependencies(workdir: Path, scratch_db: str = "agora_bench") -> Iterator[tup
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
+def process(
+    args: list[str], env: dict[str, str], log: Path, ready_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
@@ -122,18 +145,31 @@ def process(args: list[str], env: dict[str, str], log: Path, ready_url: str) -> 
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"{args} not ready; see {log}")
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
 
-def wrk(url: str, token: str | None, *, connections: int = CONNECTIONS) -> WrkResult:
+def wrk(
+    url: str,
+    token: str | None,
+    *,
+    connections: int = CONNECTIONS,
+    script: Path | None = None,
+    server_pid: int | None = None,
+) -> WrkResult:
+    """One wrk run; with ``server_pid``, the server's CPU per request over the run."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{DURATION_S}s", "--latency", url]
     if token:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else float("nan")
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non_2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return WrkResult(
@@ -141,6 +177,8 @@ def wrk(url: str, token: str | None, *, connections: int = CONNECTIONS) -> WrkRe
         p50_ms=_latency(out, "50%"),
         p99_ms=_latency(out, "99%"),
         non_2xx=int(non_2xx_match.group(1)) if non_2xx_match else 0,
+        requests=total,
+        cpu_us_per_request=cpu / total * 1e6 if total else float("nan"),
     )
 
 
@@ -152,80 +190,154 @@ def _latency(out: str, percentile: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+BASELINE = os.environ.get("BENCH_BASELINE", "e323fa2")
+REPO = Path(__file__).resolve().parents[1]
+POST_SCRIPT = """wrk.method = "POST"
+wrk.body = '{"content": "Benchmarking Agora, one write at a time."}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def baseline_tree(ref: str) -> Path:
+    """A git worktree of ``ref`` under /tmp (made once, reused by later runs)."""
+    commit = subprocess.run(  # noqa: S603
+        ["git", "-C", str(REPO), "rev-parse", "--short=12", ref],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = Path(tempfile.gettempdir()) / f"agora-bench-baseline-{commit}"
+    if not (tree / "src" / "agora").is_dir():
+        subprocess.run(  # noqa: S603
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(tree), commit],  # noqa: S607
+            check=True,
+            capture_output=True,
+        )
+    return tree
+
+
+@dataclass
+class Row:
+    name: str
+    current: WrkResult
+    baseline: WrkResult | None
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         print("make bench needs wrk (apt-get install wrk)", file=sys.stderr)
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="agora-bench-"))
-    with dependencies(workdir) as (database_url, redis_url):
+    base = baseline_tree(BASELINE) if BASELINE else None
+    post_script = workdir / "post.lua"
+    post_script.write_text(POST_SCRIPT)
+    with dependencies(workdir) as (database_url, redis_url), contextlib.ExitStack() as stack:
         upgrade_to_head(database_url)
-        auth_port, posts_port, raw_port = free_port(), free_port(), free_port()
+        auth_port = free_port()
         env = service_env(database_url, redis_url, auth_jwks_url(auth_port))
         serve = [sys.executable, "-m", "agora", "serve"]
-        auth_url, posts_url = f"http://127.0.0.1:{auth_port}", f"http://127.0.0.1:{posts_port}"
-        with (
+        auth_url = f"http://127.0.0.1:{auth_port}"
+        stack.enter_context(
             process(
                 [*serve, "auth", "--port", str(auth_port)],
                 env,
                 workdir / "auth.log",
                 f"{auth_url}/readyz",
-            ),
-            process(
-                [*serve, "posts", "--port", str(posts_port)],
-                env,
-                workdir / "posts.log",
-                f"{posts_url}/readyz",
-            ),
-        ):
-            credentials = {"username": "bench_user", "password": "correct-horse-battery"}
-            httpx.post(
-                f"{auth_url}/api/v1/auth/register",
-                json={**credentials, "email": "bench@example.com"},
-            ).raise_for_status()
-            login = httpx.post(f"{auth_url}/api/v1/auth/login", json=credentials)
-            token = login.raise_for_status().json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            post = httpx.post(
-                f"{posts_url}/api/v1/posts",
-                headers=headers,
-                json={"content": "Benchmarking Agora, one request at a time."},
             )
-            post_url = f"{posts_url}/api/v1/posts/{post.raise_for_status().json()['id']}"
-            body = httpx.get(post_url, headers=headers).raise_for_status().content
-            wrk(post_url, token)  # warm-up: JWKS fetched, pools filled
-            full = wrk(post_url, token)
+        )
+        # (tree, cache TTL) -> (url, pid): this tree's posts and the baseline's, each with the
+        # normal cache and with a 1 ms post-cache TTL (the cache-miss read).
+        servers: dict[tuple[str, str], tuple[str, int]] = {}
+        trees = {"current": None, **({"baseline": base} if base is not None else {})}
+        for tree_name, tree in trees.items():
+            for cache_name, ttl in (("cached", "600"), ("miss", "0.001")):
+                port = free_port()
+                tree_env = {**env, "AGORA_CACHE_POST_TTL_S": ttl}
+                if tree is not None:
+                    tree_env["PYTHONPATH"] = str(tree / "src")
+                url = f"http://127.0.0.1:{port}"
+                proc = stack.enter_context(
+                    process(
+                        [*serve, "posts", "--port", str(port)],
+                        tree_env,
+                        workdir / f"posts-{tree_name}-{cache_name}.log",
+                        f"{url}/readyz",
+                    )
+                )
+                servers[tree_name, cache_name] = url, proc.pid
+        credentials = {"username": "bench_user", "password": "correct-horse-battery"}
+        httpx.post(
+            f"{auth_url}/api/v1/auth/register", json={**credentials, "email": "bench@example.com"}
+        ).raise_for_status()
+        login = httpx.post(f"{auth_url}/api/v1/auth/login", json=credentials)
+        token = login.raise_for_status().json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        any_url = servers["current", "cached"][0]
+        post = httpx.post(
+            f"{any_url}/api/v1/posts",
+            headers=headers,
+            json={"content": "Benchmarking Agora, one request at a time."},
+        )
+        post_path = f"/api/v1/posts/{post.raise_for_status().json()['id']}"
+        body = httpx.get(f"{any_url}{post_path}", headers=headers).raise_for_status().content
+
+        def measure(tree_name: str, cache_name: str, path: str, script: Path | None) -> WrkResult:
+            url, pid = servers[tree_name, cache_name]
+            return wrk(f"{url}{path}", token, script=script, server_pid=pid)
+
+        for key in servers:  # warm-up: JWKS fetched, pools filled, caches loaded
+            measure(*key, post_path, None)
+        rows: list[Row] = []
+        for name, cache_name, path, script in (
+            ("GET /api/v1/posts/{id}, cached", "cached", post_path, None),
+            ("GET /api/v1/posts/{id}, cache miss", "miss", post_path, None),
+            ("POST /api/v1/posts", "cached", "/api/v1/posts", post_script),
+        ):
+            current = measure("current", cache_name, path, script)
+            baseline = measure("baseline", cache_name, path, script) if base else None
+            rows.append(Row(name, current, baseline))
         body_file = workdir / "body.json"
         body_file.write_bytes(body)
+        raw_port = free_port()
         raw_cmd = [
-            sys.executable,
-            "-m",
-            "benchmarks.raw_asgi",
-            "--port",
-            str(raw_port),
-            "--body-file",
-            str(body_file),
+            *(sys.executable, "-m", "benchmarks.raw_asgi", "--port", str(raw_port)),
+            *("--body-file", str(body_file)),
         ]
         raw_url = f"http://127.0.0.1:{raw_port}/"
-        with process(raw_cmd, env, workdir / "raw.log", raw_url):
-            raw = wrk(raw_url, None)
-    _report(full, raw)
+        with process(raw_cmd, env, workdir / "raw.log", raw_url) as raw_proc:
+            raw = wrk(raw_url, None, server_pid=raw_proc.pid)
+    _report(rows, raw, BASELINE)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def _report(full: WrkResult, raw: WrkResult) -> None:
-    print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, one run each, same machine\n")
-    print(f"{'target':<44}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
-    rows = (
-        ("(a) GET /api/v1/posts/{id}, full stack, auth", full),
-        ("(b) raw ASGI callable, same JSON", raw),
+def _line(name: str, result: WrkResult) -> str:
+    return (
+        f"{name:<48}{result.requests_per_s:>9.0f}{result.cpu_us_per_request:>10.0f}"
+        f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.non_2xx:>9}"
     )
-    for name, result in rows:
-        print(
-            f"{name:<44}{result.requests_per_s:>10.0f}{result.p50_ms:>10.2f}"
-            f"{result.p99_ms:>10.2f}{result.non_2xx:>9}"
-        )
-    print(f"\nratio a/b (req/s): {full.requests_per_s / raw.requests_per_s:.3f}")
+
+
+def _report(rows: list[Row], raw: WrkResult, baseline: str) -> None:
+    print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, one run each, same machine, same run\n")
+    print(f"{'target':<48}{'req/s':>9}{'CPU µs/r':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for row in rows:
+        print(_line(f"{row.name} (this tree)", row.current))
+        if row.baseline is not None:
+            print(_line(f"{row.name} ({baseline})", row.baseline))
+    print(_line("raw ASGI callable, same JSON", raw))
+    print()
+    for row in rows:
+        if row.baseline is None:
+            continue
+        speedup = row.current.requests_per_s / row.baseline.requests_per_s
+        cpu = row.current.cpu_us_per_request / row.baseline.cpu_us_per_request
+        print(f"{row.name}: {speedup:.2f}x req/s, {cpu:.2f}x CPU per request vs {baseline}")
+    cached = rows[0].current
+    print(
+        f"cached GET vs raw ASGI: {cached.requests_per_s / raw.requests_per_s:.3f} of its req/s, "
+        f"{cached.cpu_us_per_request / raw.cpu_us_per_request:.1f}x its CPU per request"
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
 from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
 from agora.resilience import CircuitBreaker
+from agora.security.identity import IdentityMiddleware, identity_of
 from agora.security.keys import generate_signing_key
 from agora.security.revocation import DeletedUsers
 from agora.security.tokens import StaticKeyResolver, TokenIssuer, TokenVerifier
@@ -144,14 +144,13 @@ async def _middleware_cost(redis_url: str, n: int = 5000) -> str:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
-    state = SimpleNamespace(verifier=verifier, ratelimiter=build_rate_limiter(settings, redis))
+    limiter = build_rate_limiter(settings, redis)
     scope: dict[str, Any] = {
         "type": "http",
         "method": "GET",
         "path": "/api/v1/posts/some-id",
         "headers": [(b"authorization", f"Bearer {token}".encode())],
         "client": ("127.0.0.1", 50000),
-        "app": SimpleNamespace(state=state),
     }
 
     async def endpoint(_scope: Any, _receive: Any, send: Any) -> None:
@@ -184,16 +183,24 @@ async def _middleware_cost(redis_url: str, n: int = 5000) -> str:
     )
 
     async def authenticated(scope_: Any, receive_: Any, send_: Any) -> None:
-        principal = await verifier.verify(token)
-        assert not await deleted_users.is_deleted(principal.user_id, scope_)
+        identity = identity_of(scope_)
+        assert identity.user_id is not None
+        assert not await deleted_users.is_deleted(identity.user_id, prefetched=identity.deleted)
         await endpoint(scope_, receive_, send_)
 
+    def stack(app: Any, deleted: DeletedUsers | None) -> IdentityMiddleware:
+        limited = RateLimitMiddleware(
+            app, settings=settings, limiter=limiter, deleted_users=deleted
+        )
+        return IdentityMiddleware(limited, verifier=verifier, exempt_paths=frozenset())
+
     try:
-        bare = await per_request(endpoint)
-        limited = await per_request(RateLimitMiddleware(endpoint, settings=settings))
-        separate = await per_request(RateLimitMiddleware(authenticated, settings=settings))
-        state.deleted_users = deleted_users
-        pipelined = await per_request(RateLimitMiddleware(authenticated, settings=settings))
+        bare = await per_request(
+            IdentityMiddleware(endpoint, verifier=verifier, exempt_paths=frozenset())
+        )
+        limited = await per_request(stack(endpoint, None))
+        separate = await per_request(stack(authenticated, None))
+        pipelined = await per_request(stack(authenticated, deleted_users))
     finally:
         await redis.aclose()
     return (

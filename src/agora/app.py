@@ -1,42 +1,52 @@
 """Builds one service's ASGI app: error contract, middleware stack, lifespan, probes, metrics.
 
-Each service module supplies its routers and a lifespan hook for what only it needs; the
-shared resources (database pool, Redis client, settings) live on ``app.state``.
+This is the wiring, in one place. The lifespan builds the process's ``Runtime`` (the
+composition root, ``agora.runtime``) from the settings: the shared infrastructure here, then
+the service's own parts from its start hook; then the middleware stack, declared once in
+``middleware_stack``, is built from it, each middleware getting its parts through its
+constructor.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 
 import agora
 from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
-from agora.health import install_health, running_checks
+from agora.health import health_router, new_monitor, running_checks
+from agora.lifecycle import AnswerCutOffRequests
 from agora.observability.exposition import render_metrics
 from agora.observability.logging import get_logger
 from agora.observability.middleware import AccessLogPolicy, RequestContextMiddleware
 from agora.observability.runtime import observability
-from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
+from agora.ratelimit.middleware import EXEMPT_PATHS, RateLimitMiddleware, build_rate_limiter
 from agora.resilience.admin import admin_routes
 from agora.resilience.registry import Breakers
-from agora.security.middleware import (
-    deleted_users_store,
-    install_headers,
-    install_request_guards,
-)
+from agora.runtime import Infrastructure, Runtime, ServiceApp, ServiceParts
+from agora.security.docs import docs_available, mount_docs
+from agora.security.headers import SecurityHeadersMiddleware
+from agora.security.identity import IdentityMiddleware
+from agora.security.limits import RequestLimitsMiddleware
+from agora.security.middleware import cors, deleted_users_store
+from agora.security.tokens import StaticKeyResolver, TokenVerifier
 
 log = get_logger(__name__)
 
-ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+P = TypeVar("P")
+# What only one service starts: given the shared infrastructure, its verifier and its parts,
+# for as long as the app runs.
+ServiceStart = Callable[[Infrastructure], AbstractAsyncContextManager[ServiceParts[P]]]
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -108,16 +118,83 @@ def _metrics_route() -> APIRouter:
     return router
 
 
+@asynccontextmanager
+async def _trusting_no_keys(infra: Infrastructure) -> AsyncIterator[ServiceParts[Any]]:
+    settings = infra.settings
+    verifier = TokenVerifier(
+        StaticKeyResolver({}), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    yield ServiceParts(verifier=verifier, parts=None)
+
+
+def middleware_stack(
+    runtime: Runtime[Any], *, docs_prefix: str | None, docs_csp: str | None
+) -> list[Middleware]:
+    """Every service's middleware, outermost first: the one place that says their order.
+
+    - security headers outermost, so every response (the last-resort 500 too) gets them;
+    - request context (request id, span, access line, metrics, last-resort 500) next, so
+      every answer below it carries a request id and is logged and counted;
+    - identity before the limiter, which bills the verified user (and sends the cache
+      lookup the route will make in the same round trip);
+    - the limiter before CORS and the body limits: a flood is refused before any work;
+    - the drain's 503 innermost, around the routes it cuts off.
+    """
+    infra = runtime.infra
+    settings = infra.settings
+    access_log = AccessLogPolicy.create(
+        settings.effective_log_sample_ratio, settings.log_hot_routes, settings.log_slow_request_ms
+    )
+    stack = [
+        Middleware(
+            SecurityHeadersMiddleware,
+            no_store=infra.service == "auth",
+            docs_prefix=docs_prefix,
+            docs_csp=docs_csp,
+        ),
+        Middleware(RequestContextMiddleware, service=infra.service, access_log=access_log),
+        Middleware(IdentityMiddleware, verifier=runtime.verifier, exempt_paths=EXEMPT_PATHS),
+    ]
+    if settings.ratelimit_enabled:
+        stack.append(
+            Middleware(
+                RateLimitMiddleware,
+                settings=settings,
+                limiter=infra.limiter,
+                deleted_users=infra.deleted_users,
+                lookahead=runtime.lookahead,
+            )
+        )
+    if settings.cors_origins:
+        stack.append(cors(settings))
+    stack.append(
+        Middleware(
+            RequestLimitsMiddleware,
+            max_body_bytes=settings.max_body_bytes,
+            max_json_depth=settings.max_json_depth,
+            timeout_s=settings.request_timeout_s,
+        )
+    )
+    stack.append(Middleware(AnswerCutOffRequests, lifecycle=infra.lifecycle))
+    return stack
+
+
 def build_app(
     service: ServiceName,
     settings: Settings,
     *,
     routers: Sequence[APIRouter],
-    lifespan: ServiceLifespan | None = None,
-) -> FastAPI:
+    start: ServiceStart[P] | None = None,
+) -> ServiceApp[P]:
+    """``start``: what only this service starts. Without it (an app of shared parts only,
+    as tests build) the app trusts no signing key: every bearer token is refused."""
+    health = new_monitor(service, settings)
+    breakers = Breakers(settings)
+    docs_prefix = f"/api/v1/{service}"
+    docs_csp: str | None = None
+
     @asynccontextmanager
-    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        breakers = app.state.breakers = Breakers(settings)
+    async def lifespan(_: object) -> AsyncIterator[None]:
         redis = create_redis(
             settings.require_redis_url(),
             socket_timeout_s=settings.redis_socket_timeout_s,
@@ -127,16 +204,34 @@ def build_app(
             settings, application_name=f"agora-{service}", breakers=breakers, redis=redis
         )
         await db.connect()
-        app.state.db = db
-        app.state.redis = redis
-        app.state.ratelimiter = build_rate_limiter(settings, redis)
-        app.state.deleted_users = deleted_users_store(redis, db, settings, breakers.redis)
+        infra = Infrastructure(
+            service=service,
+            settings=settings,
+            db=db,
+            redis=redis,
+            breakers=breakers,
+            limiter=build_rate_limiter(settings, redis),
+            deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
+            lifecycle=health.lifecycle,
+            health=health,
+        )
         try:
             async with (
-                observability(app, service, settings),
-                running_checks(app, service, settings, db, redis),
-                lifespan(app) if lifespan else nullcontext(),
+                observability(app, service, settings, redis),
+                running_checks(health, service, settings, db, redis),
+                (start or _trusting_no_keys)(infra) as own,
             ):
+                runtime = Runtime(
+                    infra=infra, verifier=own.verifier, parts=own.parts, lookahead=own.lookahead
+                )
+                app.install_runtime(runtime)
+                # Starlette built a stack for the lifespan call already; requests get this one.
+                app.user_middleware = middleware_stack(
+                    runtime,
+                    docs_prefix=f"{docs_prefix}/docs" if docs_csp else None,
+                    docs_csp=docs_csp,
+                )
+                app.middleware_stack = app.build_middleware_stack()
                 log.info("service started", service=service, instance_id=settings.instance_id)
                 yield
         finally:
@@ -144,35 +239,26 @@ def build_app(
             await redis.aclose()
             log.info("service stopped", service=service)
 
-    docs_prefix = f"/api/v1/{service}"
-    app = FastAPI(
+    app: ServiceApp[P] = ServiceApp(
+        lifecycle=health.lifecycle,
+        health=health,
         title=f"Agora {service}",
         version=agora.__version__,
-        lifespan=app_lifespan,
+        lifespan=lifespan,
         docs_url=None,  # served without a CDN by agora.security.docs (development only)
         redoc_url=None,
         openapi_url=None if settings.is_production else f"{docs_prefix}/openapi.json",
         # One server span per request, opened by RequestContextMiddleware: never twice.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.settings = settings
-    app.state.service = service
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    install_health(app, service, settings)
+    app.include_router(health_router(health))
     app.include_router(_metrics_route())
-    app.include_router(admin_routes(settings))
+    app.include_router(admin_routes(settings, breakers))
     for router in routers:
         app.include_router(router)
-    install_request_guards(app, settings)
-    if settings.ratelimit_enabled:  # inside the request context: 429s carry a request id
-        app.add_middleware(RateLimitMiddleware, settings=settings)
-    access_log = AccessLogPolicy.create(
-        settings.effective_log_sample_ratio,
-        settings.log_hot_routes,
-        settings.log_slow_request_ms,
-    )
-    app.add_middleware(RequestContextMiddleware, service=service, access_log=access_log)
-    install_headers(app, service, settings)
+    if not settings.is_production and docs_available():
+        docs_csp = mount_docs(app, prefix=docs_prefix, openapi_url=f"{docs_prefix}/openapi.json")
     return app

@@ -5,20 +5,23 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
 from agora.config import ServiceName, Settings
 from agora.observability.logging import configure_logging
+from agora.runtime import ServiceApp
 from agora.shutdown import UNCLEAN_EXIT_CODE, GracefulServer
 
 STARTUP_FAILURE_EXIT_CODE = 3
 
 
-def create_service_app(service: ServiceName, settings: Settings) -> FastAPI:
+def create_service_app(service: ServiceName, settings: Settings) -> ServiceApp[Any]:
     module = importlib.import_module(f"agora.services.{service}.app")
-    app: FastAPI = module.create_app(settings)
+    app = module.create_app(settings)
+    if not isinstance(app, ServiceApp):
+        raise TypeError(f"agora.services.{service}.app.create_app built no ServiceApp")
     return app
 
 
@@ -49,7 +52,7 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
     )
     server = GracefulServer(
         config,
-        lifecycle=app.state.lifecycle,
+        lifecycle=app.lifecycle,
         delay_s=settings.effective_shutdown_delay_s,
         drain_timeout_s=settings.shutdown_timeout_s,
     )

@@ -146,7 +146,7 @@ async def test_without_redis_a_deleted_account_is_refused_from_the_database(
     # Once the redis breaker opens, the check goes straight to PostgreSQL, still refusing.
     for _ in range(settings.breaker_failure_threshold):
         await posts.get(f"/api/v1/posts/users/{bob.user_id}", headers=bob.headers)
-    assert app.state.breakers.redis.state is BreakerState.OPEN
+    assert app.runtime.infra.breakers.redis.state is BreakerState.OPEN
     refused = await posts.get(f"/api/v1/posts/users/{bob.user_id}", headers=alice.headers)
     assert refused.status_code == 401
 

@@ -50,4 +50,4 @@ async def test_forged_tokens_open_no_websocket(
             async with connect(target, additional_headers=headers, open_timeout=5):
                 pytest.fail(f"a socket opened with the {name} token")
         assert refused.value.response.status_code == 403, name
-    assert len(system.realtime.app.state.hub) == 0
+    assert len(system.realtime.app.runtime.parts.hub) == 0

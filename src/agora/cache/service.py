@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from agora.cache import scripts
+from agora.cache import prefetch, scripts
 from agora.cache.stats import CacheStats
 from agora.observability.logging import get_logger
 from agora.observability.metrics import CACHE_EVICTIONS
@@ -42,6 +42,10 @@ STAMP_PREFIX = "agora:s:"
 # Errors that mean "Redis did not answer"; anything else is a bug and propagates.
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _MAX_PENDING_INVALIDATIONS = 100_000
+
+
+def entry_key(cache: str, key: str) -> str:
+    return f"{ENTRY_PREFIX}{cache}:{key}"
 
 
 def stamp(kind: str, ident: object) -> str:
@@ -100,13 +104,15 @@ class CacheService:
         ttl_s: float,
     ) -> M | None:
         """The cached value of ``cache``/``key``, or ``load``'s (stored for ``ttl_s``)."""
-        entry = f"{ENTRY_PREFIX}{cache}:{key}"
+        entry = entry_key(cache, key)
+        offered = prefetch.take(entry)
         flight = self._flights.get(entry)
         if flight is not None:
             self._stats.count(cache, "miss")
             return await self._join(flight, model)
         try:
-            hit, payload, pttl_ms, load_ms, now_us = await self._call(self._lookup, [entry], [])
+            reply = offered or await self._call(self._lookup, [entry], [])
+            hit, payload, pttl_ms, load_ms, now_us = reply
         except (CircuitOpenError, *_REDIS_ERRORS):
             self._stats.count(cache, "error")
             return await self._join(self._flight(entry, load, ttl_s, None), model)
@@ -176,6 +182,12 @@ class CacheService:
         with contextlib.suppress(CircuitOpenError, *_REDIS_ERRORS):
             await self._call(self._store, [entry], args)
         return loaded.value
+
+    @property
+    def lookup_sha(self) -> str:
+        """The lookup script's SHA, for a lookup sent ahead (``agora.cache.prefetch``)."""
+        sha: str = self._lookup.sha
+        return sha
 
     # -- facts with a known lifetime (session data) ------------------------------------------
 

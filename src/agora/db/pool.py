@@ -94,11 +94,19 @@ class Database:
 
     @asynccontextmanager
     async def connection(
-        self, *, read_only: bool = False, user_id: object = None
+        self, *, read_only: bool = False, user_id: object = None, writes: bool | None = None
     ) -> AsyncIterator[Connection]:
-        """A pooled connection. ``read_only`` may be served by a replica, unless ``user_id``
-        wrote moments ago; a write with ``user_id`` marks that user as having written."""
+        """A pooled connection. Two separate questions:
+
+        - ``read_only``: which pool. True may be served by a replica (unless ``user_id``
+          wrote moments ago); False is the primary.
+        - ``writes``: does the call write? Then ``user_id`` is marked as a recent writer, so
+          their next reads, on any instance, see it. Defaults to ``not read_only``; a read
+          that must see the primary without being a write (a cache fill) says
+          ``read_only=False, writes=False`` and leaves the reader on the replicas.
+        """
         user = None if user_id is None else str(user_id)
+        marks_writer = (not read_only) if writes is None else writes
         if read_only and self.replicas.pools:
             async with AsyncExitStack() as stack:
                 picked = await self._replica_connection(stack, user)
@@ -121,7 +129,7 @@ class Database:
             async with self._primary_connection() as conn:
                 yield conn
         finally:
-            if not read_only and user is not None and self.replicas.pools:
+            if marks_writer and user is not None and self.replicas.pools:
                 await self.writers.mark(user)
 
     @asynccontextmanager
@@ -136,6 +144,7 @@ class Database:
         *,
         read_only: bool = False,
         user_id: object = None,
+        writes: bool | None = None,
         transaction: bool = False,
         single_statement: bool = False,
     ) -> T:
@@ -151,22 +160,25 @@ class Database:
         A write whose connection dropped mid-way (perhaps during COMMIT) is never retried: it
         may have been applied.
         """
+        is_read = read_only or writes is False  # a read may be retried on whichever pool
         for attempt in range(self.retry_attempts):
             started = False
             try:
-                async with self.connection(read_only=read_only, user_id=user_id) as conn:
+                async with self.connection(
+                    read_only=read_only, user_id=user_id, writes=writes
+                ) as conn:
                     started = True
                     if transaction:
                         async with conn.transaction():
                             return await work(conn)
                     return await work(conn)
             except Exception as exc:
-                atomic = read_only or transaction or single_statement
+                atomic = is_read or transaction or single_statement
                 retry = (
                     (
                         isinstance(exc, DatabaseUnavailable)
                         and exc.transient
-                        and (exc.before_work or read_only)
+                        and (exc.before_work or is_read)
                     )
                     or (not started and is_connectivity_error(exc))
                     or (atomic and is_rolled_back(exc))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
 from redis.asyncio import Redis
 
 import agora
@@ -14,39 +13,32 @@ from agora.db import Database
 from agora.health.checks import config_probe, postgres_probe, redis_probe
 from agora.health.monitor import CheckState, HealthMonitor
 from agora.health.routes import health_router
-from agora.lifecycle import AnswerCutOffRequests, Lifecycle
+from agora.lifecycle import Lifecycle
 
-__all__ = ["CheckState", "HealthMonitor", "health_router", "install_health", "running_checks"]
+__all__ = ["CheckState", "HealthMonitor", "health_router", "new_monitor", "running_checks"]
 
 
-def install_health(app: FastAPI, service: ServiceName, settings: Settings) -> HealthMonitor:
-    """Probe routes, the process's lifecycle and its health monitor (on ``app.state``), and
-    the 503 for requests a drain cuts off. Call before the request-context middleware is
-    added, so that middleware wraps this one."""
-    lifecycle = Lifecycle()
-    monitor = HealthMonitor(
+def new_monitor(service: ServiceName, settings: Settings) -> HealthMonitor:
+    """The process's health monitor and, as ``monitor.lifecycle``, its lifecycle. The probe
+    routes (``health_router``) answer from it; the drain's 503s come from
+    ``AnswerCutOffRequests`` in the middleware stack (``agora.app``)."""
+    return HealthMonitor(
         service=service,
         instance_id=settings.instance_id,
         version=agora.__version__,
-        lifecycle=lifecycle,
+        lifecycle=Lifecycle(),
         interval_s=settings.health_check_interval_s,
         timeout_s=settings.health_check_timeout_s,
     )
-    app.state.lifecycle = lifecycle
-    app.state.health = monitor
-    app.include_router(health_router())
-    app.add_middleware(AnswerCutOffRequests, lifecycle=lifecycle)
-    return monitor
 
 
 @asynccontextmanager
 async def running_checks(
-    app: FastAPI, service: ServiceName, settings: Settings, db: Database, redis: Redis
+    monitor: HealthMonitor, service: ServiceName, settings: Settings, db: Database, redis: Redis
 ) -> AsyncIterator[None]:
     """The standard checks, running for as long as the app is. PostgreSQL is hard for every
     service; Redis is hard for realtime only (no fan-out without it): auth and posts fall back
     to PostgreSQL and report ``degraded``."""
-    monitor: HealthMonitor = app.state.health
     monitor.add_check("postgres", postgres_probe(db, settings.require_database_url()), hard=True)
     monitor.add_check("redis", redis_probe(redis), hard=service == "realtime")
     monitor.add_check("config", config_probe(service, settings), hard=True)

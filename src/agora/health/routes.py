@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from agora.health.monitor import HealthMonitor
@@ -29,30 +29,25 @@ def _json(body: Any, status: int = 200) -> Response:
     )
 
 
-def _monitor(request: Request) -> HealthMonitor:
-    monitor: HealthMonitor = request.app.state.health
-    return monitor
-
-
 async def live() -> Response:
     return Response(_ALIVE, media_type="application/json", headers={"cache-control": "no-store"})
 
 
-async def live_detail(request: Request) -> Response:
-    return _json({"status": "ok", **_monitor(request).identity()})
+def health_router(monitor: HealthMonitor) -> APIRouter:
+    """The probes of ``monitor``'s process (built with the app: probes answer before start-up
+    completes and after shutdown begins)."""
 
+    async def live_detail() -> Response:
+        return _json({"status": "ok", **monitor.identity()})
 
-async def ready(request: Request) -> Response:
-    status, body = _monitor(request).readiness(detail=False)
-    return _json(body, status)
+    async def ready() -> Response:
+        status, body = monitor.readiness(detail=False)
+        return _json(body, status)
 
+    async def ready_detail() -> Response:
+        status, body = monitor.readiness(detail=True)
+        return _json(body, status)
 
-async def ready_detail(request: Request) -> Response:
-    status, body = _monitor(request).readiness(detail=True)
-    return _json(body, status)
-
-
-def health_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     router.add_api_route("/healthz", live, methods=["GET"])
     router.add_api_route("/healthz/live", live_detail, methods=["GET"])

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from agora import __version__
 from agora.config import Settings
@@ -18,13 +19,14 @@ from agora.observability.metrics import BUILD_INFO
 
 
 @asynccontextmanager
-async def observability(app: FastAPI, service: str, settings: Settings) -> AsyncIterator[None]:
+async def observability(
+    app: FastAPI, service: str, settings: Settings, redis: Redis
+) -> AsyncIterator[None]:
     """Metrics at zero, tracing (after any fork: this runs in the serving process), the
     active-users flusher; at exit, spans exported and logs flushed."""
     preinitialise(service, app.routes)
     BUILD_INFO.labels(__version__, settings.build_revision).set(1)
     route_templates.prepare(app, app.routes)
-    redis = app.state.redis
     traced = tracing.start(
         service, settings.otlp_endpoint, settings.effective_trace_sample_ratio, redis=redis
     )

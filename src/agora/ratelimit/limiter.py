@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -53,20 +54,22 @@ class RateLimiter:
 
     async def hit(self, key: str, rate: Rate) -> Decision:
         """Count one request of ``key`` against ``rate``; never raises for a Redis problem."""
-        decision, _ = await self._decide(key, rate, None)
+        decision, _, _ = await self._decide(key, rate, None, None)
         return decision
 
     async def hit_and_check(
-        self, key: str, rate: Rate, exists_key: str
-    ) -> tuple[Decision, bool | None]:
-        """``hit``, and whether ``exists_key`` exists, in the same round trip (the request's
-        other per-user read rides along); ``None`` when the in-process fallback decided."""
-        return await self._decide(key, rate, exists_key)
+        self, key: str, rate: Rate, exists_key: str, lookup: tuple[str, str] | None = None
+    ) -> tuple[Decision, bool | None, list[Any] | None]:
+        """``hit``, whether ``exists_key`` exists and, with ``lookup`` (script SHA, key), that
+        script's reply, in the same round trip (the request's other per-user reads ride
+        along); ``None`` for what the in-process fallback could not answer."""
+        return await self._decide(key, rate, exists_key, lookup)
 
     async def _decide(
-        self, key: str, rate: Rate, exists_key: str | None
-    ) -> tuple[Decision, bool | None]:
+        self, key: str, rate: Rate, exists_key: str | None, lookup: tuple[str, str] | None
+    ) -> tuple[Decision, bool | None, list[Any] | None]:
         if time.monotonic() >= self._retry_redis_at:
+            looked: list[Any] | None = None
             try:
                 async with asyncio.timeout(self.timeout_s):
                     if exists_key is None:
@@ -75,8 +78,8 @@ class RateLimiter:
                         )
                         exists = None
                     else:
-                        decision, exists = await self.redis_store.hit_and_check(
-                            key, rate, exists_key, strike_ttl_s=self.max_backoff_s
+                        decision, exists, looked = await self.redis_store.hit_check_and_look(
+                            key, rate, exists_key, lookup, strike_ttl_s=self.max_backoff_s
                         )
             except (RedisError, OSError, TimeoutError) as exc:
                 self._fall_back(exc)
@@ -84,8 +87,8 @@ class RateLimiter:
                 if self._on_fallback:
                     self._on_fallback = False
                     log.info("rate limiter back on Redis")
-                return decision, exists
-        return self.memory.hit(key, rate, strike_ttl_s=self.max_backoff_s), None
+                return decision, exists, looked
+        return self.memory.hit(key, rate, strike_ttl_s=self.max_backoff_s), None, None
 
     def _fall_back(self, exc: BaseException) -> None:
         self._retry_redis_at = time.monotonic() + self.fallback_s

@@ -5,8 +5,8 @@ One limit applies to each request, chosen before the route runs:
 - ``credentials``: register, login and refresh, per client address (password guessing and
   account farming are what these endpoints attract; the caller has no identity yet);
 - ``user``: any request with a valid bearer token, per user id, shared by every service and
-  instance. The token is verified here with the service's own verifier, which remembers
-  verified tokens, so the route's own check of the same token is a dictionary lookup;
+  instance. The token was verified once by the identity step before this one
+  (``agora.security.identity``); this reads its outcome from the scope;
 - ``anonymous``: everything else (no token, or one that does not verify), per address.
 
 A WebSocket upgrade is a request like any other (its token may also come as the
@@ -24,10 +24,13 @@ import hmac
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agora.cache import prefetch
+from agora.cache.prefetch import Lookahead
 from agora.config import Settings
 from agora.errors import send_error, websocket_error_frame
 from agora.observability.logging import get_logger
@@ -36,9 +39,8 @@ from agora.ratelimit.clients import Networks, bucket_name, client_address
 from agora.ratelimit.gcra import Decision
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import Rate
-from agora.security.dependencies import bearer_token, query_token
+from agora.security.identity import identity_of
 from agora.security.revocation import DeletedUsers
-from agora.security.tokens import InvalidToken, TokenVerifier
 
 log = get_logger(__name__)
 
@@ -80,8 +82,19 @@ def build_rate_limiter(settings: Settings, redis: Redis) -> RateLimiter:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        limiter: RateLimiter,
+        deleted_users: DeletedUsers | None,
+        lookahead: Lookahead | None = None,
+    ) -> None:
         self.app = app
+        self.lookahead = lookahead
+        self.limiter = limiter
+        self.deleted_users = deleted_users
         self.user = Policy("user", settings.ratelimit_user)
         self.credentials = Policy("credentials", settings.ratelimit_credentials)
         self.anonymous = Policy("anonymous", settings.ratelimit_anonymous)
@@ -95,19 +108,13 @@ class RateLimitMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        authorization: str | None = None
         internal: bytes | None = None
         forwarded: list[str] = []
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
+            if name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
             elif name == INTERNAL_TOKEN_HEADER:
                 internal = value
-        token = bearer_token(authorization)
-        if token is None and scope["type"] == "websocket":
-            token = query_token(scope)
         if self._internal(internal):
             await self.app(scope, receive, send)
             return
@@ -117,25 +124,28 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        state = scope["app"].state
+        identity = identity_of(scope)
         user_id: str | None = None
         if scope["path"].rstrip("/") in CREDENTIAL_PATHS:
             policy, key = self.credentials, f"credentials:{bucket_name(address)}"
-        elif user_id := await _user_id(getattr(state, "verifier", None), token):
+        elif user_id := identity.user_id:
             policy, key = self.user, f"user:{user_id}"
         else:
             policy, key = self.anonymous, f"anonymous:{bucket_name(address)}"
-        limiter: RateLimiter = state.ratelimiter
-        deleted_users: DeletedUsers | None = getattr(state, "deleted_users", None)
-        if user_id and deleted_users is not None:
-            # The account's deletion mark rides in the same round trip as the limit.
-            decision, deleted = await limiter.hit_and_check(
-                key, policy.rate, deleted_users.mark_key(user_id)
+        entry: str | None = None
+        looked: list[Any] | None = None
+        if user_id and self.deleted_users is not None:
+            # The account's deletion mark, and the cache lookup the route is known to make,
+            # ride in the same round trip as the limit.
+            lookup = None
+            if self.lookahead is not None and scope["type"] == "http":
+                entry = self.lookahead.entry_for(scope, user_id)
+                lookup = (self.lookahead.script_sha, entry) if entry is not None else None
+            decision, identity.deleted, looked = await self.limiter.hit_and_check(
+                key, policy.rate, self.deleted_users.mark_key(user_id), lookup
             )
-            if deleted is not None:
-                deleted_users.remember(scope, user_id, deleted)
         else:
-            decision = await limiter.hit(key, policy.rate)
+            decision = await self.limiter.hit(key, policy.rate)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(policy.name).inc()
             if scope["type"] == "websocket":
@@ -153,7 +163,14 @@ class RateLimitMiddleware:
                 message["headers"] = [*message.get("headers", ()), *headers]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        if entry is None or looked is None:
+            await self.app(scope, receive, send_with_headers)
+            return
+        offered = prefetch.offer(entry, looked)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            prefetch.withdraw(offered)
 
     def _internal(self, presented: bytes | None) -> bool:
         if self.internal_token is None or presented is None:
@@ -188,20 +205,6 @@ async def _refuse_upgrade(receive: Receive, send: Send, policy: Policy, decision
     )
     await send({"type": "websocket.send", "text": frame})
     await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "rate limited"})
-
-
-async def _user_id(verifier: TokenVerifier | None, token: str | None) -> str | None:
-    if verifier is None or token is None:
-        return None
-    try:
-        return (await verifier.verify(token)).user_id
-    except InvalidToken:
-        return None
-    except Exception:
-        # The verifier could not decide (say, auth's key store could not reload): count the
-        # request as anonymous here; the route's own check reports the failure.
-        log.warning("token check failed in the rate limiter; counted as anonymous")
-        return None
 
 
 def _headers(policy: Policy, decision: Decision) -> list[tuple[bytes, bytes]]:

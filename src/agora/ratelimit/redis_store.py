@@ -68,27 +68,56 @@ class RedisStore:
     async def hit_and_check(
         self, key: str, rate: Rate, exists_key: str, *, strike_ttl_s: float
     ) -> tuple[Decision, bool]:
-        """``hit`` and ``EXISTS exists_key`` in one round trip: a pipeline rather than one
-        script, because the other key may live in another Cluster slot. The script goes by its
-        SHA (a pipeline of registered scripts would ask ``SCRIPT EXISTS`` first, a round trip
-        of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the pair sent
-        again — the script had not run, so nothing is counted twice."""
+        """``hit`` and ``EXISTS exists_key`` in one round trip."""
+        decision, exists, _ = await self.hit_check_and_look(
+            key, rate, exists_key, None, strike_ttl_s=strike_ttl_s
+        )
+        return decision, exists
+
+    async def hit_check_and_look(
+        self,
+        key: str,
+        rate: Rate,
+        exists_key: str,
+        lookup: tuple[str, str] | None,
+        *,
+        strike_ttl_s: float,
+    ) -> tuple[Decision, bool, list[Any] | None]:
+        """``hit``, ``EXISTS exists_key`` and, with ``lookup`` = (script SHA, key), that
+        script's reply, in one round trip: a pipeline rather than one script, because the
+        other keys may live in other Cluster slots (docs/architecture.md). The script goes by
+        its SHA (a pipeline of registered scripts would ask ``SCRIPT EXISTS`` first, a round
+        trip of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the
+        pipeline sent again — the script had not run, so nothing is counted twice. The
+        lookup's reply is None when it failed: its owner asks again itself."""
         keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
-        reply, exists = await self._pipelined(keys, args, exists_key)
-        if isinstance(reply, NoScriptError):
+        replies = await self._pipelined(keys, args, exists_key, lookup)
+        if isinstance(replies[0], NoScriptError):
             self._script.sha = await self._redis.script_load(GCRA_SCRIPT)
-            reply, exists = await self._pipelined(keys, args, exists_key)
+            replies = await self._pipelined(keys, args, exists_key, lookup)
+        reply, exists = replies[0], replies[1]
         for result in (reply, exists):
             if isinstance(result, Exception):
                 raise result
-        return _decision(rate, reply), bool(exists)
+        looked = replies[2] if lookup is not None else None
+        return (
+            _decision(rate, reply),
+            bool(exists),
+            None if isinstance(looked, Exception) else looked,
+        )
 
     async def _pipelined(
-        self, keys: tuple[str, str], args: list[str | int | float], exists_key: str
+        self,
+        keys: tuple[str, str],
+        args: list[str | int | float],
+        exists_key: str,
+        lookup: tuple[str, str] | None,
     ) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             pipe.exists(exists_key)
+            if lookup is not None:
+                pipe.evalsha(lookup[0], 1, lookup[1])
             results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
 

@@ -19,12 +19,7 @@ from agora.resilience.registry import Breakers
 ADMIN_PREFIX = "/admin"
 
 
-def _breakers(request: Request) -> Breakers:
-    breakers: Breakers = request.app.state.breakers
-    return breakers
-
-
-def admin_routes(settings: Settings) -> APIRouter:
+def admin_routes(settings: Settings, breakers: Breakers) -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False)
     token = settings.admin_token
 
@@ -49,12 +44,11 @@ def admin_routes(settings: Settings) -> APIRouter:
     @router.get("/breakers")
     async def list_breakers(request: Request) -> dict[str, object]:
         authorize(request)
-        return {"instance_id": settings.instance_id, "breakers": describe(_breakers(request))}
+        return {"instance_id": settings.instance_id, "breakers": describe(breakers)}
 
     @router.post("/breakers/{name}/reset")
     async def reset_breaker(name: str, request: Request) -> Response:
         authorize(request)
-        breakers = _breakers(request)
         try:
             breaker = breakers.get(name)
         except KeyError as exc:

@@ -1,60 +1,48 @@
-"""FastAPI dependencies for the caller's identity (bearer access tokens)."""
+"""FastAPI dependencies for the caller's identity, read from what the identity step
+(``agora.security.identity``) put in the scope: the token is verified once per request."""
 
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import parse_qs
 
-from fastapi import Depends, Request
-from starlette.types import Scope
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from agora.errors import Unauthenticated
 from agora.observability.context import bind_user
+from agora.runtime import runtime_of
+from agora.security.identity import Identity, identity_of
 from agora.security.revocation import DeletedUsers
 from agora.security.tokens import InvalidToken, Principal, TokenVerifier
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def query_token(scope: Scope) -> str | None:
-    """A WebSocket upgrade's ``access_token`` query parameter (browsers cannot set headers on
-    one). The first value, when repeated: the rate limiter and the route must read the same."""
-    tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
-    return tokens[0] if tokens else None
-
-
 async def authenticate(
-    verifier: TokenVerifier,
-    token: str | None,
-    deleted_users: DeletedUsers | None = None,
-    scope: Scope | None = None,
+    identity: Identity, verifier: TokenVerifier, deleted_users: DeletedUsers
 ) -> Principal:
+    """The principal of ``identity``, or the 401 that says why there is none. When the
+    identity step's verifier could not decide (say, a key store that could not reload), the
+    route asks once more: what it then raises is the route's answer (a 503 or 500)."""
+    token = identity.token
     if token is None:
         raise Unauthenticated("a bearer access token is required")
-    try:
-        principal = await verifier.verify(token)
-    except InvalidToken as exc:
-        raise Unauthenticated(str(exc), code="invalid_token") from exc
-    if deleted_users is not None and await deleted_users.is_deleted(principal.user_id, scope):
+    principal = identity.principal
+    if identity.undecided is not None:
+        try:
+            principal = await verifier.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc), code="invalid_token") from exc
+    if principal is None:
+        raise Unauthenticated(identity.invalid_reason or "invalid token", code="invalid_token")
+    if await deleted_users.is_deleted(principal.user_id, prefetched=identity.deleted):
         raise Unauthenticated("the account of this token has been deleted", code="invalid_token")
     bind_user(principal.user_id)
     return principal
 
 
-async def require_principal(request: Request) -> Principal:
-    state = request.app.state
+async def require_principal(connection: HTTPConnection) -> Principal:
+    runtime = runtime_of(connection)
     return await authenticate(
-        state.verifier,
-        bearer_token(request.headers.get("authorization")),
-        getattr(state, "deleted_users", None),
-        request.scope,
+        identity_of(connection.scope), runtime.verifier, runtime.infra.deleted_users
     )
 
 

@@ -15,7 +15,6 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.types import Scope
 
 from agora.db import Database
 from agora.events import Event, publish
@@ -26,8 +25,6 @@ from agora.resilience import CircuitBreaker, CircuitOpenError
 log = get_logger(__name__)
 
 _PREFIX = "agora:deleted-user:"
-# Where a request carries the answer the rate limiter already read for it (same round trip).
-_PREFETCHED = "agora.deleted_user_checked"
 _WARN_EVERY_S = 10.0
 
 
@@ -54,12 +51,6 @@ class DeletedUsers:
     def mark_key(user_id: str) -> str:
         return f"{_PREFIX}{user_id}"
 
-    @staticmethod
-    def remember(scope: Scope, user_id: str, deleted: bool) -> None:
-        """Keep, for this request only, the mark's state read by the rate limiter's round trip,
-        so authentication does not ask Redis again microseconds later."""
-        scope.setdefault("state", {})[_PREFETCHED] = (user_id, deleted)
-
     async def mark(self, user_id: str) -> None:
         """Raises ``RedisError``: a deletion that cannot be announced must not commit."""
         await self._redis.set(self.mark_key(user_id), b"1", ex=self._ttl_s)
@@ -78,10 +69,11 @@ class DeletedUsers:
         except RedisError as exc:
             log.warning("could not clear a deletion mark", user_id=user_id, error=repr(exc))
 
-    async def is_deleted(self, user_id: str, scope: Scope | None = None) -> bool:
-        prefetched = scope.get("state", {}).get(_PREFETCHED) if scope is not None else None
-        if prefetched is not None and prefetched[0] == user_id:
-            return bool(prefetched[1])
+    async def is_deleted(self, user_id: str, *, prefetched: bool | None = None) -> bool:
+        """``prefetched``: the mark's state the rate limiter already read for this request
+        in its own round trip, so authentication does not ask Redis again."""
+        if prefetched is not None:
+            return prefetched
         try:
             with self._breaker.guard():
                 return bool(await self._redis.exists(self.mark_key(user_id)))

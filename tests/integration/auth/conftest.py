@@ -25,12 +25,12 @@ class AuthHarness:
 
     @property
     def db(self) -> Database:
-        db: Database = self.app.state.db
+        db: Database = self.app.runtime.infra.db
         return db
 
     @property
     def keystore(self) -> KeyStore:
-        keystore: KeyStore = self.app.state.keystore
+        keystore: KeyStore = self.app.runtime.parts.keystore
         return keystore
 
     async def register(self, username: str = "alice", **fields: Any) -> dict[str, Any]:

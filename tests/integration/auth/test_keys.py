@@ -184,9 +184,9 @@ async def test_keys_are_reloaded_in_the_background(
     )
     app = create_app(fast)
     await app_client(app)
-    keystore: KeyStore = app.state.keystore
+    keystore: KeyStore = app.runtime.parts.keystore
 
-    new_key = await rotate_signing_key(app.state.db, fast)
+    new_key = await rotate_signing_key(app.runtime.infra.db, fast)
 
     for _ in range(100):  # up to 5 s
         if keystore.current().kid == new_key.kid:

@@ -39,7 +39,7 @@ async def test_login_by_username_or_email_case_insensitively(auth: AuthHarness, 
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 900
     assert response.headers["cache-control"] == "no-store"
-    principal = await auth.app.state.verifier.verify(body["access_token"])
+    principal = await auth.app.runtime.verifier.verify(body["access_token"])
     assert principal.user_id == user["id"]
     family = await auth.db.fetchval(
         "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2::uuid",

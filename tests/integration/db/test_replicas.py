@@ -107,6 +107,36 @@ async def test_a_user_reads_their_own_write_on_any_instance(
         await other_instance.close()
 
 
+async def test_a_cache_fill_reads_the_primary_without_pinning_the_reader(
+    clusters: tuple[PgCluster, PgCluster], redis: Redis
+) -> None:
+    """A GET that misses the cache fills it from the primary (the call posts' and auth's
+    loaders make: ``read_only=False, writes=False``), but that is a read: the viewer is not
+    marked as a writer, so their next read still goes to the replica, on every instance."""
+    db = await make_db(clusters, redis)
+    other_instance = await make_db(clusters, redis)
+    viewer = str(uuid.uuid4())
+
+    async def in_recovery(conn: asyncpg.Connection) -> bool:
+        return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+
+    try:
+        filled_from_replica = await db.run(
+            in_recovery, read_only=False, writes=False, user_id=viewer
+        )
+        assert filled_from_replica is False  # the fill really read the primary
+        assert await redis.exists(f"agora:db:wrote:{viewer}") == 0
+        for instance in (db, other_instance):
+            assert await instance.run(in_recovery, read_only=True, user_id=viewer) is True
+        # The contrast: a real write with the same user does pin them to the primary.
+        await db.run(in_recovery, user_id=viewer)
+        assert await redis.exists(f"agora:db:wrote:{viewer}") == 1
+        assert await other_instance.run(in_recovery, read_only=True, user_id=viewer) is False
+    finally:
+        await db.close()
+        await other_instance.close()
+
+
 async def test_without_redis_the_writing_instance_still_reads_its_users_writes(
     clusters: tuple[PgCluster, PgCluster], paused: None
 ) -> None:

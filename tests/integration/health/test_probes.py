@@ -150,7 +150,7 @@ async def test_readiness_fails_as_soon_as_shutdown_begins(
     app = create_posts(settings, key_resolver=NO_KEYS)
     client = await app_client(app)
     assert (await client.get("/readyz")).status_code == 200
-    app.state.lifecycle.begin_shutdown()
+    app.lifecycle.begin_shutdown()
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["shutting_down"] is True

@@ -27,7 +27,7 @@ async def test_a_request_that_finds_no_free_connection_gets_503(
     client = await app_client(app)
     user = make_user()
     headers = {"Authorization": f"Bearer {tokens(user)}"}
-    db: Database = app.state.db
+    db: Database = app.runtime.infra.db
     async with db.connection():  # the only connection, held elsewhere
         started = time.monotonic()
         response = await client.get("/api/v1/posts/feed", headers=headers)

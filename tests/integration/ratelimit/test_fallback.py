@@ -55,7 +55,7 @@ async def test_redis_killed_falls_back_locally_and_comes_back(
         redis_url=own_redis.url(), ratelimit_user="5/minute", ratelimit_fallback_s=0.5
     )
     app = await start(create_app(settings, key_resolver=tokens.resolver))
-    limiter: RateLimiter = app.app.state.ratelimiter
+    limiter: RateLimiter = app.app.runtime.infra.limiter
     client = app.client()
     headers = {"Authorization": f"Bearer {tokens(make_user())}"}
     for _ in range(2):
@@ -112,7 +112,7 @@ async def test_a_frozen_redis_costs_one_short_timeout(
         redis_url=f"redis://127.0.0.1:{frozen_redis.port}{db}", redis_socket_timeout_s=5.0
     )
     app = await start(create_app(settings, key_resolver=tokens.resolver))
-    limiter: RateLimiter = app.app.state.ratelimiter
+    limiter: RateLimiter = app.app.runtime.infra.limiter
     client = app.client()
     headers = {"Authorization": f"Bearer {tokens(make_user())}"}
     assert (await client.get(FEED, headers=headers)).status_code == 200

@@ -116,7 +116,7 @@ async def test_sustained_flooding_is_closed_with_1008(
         assert 3.0 <= elapsed < 10.0, elapsed  # the grace is 3 s of continuous excess
 
     async def forgotten() -> bool:
-        return not server.app.state.hub.is_connected(user_id)
+        return not server.app.runtime.parts.hub.is_connected(user_id)
 
     await eventually(forgotten)
 

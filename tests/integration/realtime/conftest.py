@@ -42,7 +42,7 @@ class RunningServer:
 
     @property
     def dispatcher(self) -> EventDispatcher:
-        dispatcher: EventDispatcher = self.app.state.dispatcher
+        dispatcher: EventDispatcher = self.app.runtime.parts.dispatcher
         return dispatcher
 
 

@@ -166,7 +166,7 @@ async def test_subscriber_reconnects_after_losing_its_redis_connection(
     emit: Emit,
 ) -> None:
     alice = make_user()
-    subscriber = realtime.app.state.subscriber
+    subscriber = realtime.app.runtime.parts.subscriber
     async with open_socket(realtime, tokens(alice)) as ws:
         assert subscriber.subscribed.is_set()
         clients = await redis_client.client_list(_type="pubsub")

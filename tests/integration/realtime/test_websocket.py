@@ -26,7 +26,7 @@ async def assert_refused(server: RunningServer, *, url: str, headers: dict[str, 
         async with connect(url, additional_headers=headers, open_timeout=5):
             pytest.fail("the socket opened")
     assert excinfo.value.response.status_code == 403
-    assert len(server.app.state.hub) == 0
+    assert len(server.app.runtime.parts.hub) == 0
 
 
 async def test_missing_token_is_refused_before_upgrade(realtime: RunningServer) -> None:
@@ -71,11 +71,11 @@ async def test_valid_token_opens_a_socket_and_ping_gets_pong(
     async with open_socket(realtime, tokens(user_id), via=via) as ws:
         await ws.send('{"type": "ping"}')
         assert await receive(ws) == {"type": "pong"}
-        assert realtime.app.state.hub.is_connected(user_id)
+        assert realtime.app.runtime.parts.hub.is_connected(user_id)
 
     # The server notices the close and forgets the socket.
     async def forgotten() -> bool:
-        return not realtime.app.state.hub.is_connected(user_id)
+        return not realtime.app.runtime.parts.hub.is_connected(user_id)
 
     await eventually(forgotten)
 

@@ -56,7 +56,7 @@ async def test_a_missing_or_wrong_token_is_refused(
 
 async def test_list_and_reset(admin_app: tuple[FastAPI, httpx.AsyncClient]) -> None:
     app, client = admin_app
-    breakers: Breakers = app.state.breakers
+    breakers: Breakers = app.runtime.infra.breakers
     for _ in range(breakers.postgres.failure_threshold):
         breakers.postgres.record_failure()
     assert breakers.postgres.state is BreakerState.OPEN

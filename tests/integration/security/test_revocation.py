@@ -33,11 +33,9 @@ async def test_the_request_keeps_the_answer_the_limiter_read(
     await deleted_users.mark(alice)
     assert await deleted_users.is_deleted(alice)
 
-    scope: dict[str, object] = {"type": "http"}
-    deleted_users.remember(scope, alice, False)  # what the limiter read, a moment ago
-    assert not await deleted_users.is_deleted(alice, scope)  # no second read
-    # Remembered for one user only: anyone else is read from Redis.
+    # What the limiter read a moment ago is believed: no second read.
+    assert not await deleted_users.is_deleted(alice, prefetched=False)
     await deleted_users.mark(bob)
-    assert await deleted_users.is_deleted(bob, scope)
+    assert await deleted_users.is_deleted(bob, prefetched=True)
     # A request the limiter did not read for (fallback, allowlist) asks Redis itself.
-    assert await deleted_users.is_deleted(alice, {"type": "http"})
+    assert await deleted_users.is_deleted(alice, prefetched=None)

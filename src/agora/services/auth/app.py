@@ -6,27 +6,28 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-
 from agora.app import build_app
 from agora.cache import running_cache
 from agora.config import Settings
-from agora.resilience.registry import Breakers
+from agora.runtime import Infrastructure, ServiceApp, ServiceParts
 from agora.security.backoff import LoginBackoff
 from agora.security.passwords import PasswordHasher, is_common_password
 from agora.security.tokens import KeyResolver, TokenIssuer, TokenVerifier
 from agora.services.auth.keys import KeyStore
+from agora.services.auth.parts import AuthParts
 from agora.services.auth.routes import router
 from agora.services.auth.service import AuthService
 
 
-def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, key_resolver: KeyResolver | None = None
+) -> ServiceApp[AuthParts]:
     """``key_resolver`` is ignored: auth verifies its own tokens with its key store."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def start(infra: Infrastructure) -> AsyncIterator[ServiceParts[AuthParts]]:
         keystore = KeyStore(settings)
-        await keystore.ensure_active_key(app.state.db)
+        await keystore.ensure_active_key(infra.db)
         issuer = TokenIssuer(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
@@ -37,40 +38,40 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
         # the first sign-up does not wait for the common-password list.
         await hasher.dummy_hash()
         await asyncio.to_thread(is_common_password, "")
-        app.state.keystore = keystore
-        app.state.verifier = TokenVerifier(
+        verifier = TokenVerifier(
             keystore,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             leeway_s=settings.jwt_leeway_s,
         )
-        breakers: Breakers = app.state.breakers
         async with running_cache(
-            app.state.redis,
-            breakers.redis,
+            infra.redis,
+            infra.breakers.redis,
             timeout_s=settings.redis_socket_timeout_s,
             early_refresh_beta=settings.cache_early_refresh_beta,
         ) as cache:
-            app.state.cache = cache
-            app.state.auth_service = AuthService(
-                db=app.state.db,
+            auth = AuthService(
+                db=infra.db,
                 hasher=hasher,
                 keystore=keystore,
                 issuer=issuer,
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 backoff=LoginBackoff(
-                    app.state.redis,
+                    infra.redis,
                     threshold=settings.login_backoff_threshold,
                     max_s=settings.login_backoff_max_s,
                 ),
-                deleted_users=app.state.deleted_users,
+                deleted_users=infra.deleted_users,
                 cache=cache,
                 profile_ttl_s=settings.cache_profile_ttl_s,
             )
             keystore.start()
             try:
-                yield
+                yield ServiceParts(
+                    verifier=verifier,
+                    parts=AuthParts(auth=auth, keystore=keystore, cache=cache),
+                )
             finally:
                 await keystore.stop()
 
-    return build_app("auth", settings, routers=[router], lifespan=lifespan)
+    return build_app("auth", settings, routers=[router], start=start)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from agora.config import Settings
 from agora.errors import Unauthenticated
+from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal
 from agora.services.auth.cookies import (
     clear_session_cookies,
@@ -15,6 +16,7 @@ from agora.services.auth.cookies import (
     set_session_cookies,
 )
 from agora.services.auth.keys import KeyStore
+from agora.services.auth.parts import AuthParts
 from agora.services.auth.schemas import (
     AccountDeletion,
     Jwks,
@@ -34,18 +36,15 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 # Dependencies are async on purpose: FastAPI runs a plain ``def`` dependency in the thread
 # pool, a thread hand-off per request for what is an attribute read.
 async def _service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.auth_service
-    return service
+    return parts_of(request, AuthParts).auth
 
 
 async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return runtime_of(request).infra.settings
 
 
 async def _keystore(request: Request) -> KeyStore:
-    keystore: KeyStore = request.app.state.keystore
-    return keystore
+    return parts_of(request, AuthParts).keystore
 
 
 ServiceDep = Annotated[AuthService, Depends(_service)]

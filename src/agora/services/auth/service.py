@@ -312,7 +312,9 @@ class AuthService:
         async def load(storing: bool) -> Loaded[_Profile]:
             # A fill reads the primary: rows from a lagging replica stored under current
             # stamps would stay stale for a whole TTL. Uncached reads may use a replica.
-            async with self._db.connection(read_only=not storing, user_id=parsed) as conn:
+            async with self._db.connection(
+                read_only=not storing, writes=False, user_id=parsed
+            ) as conn:
                 row = await query(conn, parsed)
             if row is None:
                 return Loaded(None, None)

@@ -5,38 +5,40 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-
 from agora.app import build_app
 from agora.cache import running_cache
+from agora.cache.prefetch import Lookahead
 from agora.config import Settings
-from agora.resilience.registry import Breakers
+from agora.runtime import Infrastructure, ServiceApp, ServiceParts
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
+from agora.services.posts.caching import post_entry_for
+from agora.services.posts.parts import PostsParts
 from agora.services.posts.routes import router
 from agora.services.posts.service import PostsService
 
 
-def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, key_resolver: KeyResolver | None = None
+) -> ServiceApp[PostsParts]:
     """``key_resolver`` defaults to auth's JWKS over HTTP; tests pass the keys they trust."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        breakers: Breakers = app.state.breakers
+    async def start(infra: Infrastructure) -> AsyncIterator[ServiceParts[PostsParts]]:
         async with (
-            jwks_token_verifier(settings, key_resolver, breaker=breakers.jwks) as verifier,
+            jwks_token_verifier(settings, key_resolver, breaker=infra.breakers.jwks) as verifier,
             running_cache(
-                app.state.redis,
-                breakers.redis,
+                infra.redis,
+                infra.breakers.redis,
                 timeout_s=settings.redis_socket_timeout_s,
                 early_refresh_beta=settings.cache_early_refresh_beta,
             ) as cache,
         ):
-            app.state.verifier = verifier
-            app.state.cache = cache
-            app.state.posts = PostsService(
-                db=app.state.db, redis=app.state.redis, cache=cache, settings=settings
+            posts = PostsService(db=infra.db, redis=infra.redis, cache=cache, settings=settings)
+            yield ServiceParts(
+                verifier=verifier,
+                parts=PostsParts(posts=posts, cache=cache),
+                lookahead=Lookahead(post_entry_for, cache.lookup_sha),
             )
-            yield
 
-    return build_app("posts", settings, routers=[router], lifespan=lifespan)
+    return build_app("posts", settings, routers=[router], start=start)

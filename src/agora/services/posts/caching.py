@@ -14,9 +14,14 @@ finds its entry stale in the same round trip that would have served it.
 
 from __future__ import annotations
 
+import re
 import uuid
 
+from starlette.types import Scope
+
 from agora.cache import stamp
+from agora.cache.service import entry_key
+from agora.ids import parse_uuid
 
 
 def post_stamp(post_id: uuid.UUID | str) -> str:
@@ -35,6 +40,21 @@ def follows_stamp(user_id: uuid.UUID | str) -> str:
 
 def post_key(post_id: uuid.UUID, viewer_id: uuid.UUID) -> str:
     return f"{post_id}:{viewer_id}"
+
+
+_ONE_POST = re.compile(r"/api/v1/posts/([^/]+)")
+
+
+def post_entry_for(scope: Scope, user_id: str) -> str | None:
+    """The entry ``GET /api/v1/posts/{id}`` will look up (``PostsService.get_post``), known
+    before routing: the rate limiter sends that lookup in its own round trip."""
+    if scope.get("method") != "GET":
+        return None
+    match = _ONE_POST.fullmatch(scope["path"])
+    post, viewer = (parse_uuid(match[1]), parse_uuid(user_id)) if match else (None, None)
+    if post is None or viewer is None:
+        return None  # not this route (feed, notifications...), or an id that names nothing
+    return entry_key("post", post_key(post, viewer))
 
 
 def feed_key(reader_id: uuid.UUID, limit: int, cursor: str | None) -> str:

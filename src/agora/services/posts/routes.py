@@ -10,8 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from agora.runtime import parts_of
 from agora.security.dependencies import CurrentPrincipal
 from agora.services.posts.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from agora.services.posts.parts import PostsParts
 from agora.services.posts.schemas import (
     FollowState,
     NotificationPage,
@@ -25,8 +27,7 @@ from agora.services.posts.service import PostsService
 # Dependencies are async on purpose: FastAPI runs a plain ``def`` dependency in the thread
 # pool, a thread hand-off per request for what is an attribute read.
 async def _service(request: Request) -> PostsService:
-    service: PostsService = request.app.state.posts
-    return service
+    return parts_of(request, PostsParts).posts
 
 
 Service = Annotated[PostsService, Depends(_service)]

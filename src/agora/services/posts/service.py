@@ -158,6 +158,7 @@ class PostsService:
             row = await self._db.run(
                 lambda conn: repo.get_post(conn, post_id=target, viewer_id=viewer),
                 read_only=not storing,  # a fill reads the primary (see cache.Loader)
+                writes=False,  # ... and is still a read: the viewer stays on the replicas
                 user_id=viewer,
             )
             if row is None:
@@ -244,7 +245,9 @@ class PostsService:
                 )
                 return authors, rows
 
-            authors, rows = await self._db.run(read, read_only=not storing, user_id=reader)
+            authors, rows = await self._db.run(
+                read, read_only=not storing, writes=False, user_id=reader
+            )
             page = _post_page(rows, limit)
             if not storing or (authors is not None and len(authors) > most):
                 return Loaded(page, None)  # checking that many stamps costs more than a query

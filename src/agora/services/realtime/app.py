@@ -7,15 +7,15 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
-
 from agora.app import build_app
 from agora.config import Settings
 from agora.observability.logging import get_logger
 from agora.ratelimit.websocket import MessageLimits
+from agora.runtime import Infrastructure, ServiceApp, ServiceParts
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
 from agora.services.realtime.hub import Hub, reconnect_delay_ms
+from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.presence import Presence, run_heartbeat
 from agora.services.realtime.routes import router
 from agora.services.realtime.schemas import draining_frame
@@ -29,24 +29,28 @@ log = get_logger(__name__)
 _SUBSCRIBE_WAIT_S = 3.0
 
 
-def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, key_resolver: KeyResolver | None = None
+) -> ServiceApp[RealtimeParts]:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def start(infra: Infrastructure) -> AsyncIterator[ServiceParts[RealtimeParts]]:
         async with AsyncExitStack() as stack:
-            app.state.verifier = await stack.enter_async_context(
-                jwks_token_verifier(settings, key_resolver, breaker=app.state.breakers.jwks)
+            verifier = await stack.enter_async_context(
+                jwks_token_verifier(settings, key_resolver, breaker=infra.breakers.jwks)
             )
             hub = Hub()
             presence = Presence(
-                app.state.redis, instance_id=settings.instance_id, ttl_s=settings.presence_ttl_s
+                infra.redis, instance_id=settings.instance_id, ttl_s=settings.presence_ttl_s
             )
-            dispatcher = EventDispatcher(hub=hub, db=app.state.db)
-            subscriber = Subscriber(app.state.redis, settings.events_channel, dispatcher.handle)
-            app.state.hub = hub
-            app.state.ws_limits = MessageLimits.from_settings(settings)
-            app.state.presence = presence
-            app.state.dispatcher = dispatcher
-            app.state.subscriber = subscriber
+            dispatcher = EventDispatcher(hub=hub, db=infra.db)
+            subscriber = Subscriber(infra.redis, settings.events_channel, dispatcher.handle)
+            parts = RealtimeParts(
+                hub=hub,
+                presence=presence,
+                dispatcher=dispatcher,
+                subscriber=subscriber,
+                ws_limits=MessageLimits.from_settings(settings),
+            )
 
             def local_entries() -> Iterator[tuple[str, str]]:
                 return ((conn.user_id, conn.id) for conn in hub.connections())
@@ -63,7 +67,7 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
             ]
             stack.push_async_callback(_cancel, tasks)
             jitter_ms = settings.ws_reconnect_jitter_ms
-            app.state.lifecycle.on_drain(
+            infra.lifecycle.on_drain(
                 lambda: hub.drain(lambda: draining_frame(reconnect_delay_ms(jitter_ms)))
             )
             try:
@@ -71,9 +75,9 @@ def create_app(settings: Settings, *, key_resolver: KeyResolver | None = None) -
                     await subscriber.subscribed.wait()
             except TimeoutError:
                 log.warning("started before the events subscription; still retrying")
-            yield
+            yield ServiceParts(verifier=verifier, parts=parts)
 
-    return build_app("realtime", settings, routers=[router], lifespan=lifespan)
+    return build_app("realtime", settings, routers=[router], start=start)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -6,13 +6,11 @@ from fastapi import APIRouter, Request, WebSocket
 
 from agora.errors import ApiError, NotFound
 from agora.observability.logging import get_logger
-from agora.security.dependencies import (
-    CurrentPrincipal,
-    authenticate,
-    bearer_token,
-    query_token,
-)
+from agora.runtime import parts_of, runtime_of
+from agora.security.dependencies import CurrentPrincipal, authenticate
+from agora.security.identity import identity_of
 from agora.services.realtime import service
+from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.schemas import PresencePublic
 
 log = get_logger(__name__)
@@ -25,11 +23,14 @@ POLICY_VIOLATION = service.POLICY_VIOLATION
 @router.websocket("/ws")
 async def events_socket(websocket: WebSocket) -> None:
     """Push channel. The token is checked before the upgrade: a refused client gets HTTP 403
-    and never an open socket. Verification is local (JWKS cache), no database call."""
-    state = websocket.app.state
-    token = bearer_token(websocket.headers.get("authorization")) or query_token(websocket.scope)
+    and never an open socket. The identity step verified the token (JWKS cache, no database
+    call); this reads its outcome."""
+    runtime = runtime_of(websocket)
+    parts = parts_of(websocket, RealtimeParts)
     try:
-        principal = await authenticate(state.verifier, token, state.deleted_users)
+        principal = await authenticate(
+            identity_of(websocket.scope), runtime.verifier, runtime.infra.deleted_users
+        )
     except ApiError as exc:
         log.debug("websocket refused", reason=exc.message)
         await websocket.close(code=POLICY_VIOLATION)
@@ -42,10 +43,10 @@ async def events_socket(websocket: WebSocket) -> None:
     await service.run_session(
         websocket,
         user_id=user_id,
-        hub=state.hub,
-        presence=state.presence,
-        max_message_bytes=state.settings.ws_max_message_bytes,
-        limits=state.ws_limits,
+        hub=parts.hub,
+        presence=parts.presence,
+        max_message_bytes=runtime.infra.settings.ws_max_message_bytes,
+        limits=parts.ws_limits,
     )
 
 
@@ -54,5 +55,6 @@ async def get_presence(user_id: str, request: Request, _: CurrentPrincipal) -> P
     canonical = service.canonical_user_id(user_id)
     if canonical is None:
         raise NotFound("no such user")
-    online = await service.user_presence(request.app.state.presence, user_id=canonical)
+    presence = parts_of(request, RealtimeParts).presence
+    online = await service.user_presence(presence, user_id=canonical)
     return PresencePublic(user_id=canonical, online=online)
