@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from agora.config import Settings
 from agora.errors import ApiError, NotFound, Unauthenticated
 from agora.resilience.registry import Breakers
+from agora.security.strings import Text
 
 ADMIN_PREFIX = "/admin"
 
@@ -52,7 +53,7 @@ def admin_routes(settings: Settings) -> APIRouter:
         return {"instance_id": settings.instance_id, "breakers": describe(_breakers(request))}
 
     @router.post("/breakers/{name}/reset")
-    async def reset_breaker(name: str, request: Request) -> Response:
+    async def reset_breaker(name: Text, request: Request) -> Response:
         authorize(request)
         breakers = _breakers(request)
         try:

@@ -12,6 +12,7 @@ from agora.security.dependencies import (
     bearer_token,
     query_token,
 )
+from agora.security.strings import Text
 from agora.services.realtime import service
 from agora.services.realtime.schemas import PresencePublic
 
@@ -50,7 +51,7 @@ async def events_socket(websocket: WebSocket) -> None:
 
 
 @router.get("/api/v1/realtime/presence/{user_id}")
-async def get_presence(user_id: str, request: Request, _: CurrentPrincipal) -> PresencePublic:
+async def get_presence(user_id: Text, request: Request, _: CurrentPrincipal) -> PresencePublic:
     canonical = service.canonical_user_id(user_id)
     if canonical is None:
         raise NotFound("no such user")
