@@ -160,7 +160,13 @@ def requests(draw: st.DrawFn, endpoint: Endpoint, known_ids: tuple[str, ...]) ->
     }
 
 
+# Readiness answers 503 by contract while a dependency is slow (this machine is often loaded).
+_READINESS = ("/readyz", "/healthz/ready")
+
+
 def assert_contract(response: httpx.Response, request: dict[str, Any]) -> None:
+    if request["url"] in _READINESS and response.status_code == 503:
+        return
     assert response.status_code < 500, (request, response.status_code, response.text)
     if response.status_code < 400 or request["method"] == "HEAD":
         return  # a HEAD answer has no body to check
