@@ -232,5 +232,5 @@ def production_settings(**overrides: Any) -> Settings:
     return Settings(
         env="production",
         key_encryption_key=Fernet.generate_key().decode(),
-        **overrides,
+        **{"trusted_proxies": ["127.0.0.0/8", "::1/128"], **overrides},
     )

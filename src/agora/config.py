@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     gateway_tls_key_file: str | None = None
     gateway_client_rps: int = Field(default=100, ge=1)
     gateway_total_rps: int = Field(default=5000, ge=1)
+    # Proxies in front of the gateway (load balancers) that append their peer to
+    # X-Forwarded-For: the client is that many entries from the right. 0: the TCP peer.
+    gateway_trusted_hops: int = Field(default=0, ge=0, le=10)
 
     _split = field_validator(
         "database_replica_urls",

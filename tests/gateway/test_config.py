@@ -183,6 +183,7 @@ def test_cli_renders_a_valid_container_configuration(
     tmp_path: Path, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGORA_ENV", "production")
+    monkeypatch.setenv("AGORA_TRUSTED_PROXIES", "10.0.0.0/8")
     monkeypatch.setenv("AGORA_KEY_ENCRYPTION_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("AGORA_GATEWAY_TLS_CERT_FILE", str(tls.cert_file))
     monkeypatch.setenv("AGORA_GATEWAY_TLS_KEY_FILE", str(tls.key_file))

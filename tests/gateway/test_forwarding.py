@@ -33,6 +33,7 @@ def production_gateway(recorder: Recorder, tmp_path: Path) -> Iterator[Gateway]:
     https_port_settings = gateway_settings()
     settings = gateway_settings(
         env="production",
+        trusted_proxies=["127.0.0.0/8", "::1/128"],
         key_encryption_key=Fernet.generate_key().decode(),
         gateway_http_port=https_port_settings.gateway_http_port,
         gateway_https_port=https_port_settings.gateway_https_port,
@@ -113,6 +114,26 @@ def test_client_address_comes_from_the_connection_not_from_headers(
     assert "x-agora-internal-token" not in seen
     entry = production_gateway.access_entry(response.headers["x-request-id"])
     assert entry["client.address"] == "127.0.0.2"
+
+
+def test_behind_a_load_balancer_the_client_is_the_trusted_hop(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """With one trusted hop (a load balancer that appends its peer to X-Forwarded-For), the
+    client is the right-most entry; what the client itself put further left is not believed."""
+    gateway = start_gateway(
+        gateway_settings(gateway_trusted_hops=1), recorder_ports(recorder), tmp_path
+    )
+    try:
+        # The client forged 6.6.6.6; the load balancer appended the peer it saw, 203.0.113.7.
+        forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}
+        response = httpx.get(f"{gateway.url}/api/v1/auth/whoami", headers=forwarded, timeout=10)
+        assert response.status_code == 200
+        assert recorder.seen[-1]["x-forwarded-for"] == "203.0.113.7"
+        entry = gateway.access_entry(response.headers["x-request-id"])
+        assert entry["client.address"] == "203.0.113.7"
+    finally:
+        gateway.stop()
 
 
 def test_rate_limits_per_client_address_and_overall(recorder: Recorder, tmp_path: Path) -> None:

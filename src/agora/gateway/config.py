@@ -163,6 +163,7 @@ def render_config(
         "https_redirect_port": settings.gateway_public_https_port,
         "idle_timeout_s": min(IDLE_TIMEOUT_S, settings.keep_alive_timeout_s - 5),
         "route_timeout_s": ROUTE_TIMEOUT_S,
+        "trusted_hops": settings.gateway_trusted_hops,
         "cors": _cors(settings.cors_origins),
         "ratelimit": {
             "client_rps": settings.gateway_client_rps,

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from agora.config import Settings
 from agora.errors import ApiError, NotFound, Unauthenticated
 from agora.resilience.registry import Breakers
+from agora.security.strings import Text
 
 ADMIN_PREFIX = "/admin"
 
@@ -47,7 +48,7 @@ def admin_routes(settings: Settings, breakers: Breakers) -> APIRouter:
         return {"instance_id": settings.instance_id, "breakers": describe(breakers)}
 
     @router.post("/breakers/{name}/reset")
-    async def reset_breaker(name: str, request: Request) -> Response:
+    async def reset_breaker(name: Text, request: Request) -> Response:
         authorize(request)
         try:
             breaker = breakers.get(name)

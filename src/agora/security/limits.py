@@ -44,6 +44,14 @@ def json_too_deep(body: bytes, limit: int) -> bool:
     return False
 
 
+def is_json_media_type(content_type: bytes) -> bool:
+    """What FastAPI parses as JSON (``application/json``, ``application/*+json``), compared
+    case-insensitively and without parameters: media types are case-insensitive (RFC 9110)."""
+    media_type = content_type.partition(b";")[0].strip().lower()
+    main_type, _, subtype = media_type.partition(b"/")
+    return main_type == b"application" and (subtype == b"json" or subtype.endswith(b"+json"))
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -85,7 +93,7 @@ class RequestLimitsMiddleware:
                 await self._too_large(send)
                 return
             content_type = _header(scope, b"content-type") or b""
-            if b"json" in content_type and json_too_deep(body, self.max_json_depth):
+            if is_json_media_type(content_type) and json_too_deep(body, self.max_json_depth):
                 await _send_error(
                     send,
                     422,

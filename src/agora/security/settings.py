@@ -34,6 +34,14 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("AGORA_KEY_ENCRYPTION_KEY is required (signing keys are encrypted at rest)")
     if settings.cookie_secure is False:
         problems.append("AGORA_COOKIE_SECURE must not be off")
+    if "trusted_proxies" not in settings.model_fields_set:
+        # The loopback default fits only a gateway on the same host. Behind a remote gateway
+        # every client would share its address, and the per-address login limits would let one
+        # client's failed logins lock everyone out of login and refresh.
+        problems.append(
+            "AGORA_TRUSTED_PROXIES must be set explicitly: the gateway's addresses "
+            "(comma-separated IPs or CIDRs) whose X-Forwarded-For is believed"
+        )
     insecure = [o for o in settings.cors_origins if o.startswith("http://")]
     if insecure:
         problems.append(f"AGORA_CORS_ORIGINS must be https:// origins (got {', '.join(insecure)})")

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agora.services.posts.pagination import (
@@ -89,3 +89,23 @@ def test_garbage_is_rejected(value: str) -> None:
 def test_decode_never_raises_anything_but_invalid_cursor(value: str) -> None:
     with contextlib.suppress(InvalidCursor):
         decode_cursor(value)
+
+
+_OFFSETS = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+
+
+@given(st.datetimes(timezones=_OFFSETS), st.uuids())
+@example(datetime.min.replace(tzinfo=timezone(timedelta(hours=14))), uuid.UUID(int=0))
+@example(datetime.max.replace(tzinfo=timezone(timedelta(hours=-14))), uuid.UUID(int=0))
+def test_any_well_formed_cursor_decodes_to_a_utc_instant_or_is_invalid(
+    stamp: datetime, item: uuid.UUID
+) -> None:
+    # Near year 1 or 9999 a far offset leaves datetime's range once converted to UTC, which
+    # the database driver does: that must be InvalidCursor here, not an OverflowError later.
+    try:
+        cursor = decode_cursor(_b64(f"v1|{stamp.isoformat()}|{item}"))
+    except InvalidCursor:
+        return
+    assert cursor.created_at.astimezone(UTC) == stamp

@@ -69,3 +69,36 @@ async def test_a_declared_length_over_the_limit_is_refused_unread() -> None:
         response = await client.post("/", content=b"x" * 2048)
     assert response.status_code == 413
     assert not reached
+
+
+async def _ok(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"reached"})
+
+
+# Every spelling FastAPI parses as JSON (media types are case-insensitive, RFC 9110 8.3.1).
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/JSON",
+        "Application/Json; charset=utf-8",
+        "APPLICATION/JSON ;charset=UTF-8",
+        "application/merge-patch+json",
+        "application/VND.API+JSON",
+    ],
+)
+async def test_json_depth_is_checked_whatever_the_media_types_case(content_type: str) -> None:
+    async with _client(_ok, timeout_s=5) as client:
+        deep = await client.post("/", content=b"[" * 9, headers={"Content-Type": content_type})
+        shallow = await client.post("/", content=b"[[]]", headers={"Content-Type": content_type})
+    assert deep.status_code == 422
+    assert deep.json()["error"]["code"] == "json_too_deep"
+    assert shallow.text == "reached"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream"])
+async def test_other_media_types_are_not_scanned(content_type: str) -> None:
+    async with _client(_ok, timeout_s=5) as client:
+        response = await client.post("/", content=b"[" * 9, headers={"Content-Type": content_type})
+    assert response.text == "reached"

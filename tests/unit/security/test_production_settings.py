@@ -15,6 +15,7 @@ def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setenv("AGORA_ENV", "production")
     monkeypatch.setenv("AGORA_KEY_ENCRYPTION_KEY", KEY)
     monkeypatch.setenv("AGORA_CORS_ORIGINS", "https://app.example")
+    monkeypatch.setenv("AGORA_TRUSTED_PROXIES", "10.0.0.0/8")
     return monkeypatch
 
 
@@ -41,6 +42,18 @@ def test_production_refuses_each_development_default(
     production.setenv(variable, value)
     with pytest.raises(ConfigError, match=named):
         load_settings()
+
+
+def test_production_refuses_to_guess_which_proxies_to_trust(
+    production: pytest.MonkeyPatch,
+) -> None:
+    # The loopback default is right only when the gateway shares the host: behind a remote
+    # gateway every client would have its address, and one client's failed logins lock out all.
+    production.delenv("AGORA_TRUSTED_PROXIES")
+    with pytest.raises(ConfigError, match="AGORA_TRUSTED_PROXIES must be set explicitly"):
+        load_settings()
+    production.setenv("AGORA_TRUSTED_PROXIES", "127.0.0.0/8,::1/128")  # the default, said out loud
+    assert load_settings().trusted_proxies == ["127.0.0.0/8", "::1/128"]
 
 
 @pytest.mark.parametrize("value", ["not-a-key", f"{KEY},short"])

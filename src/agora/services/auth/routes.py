@@ -10,6 +10,7 @@ from agora.config import Settings
 from agora.errors import Unauthenticated
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal
+from agora.security.strings import Text
 from agora.services.auth.cookies import (
     clear_session_cookies,
     refresh_token_from,
@@ -124,7 +125,7 @@ async def delete_me(
 
 
 @router.get("/users/{user_id}")
-async def get_user(user_id: str, service: ServiceDep) -> UserPublic:
+async def get_user(user_id: Text, service: ServiceDep) -> UserPublic:
     return await service.public_profile(user_id)
 
 

@@ -18,6 +18,7 @@ from pydantic import (
 
 from agora.security.passwords import is_common_password
 from agora.security.sanitize import plain_text
+from agora.security.strings import HeaderText, Text, storable
 
 DISPLAY_NAME_MAX = 50
 BIO_MAX = 300
@@ -40,20 +41,21 @@ def _plain_text(max_chars: int) -> Callable[[str], str]:
 
 
 Username = Annotated[
-    str, BeforeValidator(_lowercase), StringConstraints(pattern=r"^[a-z0-9_]{3,30}$")
+    Text, BeforeValidator(_lowercase), StringConstraints(pattern=r"^[a-z0-9_]{3,30}$")
 ]
+Email = Annotated[EmailStr, AfterValidator(storable)]
 # The raw bound only caps the sanitiser's work; the real limit applies to the plain text.
 DisplayName = Annotated[
-    str,
+    Text,
     Field(max_length=DISPLAY_NAME_MAX * 10, description="plain text, markup is removed"),
     AfterValidator(_plain_text(DISPLAY_NAME_MAX)),
 ]
 Bio = Annotated[
-    str,
+    Text,
     Field(max_length=BIO_MAX * 10, description="plain text, markup is removed"),
     AfterValidator(_plain_text(BIO_MAX)),
 ]
-Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+Password = Annotated[Text, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
 
 def _not_common(password: str) -> str:
@@ -67,22 +69,23 @@ NewPassword = Annotated[Password, AfterValidator(_not_common)]
 
 class UserCreate(BaseModel):
     username: Username
-    email: EmailStr
+    email: Email
     password: NewPassword
     display_name: DisplayName = ""
 
 
 class LoginRequest(BaseModel):
-    username: Annotated[str, Field(min_length=1, max_length=320, description="username or e-mail")]
-    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+    username: Annotated[Text, Field(min_length=1, max_length=320, description="username or e-mail")]
+    password: Annotated[Text, Field(min_length=1, max_length=PASSWORD_MAX)]
 
 
 class AccountDeletion(BaseModel):
-    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+    password: Annotated[Text, Field(min_length=1, max_length=PASSWORD_MAX)]
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
+    # Also accepted from the refresh cookie: a body token must be one a Cookie header can carry.
+    refresh_token: Annotated[HeaderText, Field(min_length=1, max_length=256)]
 
 
 class ProfileUpdate(BaseModel):

@@ -56,10 +56,13 @@ def decode_cursor(value: str) -> Cursor:
             raise InvalidCursor("unsupported cursor version")
         created_at = datetime.fromisoformat(stamp)
         parsed_id = uuid.UUID(item_id)
+        if created_at.tzinfo is None:
+            raise InvalidCursor("malformed cursor")
+        # The database driver converts to UTC: an instant at the edge of datetime's range with
+        # a far offset (0001-01-01T00:00+14:00) has no UTC form, and must fail here, as a 400.
+        created_at = created_at.astimezone(UTC)
     except InvalidCursor:
         raise
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise InvalidCursor("malformed cursor") from exc
-    if created_at.tzinfo is None:
-        raise InvalidCursor("malformed cursor")
     return Cursor(created_at=created_at, id=parsed_id)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from agora.runtime import parts_of
 from agora.security.dependencies import CurrentPrincipal
+from agora.security.strings import Text
 from agora.services.posts.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from agora.services.posts.parts import PostsParts
 from agora.services.posts.schemas import (
@@ -34,7 +35,7 @@ Service = Annotated[PostsService, Depends(_service)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-100).")]
 # Not length-limited here: every bad cursor, too long included, is a 400 invalid_cursor.
 PageCursor = Annotated[
-    str | None, Query(description="`next_cursor` of the previous page; omit for the first page.")
+    Text | None, Query(description="`next_cursor` of the previous page; omit for the first page.")
 ]
 
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
@@ -73,7 +74,7 @@ async def notifications(
 
 @router.get("/users/{user_id}", summary="One user's posts, newest first (404 for no such user)")
 async def user_posts(
-    user_id: str,
+    user_id: Text,
     principal: CurrentPrincipal,
     service: Service,
     limit: Limit = DEFAULT_LIMIT,
@@ -88,7 +89,7 @@ async def user_posts(
     "/follows/{user_id}",
     summary="Follow a user (idempotent): 200 with {user_id, following: true}",
 )
-async def follow(user_id: str, principal: CurrentPrincipal, service: Service) -> FollowState:
+async def follow(user_id: Text, principal: CurrentPrincipal, service: Service) -> FollowState:
     return await service.set_follow(principal=principal, user_id=user_id, following=True)
 
 
@@ -96,12 +97,12 @@ async def follow(user_id: str, principal: CurrentPrincipal, service: Service) ->
     "/follows/{user_id}",
     summary="Unfollow a user (idempotent): 200 with {user_id, following: false}",
 )
-async def unfollow(user_id: str, principal: CurrentPrincipal, service: Service) -> FollowState:
+async def unfollow(user_id: Text, principal: CurrentPrincipal, service: Service) -> FollowState:
     return await service.set_follow(principal=principal, user_id=user_id, following=False)
 
 
 @router.get("/{post_id}", summary="One post")
-async def get_post(post_id: str, principal: CurrentPrincipal, service: Service) -> PostPublic:
+async def get_post(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.get_post(principal=principal, post_id=post_id)
 
 
@@ -111,7 +112,7 @@ async def get_post(post_id: str, principal: CurrentPrincipal, service: Service) 
     response_class=Response,
     summary="Delete a post (only its author; 403 for anyone else)",
 )
-async def delete_post(post_id: str, principal: CurrentPrincipal, service: Service) -> Response:
+async def delete_post(post_id: Text, principal: CurrentPrincipal, service: Service) -> Response:
     await service.delete_post(principal=principal, post_id=post_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -120,7 +121,7 @@ async def delete_post(post_id: str, principal: CurrentPrincipal, service: Servic
     "/{post_id}/like",
     summary="Like a post (idempotent): 200 with the post, liked_by_me true, current like_count",
 )
-async def like(post_id: str, principal: CurrentPrincipal, service: Service) -> PostPublic:
+async def like(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.set_like(principal=principal, post_id=post_id, liked=True)
 
 
@@ -128,5 +129,5 @@ async def like(post_id: str, principal: CurrentPrincipal, service: Service) -> P
     "/{post_id}/like",
     summary="Unlike a post (idempotent): 200 with the post, liked_by_me false, current like_count",
 )
-async def unlike(post_id: str, principal: CurrentPrincipal, service: Service) -> PostPublic:
+async def unlike(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.set_like(principal=principal, post_id=post_id, liked=False)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from agora.security.sanitize import plain_text
+from agora.security.strings import Text
 
 MAX_CONTENT_LENGTH = 500
 # Markup is stripped before the 500-character limit applies, so the raw text may be longer;
@@ -26,7 +27,7 @@ def _post_content(value: str) -> str:
     return text
 
 
-PostContent = Annotated[str, AfterValidator(_post_content)]
+PostContent = Annotated[Text, AfterValidator(_post_content)]
 
 
 class PostCreate(BaseModel):

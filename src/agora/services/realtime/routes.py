@@ -9,6 +9,7 @@ from agora.observability.logging import get_logger
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal, authenticate
 from agora.security.identity import identity_of
+from agora.security.strings import Text
 from agora.services.realtime import service
 from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.schemas import PresencePublic
@@ -51,7 +52,7 @@ async def events_socket(websocket: WebSocket) -> None:
 
 
 @router.get("/api/v1/realtime/presence/{user_id}")
-async def get_presence(user_id: str, request: Request, _: CurrentPrincipal) -> PresencePublic:
+async def get_presence(user_id: Text, request: Request, _: CurrentPrincipal) -> PresencePublic:
     canonical = service.canonical_user_id(user_id)
     if canonical is None:
         raise NotFound("no such user")
