@@ -131,6 +131,8 @@ def test_serves_and_drains_read_only_as_non_root(image: str, database: str, redi
         "AGORA_KEY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "AGORA_AUTH_JWKS_URL": f"http://127.0.0.1:{auth_port}/api/v1/auth/.well-known/jwks.json",
         "AGORA_SHUTDOWN_DELAY_S": "1",
+        # Production refuses to guess who the gateway is; here the host's loopback stands in.
+        "AGORA_TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
         **{f"AGORA_{k.upper()}": str(v) for k, v in FAST_HASH.items()},
         **{f"AGORA_{k.upper()}": v for k, v in GENEROUS_LIMITS.items()},
     }

@@ -72,6 +72,8 @@ def production_env(workdir: Path, database_url: str, redis_url: str) -> dict[str
     env.update(
         {
             "AGORA_ENV": "production",
+            # The gateway runs on this host: the services believe X-Forwarded-For from it only.
+            "AGORA_TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
             "AGORA_DATABASE_URL": database_url,
             "AGORA_REDIS_URL": redis_url,
             "AGORA_GATEWAY_TLS_CERT_FILE": str(tls.cert_file),
