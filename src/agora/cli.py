@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
 from agora.backup.cli import backup_app
+from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
 from agora.gateway.cli import gateway_app
 
 if TYPE_CHECKING:

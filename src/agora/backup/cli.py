@@ -103,7 +103,9 @@ def restore_command(
             formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S"],
         ),
     ] = None,
-    repo: Annotated[int | None, typer.Option(help="1 local, 2 S3 (default: first that has it)")] = None,
+    repo: Annotated[
+        int | None, typer.Option(help="1 local, 2 S3 (default: first that has it)")
+    ] = None,
 ) -> None:
     """Restore the latest backup into TARGET, replaying WAL to --to (or to the end)."""
     from agora.backup.physical import restore
@@ -123,7 +125,9 @@ def drill_command() -> None:
     from agora.backup.drill import drill
 
     report = _guarded("restore drill", drill)
-    typer.echo(f"RTO {report.rto_s:.1f}s (restore {report.restore_s:.1f}s), RPO {report.rpo_s:.1f}s")
+    typer.echo(
+        f"RTO {report.rto_s:.1f}s (restore {report.restore_s:.1f}s), RPO {report.rpo_s:.1f}s"
+    )
     typer.echo(f"pg_amcheck: {report.amcheck}")
     if not report.ok:
         for line in report.mismatches:

@@ -6,6 +6,7 @@ transaction that creates the restore point, so the restored cluster must match t
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from agora.backup import metrics
-from agora.backup.cluster import as_user, bindir, give_to, free_port, start, stop, wait_promoted
+from agora.backup.cluster import as_user, bindir, free_port, give_to, start, stop, wait_promoted
 from agora.backup.pgbackrest import LOCAL, BackupError, PgBackRest
 from agora.backup.physical import rpo_seconds
 from agora.backup.settings import BackupSettings
@@ -40,14 +41,16 @@ def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> list[sql.Composed]:
     rows = conn.execute(
         "SELECT schemaname, relname FROM pg_stat_user_tables ORDER BY schemaname, relname"
     ).fetchall()
-    return [sql.SQL("{}.{}").format(sql.Identifier(str(s)), sql.Identifier(str(t))) for s, t in rows]
+    return [
+        sql.SQL("{}.{}").format(sql.Identifier(str(s)), sql.Identifier(str(t))) for s, t in rows
+    ]
 
 
 def _counts(conn: psycopg.Connection[tuple[object, ...]], tables: list[sql.Composed]) -> Counts:
     counts: Counts = {}
     for table in tables:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-        counts[table.as_string(conn)] = int(row[0]) if row else 0
+        counts[table.as_string(conn)] = int(str(row[0])) if row else 0
     return counts
 
 
@@ -56,9 +59,7 @@ def mark_source(database_url: str, name: str) -> Counts:
         conn.execute("SET lock_timeout = '30s'")
         tables = _tables(conn)
         if tables:
-            conn.execute(
-                sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(tables))
-            )
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(tables)))
         counts = _counts(conn, tables)
         conn.execute("SELECT pg_create_restore_point(%s)", (name,))
         conn.commit()
@@ -66,7 +67,7 @@ def mark_source(database_url: str, name: str) -> Counts:
 
 
 def _database(database_url: str) -> str:
-    return psycopg.conninfo.conninfo_to_dict(database_url).get("dbname") or "postgres"
+    return str(psycopg.conninfo.conninfo_to_dict(database_url).get("dbname") or "postgres")
 
 
 def drill(
@@ -147,9 +148,6 @@ def _run(
         report.ok = not report.mismatches
     finally:
         if started:
-            try:
+            with contextlib.suppress(BackupError):  # stopped already; the files go anyway
                 stop(user, datadir)
-            except BackupError:
-                pass
         shutil.rmtree(workdir, ignore_errors=True)
-

@@ -67,7 +67,9 @@ def explain(output: str) -> str:
 def pgbackrest_binary() -> str:
     found = shutil.which("pgbackrest")
     if found is None:
-        raise ConfigError("pgbackrest is not installed (make backup-tools, or apt-get install pgbackrest)")
+        raise ConfigError(
+            "pgbackrest is not installed (make backup-tools, or apt-get install pgbackrest)"
+        )
     return found
 
 

@@ -12,7 +12,14 @@ import psycopg
 
 from agora.backup import metrics
 from agora.backup.cluster import give_to
-from agora.backup.pgbackrest import LOCAL, S3, BackupError, PgBackRest, archive_command, write_config
+from agora.backup.pgbackrest import (
+    LOCAL,
+    S3,
+    BackupError,
+    PgBackRest,
+    archive_command,
+    write_config,
+)
 from agora.backup.settings import BackupSettings
 
 
@@ -101,7 +108,9 @@ def latest_backup(settings: BackupSettings) -> dict[str, Any] | None:
 def verify(settings: BackupSettings) -> list[str]:
     """Check every backup and archived WAL file in each repository against its checksum."""
     tool = PgBackRest(settings)
-    return [tool.run(f"--repo={repo}", "verify", timeout=24 * 3600).stdout for repo in repos(settings)]
+    return [
+        tool.run(f"--repo={repo}", "verify", timeout=24 * 3600).stdout for repo in repos(settings)
+    ]
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,11 @@ class Restored:
 
 
 def restore(
-    settings: BackupSettings, target: Path, *, to: dt.datetime | None = None, repo: int | None = None
+    settings: BackupSettings,
+    target: Path,
+    *,
+    to: dt.datetime | None = None,
+    repo: int | None = None,
 ) -> Restored:
     """Restore the latest backup (then WAL to ``to``, or to the end) into ``target``."""
     if target.exists() and any(target.iterdir()):
@@ -127,4 +140,3 @@ def restore(
     started = time.monotonic()
     PgBackRest(settings).run(*args, "restore", timeout=24 * 3600)
     return Restored(target, time.monotonic() - started)
-

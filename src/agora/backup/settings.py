@@ -127,7 +127,9 @@ class BackupSettings(BaseSettings):
 
     def require_s3(self) -> str:
         if self.s3_bucket is None:
-            raise ConfigError("no S3 repository: set AGORA_BACKUP_S3_BUCKET (and its endpoint/keys)")
+            raise ConfigError(
+                "no S3 repository: set AGORA_BACKUP_S3_BUCKET (and its endpoint/keys)"
+            )
         if self.s3_access_key_id is None or self.s3_secret_access_key is None:
             raise ConfigError(
                 "AGORA_BACKUP_S3_ACCESS_KEY_ID and AGORA_BACKUP_S3_SECRET_ACCESS_KEY must be set"

@@ -29,7 +29,7 @@ static_resources:
     - transport_socket:
         name: envoy.transport_sockets.tls
         typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          "@type": "{tls_type}"
           common_tls_context:
             tls_certificates:
             - certificate_chain: {{filename: {cert}}}
@@ -49,6 +49,7 @@ static_resources:
       - lb_endpoints:
         - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
 """
+TLS_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,27 @@ def s3_stack(workdir: Path) -> Iterator[S3Stack]:
     bindir = Path(sys.executable).parent
     moto = subprocess.Popen(
         [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     config = workdir / "envoy.yaml"
     config.write_text(
-        ENVOY.format(tls_port=tls_port, port=moto_port, cert=tls.cert_file, key=tls.key_file)
+        ENVOY.format(
+            tls_type=TLS_TYPE,
+            tls_port=tls_port,
+            port=moto_port,
+            cert=tls.cert_file,
+            key=tls.key_file,
+        )
     )
     envoy_bin = shutil.which("envoy") or str(bindir / "envoy")
     envoy = subprocess.Popen(
         [envoy_bin, "-c", str(config), "--disable-hot-restart", "-l", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait_port(moto_port, moto)
         _wait_port(tls_port, envoy)

@@ -6,7 +6,6 @@ One cluster and one S3 stand-in for the module; the tests run in order and build
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from agora.backup.drill import drill
 from agora.backup.settings import BackupSettings
 from tests.conftest import free_port
 from tests.integration.backup.s3_stack import S3Stack, s3_stack
-from tests.pgcluster import BINDIR, PgCluster, _run, _workdir, needs_pg_tools
+from tests.pgcluster import PgCluster, _run, _workdir, needs_pg_tools
 
 pytestmark = [
     needs_pg_tools,
@@ -56,12 +55,17 @@ class Env:
             os.environ.update(saved)
 
 
-def agora(env: Env, *args: str, extra: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def agora(
+    env: Env, *args: str, extra: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "agora", "backup", *args],
         env={**os.environ, **env.vars, **(extra or {})},
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -83,9 +87,13 @@ def env() -> Iterator[Env]:
     (root / "s3").mkdir()
     with s3_stack(root / "s3") as s3:
         boto3.client(
-            "s3", endpoint_url=s3.endpoint, verify=str(s3.ca_file), region_name="us-east-1",
-            aws_access_key_id=s3.key_id, aws_secret_access_key=s3.secret,
-        ).create_bucket(Bucket=s3.bucket)  # fmt: skip
+            "s3",
+            endpoint_url=s3.endpoint,
+            verify=str(s3.ca_file),
+            region_name="us-east-1",
+            aws_access_key_id=s3.key_id,
+            aws_secret_access_key=s3.secret,
+        ).create_bucket(Bucket=s3.bucket)
         cluster = new_cluster(root, archive=True)
         with psycopg.connect(cluster.url, autocommit=True) as conn:
             conn.execute("CREATE TABLE acks (id bigint PRIMARY KEY, note text, at timestamptz)")
@@ -131,7 +139,8 @@ class Writer(threading.Thread):
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stopping.is_set():
                 conn.execute(
-                    "INSERT INTO acks VALUES (%s, %s, now())", (self.next_id, f"{MARKER} {self.next_id}")
+                    "INSERT INTO acks VALUES (%s, %s, now())",
+                    (self.next_id, f"{MARKER} {self.next_id}"),
                 )
                 self.acked.append((self.next_id, time.time()))
                 self.next_id += 1
@@ -183,7 +192,9 @@ def test_full_backup_disaster_and_restore_latest_loses_at_most_archive_timeout(e
 
     back = ids(env.cluster)
     acked_ids = [i for i, _ in acked]
-    assert back == acked_ids[: len(back)], "a hole: an acknowledged write before the last one is missing"
+    assert back == acked_ids[: len(back)], (
+        "a hole: an acknowledged write before the last one is missing"
+    )
     last_back_at = dict(acked)[back[-1]]
     rpo_s = disaster_at - last_back_at
     size_mb = sum(f.stat().st_size for f in env.cluster.datadir.rglob("*") if f.is_file()) / 1e6
@@ -214,14 +225,20 @@ def _archived(cluster: PgCluster) -> None:
 def test_point_in_time_restore_from_s3(env: Env) -> None:
     agora(env, "run", "diff")
     with psycopg.connect(env.cluster.url, autocommit=True) as conn:
-        conn.execute("INSERT INTO acks SELECT g, 'before', now() FROM generate_series(100001, 100050) g")
+        conn.execute(
+            "INSERT INTO acks SELECT g, 'before', now() FROM generate_series(100001, 100050) g"
+        )
         time.sleep(1.1)
         target = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         time.sleep(1.1)
-        conn.execute("INSERT INTO acks SELECT g, 'after', now() FROM generate_series(200001, 200050) g")
+        conn.execute(
+            "INSERT INTO acks SELECT g, 'after', now() FROM generate_series(200001, 200050) g"
+        )
     _archived(env.cluster)
     restored = PgCluster(env.root / "pitr", free_port())
-    agora(env, "restore", "--repo", "2", "--target", str(restored.datadir), "--to", target.isoformat())
+    agora(
+        env, "restore", "--repo", "2", "--target", str(restored.datadir), "--to", target.isoformat()
+    )
     restored.start()
     try:
         wait_ready(restored)
@@ -235,11 +252,20 @@ def test_point_in_time_restore_from_s3(env: Env) -> None:
 
 def test_s3_objects_hold_no_plaintext(env: Env) -> None:
     s3 = boto3.client(
-        "s3", endpoint_url=env.s3.endpoint, verify=str(env.s3.ca_file), region_name="us-east-1",
-        aws_access_key_id=env.s3.key_id, aws_secret_access_key=env.s3.secret,
-    )  # fmt: skip
-    keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=env.s3.bucket) for o in p.get("Contents", [])]
-    assert any("/archive/" in k for k in keys) and any("/backup/" in k for k in keys)
+        "s3",
+        endpoint_url=env.s3.endpoint,
+        verify=str(env.s3.ca_file),
+        region_name="us-east-1",
+        aws_access_key_id=env.s3.key_id,
+        aws_secret_access_key=env.s3.secret,
+    )
+    keys = [
+        o["Key"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket=env.s3.bucket)
+        for o in p.get("Contents", [])
+    ]
+    assert any("/archive/" in k for k in keys)
+    assert any("/backup/" in k for k in keys)
     for key in keys:
         body = s3.get_object(Bucket=env.s3.bucket, Key=key)["Body"].read()
         assert MARKER.encode() not in body, key
@@ -247,7 +273,9 @@ def test_s3_objects_hold_no_plaintext(env: Env) -> None:
 
 
 def test_wrong_passphrase_fails_clearly(env: Env) -> None:
-    done = agora(env, "list", extra={"AGORA_BACKUP_PASSPHRASE": "not the right passphrase"}, check=False)
+    done = agora(
+        env, "list", extra={"AGORA_BACKUP_PASSPHRASE": "not the right passphrase"}, check=False
+    )
     assert done.returncode == 2
     assert "wrong passphrase" in done.stderr
     assert "not the right passphrase" not in done.stderr + done.stdout
@@ -301,22 +329,33 @@ def test_corrupted_backup_file_is_caught_by_verify(env: Env) -> None:
 
 
 def test_clear_errors_without_repository_s3_or_archiving(env: Env) -> None:
-    done = agora(env, "run", "full", extra={"AGORA_BACKUP_CONFIG_DIR": str(env.root / "none")}, check=False)
-    assert done.returncode == 2 and "agora backup init" in done.stderr
+    done = agora(
+        env, "run", "full", extra={"AGORA_BACKUP_CONFIG_DIR": str(env.root / "none")}, check=False
+    )
+    assert done.returncode == 2
+    assert "agora backup init" in done.stderr
 
     dead = f"https://localhost:{free_port()}"
-    done = agora(env, "init", extra={"AGORA_BACKUP_S3_ENDPOINT": dead, "AGORA_BACKUP_CONFIG_DIR": str(env.root / "dead")}, check=False)
-    assert done.returncode == 2 and "S3 repository is unreachable" in done.stderr, done.stderr
+    done = agora(
+        env,
+        "init",
+        extra={"AGORA_BACKUP_S3_ENDPOINT": dead, "AGORA_BACKUP_CONFIG_DIR": str(env.root / "dead")},
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "S3 repository is unreachable" in done.stderr, done.stderr
 
     plain = new_cluster(env.root, archive=False)
     try:
-        done = agora(
-            env, "init",
-            extra={"AGORA_BACKUP_PG_PORT": str(plain.port), "AGORA_BACKUP_PG_SOCKET_DIR": str(plain.datadir),
-                   "AGORA_BACKUP_PG_DATA": str(plain.datadir), "AGORA_BACKUP_CONFIG_DIR": str(env.root / "plaincfg")},
-            check=False,
-        )  # fmt: skip
-        assert done.returncode == 2 and "archive_mode is off" in done.stderr, done.stderr
+        extra = {
+            "AGORA_BACKUP_PG_PORT": str(plain.port),
+            "AGORA_BACKUP_PG_SOCKET_DIR": str(plain.datadir),
+            "AGORA_BACKUP_PG_DATA": str(plain.datadir),
+            "AGORA_BACKUP_CONFIG_DIR": str(env.root / "plaincfg"),
+        }
+        done = agora(env, "init", extra=extra, check=False)
+        assert done.returncode == 2
+        assert "archive_mode is off" in done.stderr, done.stderr
     finally:
         plain.stop_quietly()
 
