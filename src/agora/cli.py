@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from agora.backup.cli import backup_app
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
 from agora.gateway.cli import gateway_app
 
@@ -30,6 +31,7 @@ breakers_app = typer.Typer(
 )
 app.add_typer(breakers_app, name="breakers")
 app.add_typer(gateway_app, name="gateway", no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
 
 
 def _settings() -> Settings:

@@ -1,0 +1,1 @@
+"""Backups and restores: pgBackRest (physical + WAL), encrypted logical dumps, the restore drill."""
