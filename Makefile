@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lock image-tools monitoring-tools dashboards run test test-fast test-tools lint audit bench bench-observability bench-drain loadtest clean
+.PHONY: install lock image-tools monitoring-tools backup-tools dashboards run test test-fast test-tools lint audit bench bench-observability bench-drain loadtest clean
 
 UV_VERSION := 0.9.13
 
@@ -45,7 +45,7 @@ test-fast: install test-tools ## everything but the end-to-end tests
 	$(BIN)/pytest -m "not e2e"
 
 # The Sentinel failover test starts real sentinels: install redis-sentinel when it is missing.
-test-tools: monitoring-tools image-tools
+test-tools: monitoring-tools image-tools backup-tools
 	@command -v redis-sentinel >/dev/null || { command -v apt-get >/dev/null && \
 	  { apt-get install -y -qq --no-install-recommends redis-sentinel >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-sentinel; }; }; } || \
@@ -64,6 +64,13 @@ monitoring-tools: ## install Prometheus, Alertmanager, node_exporter and postgre
 
 dashboards: install ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
 	$(BIN)/python deploy/grafana/generate.py
+
+# pgBackRest (Debian) for `agora backup` and the backup tests.
+backup-tools: ## install pgbackrest if missing
+	@command -v pgbackrest >/dev/null || { command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 pgbackrest >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 pgbackrest; }; }; } || \
+	  { echo "agora backup needs pgbackrest (apt-get install pgbackrest)"; exit 1; }
 
 # The image, compose and workflow tests: podman, buildah, runc, mmdebstrap, docker-compose, shellcheck.
 image-tools:

@@ -198,4 +198,5 @@ def running_stack(
                 up.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 os.killpg(up.pid, signal.SIGKILL)
+                up.wait()  # reaped, so no zombie (and no ResourceWarning) outlives the run
         embedded.stop()
