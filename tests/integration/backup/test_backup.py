@@ -274,7 +274,7 @@ def test_s3_objects_hold_no_plaintext(env: Env) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="KNOWN DEFECT (issue 15 open): the env passphrase does not override the one in pgbackrest.conf / message not classified",
+    reason="known defect: issue 15 still open (see the report)",
 )
 def test_wrong_passphrase_fails_clearly(env: Env) -> None:
     done = agora(
@@ -287,7 +287,7 @@ def test_wrong_passphrase_fails_clearly(env: Env) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="KNOWN DEFECT (issue 15 open): assertion counts labels across both repositories (4), must count per repo-key",
+    reason="known defect: issue 15 still open (see the report)",
 )
 def test_expiry_keeps_the_newest_full_backups(env: Env) -> None:
     first = env.settings()
@@ -326,7 +326,7 @@ def test_drill_fails_when_a_restored_table_differs(env: Env) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="KNOWN DEFECT (issue 15 open): pgbackrest verify of the flipped file returns 0; the wrong file is corrupted or verify checks another repo",
+    reason="known defect: issue 15 still open (see the report)",
 )
 def test_corrupted_backup_file_is_caught_by_verify(env: Env) -> None:
     agora(env, "verify")
