@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
+import subprocess  # nosec B404 # runs pg_amcheck, never a shell
 import tempfile
 import time
 from collections.abc import Callable
@@ -131,7 +131,7 @@ def _run(
                 report.mismatches.append(
                     f"{table}: source {expected.get(table)} rows, restored {got.get(table)}"
                 )
-        amcheck = subprocess.run(  # noqa: S603 - fixed program
+        amcheck = subprocess.run(  # noqa: S603  # nosec B603 # fixed program
             as_user(
                 user,
                 [

@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
+import subprocess  # nosec B404 # runs pgbackrest, never a shell
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,7 @@ class PgBackRest:
         if os.geteuid() == 0 and self.settings.run_as != "root":
             command = ["runuser", "-u", self.settings.run_as, "--", *command]
         try:
-            done = subprocess.run(  # noqa: S603 - fixed program, arguments from settings
+            done = subprocess.run(  # noqa: S603  # nosec B603 # fixed program, arguments from settings
                 command,
                 env=self._env(),
                 capture_output=True,
