@@ -20,6 +20,7 @@ import boto3
 import psycopg
 import pytest
 
+from agora.backup.cluster import wait_promoted
 from agora.backup.drill import drill
 from agora.backup.settings import BackupSettings
 from tests.conftest import free_port
@@ -153,17 +154,8 @@ class Writer(threading.Thread):
 
 
 def wait_ready(cluster: PgCluster, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(cluster.url, autocommit=True, connect_timeout=2) as conn:
-                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-                if row is not None and not row[0]:
-                    return
-        except psycopg.OperationalError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("restored cluster never left recovery")
+    """The drill's own wait: until WAL replay is done and the cluster accepts writes."""
+    wait_promoted(cluster.url, timeout_s=timeout)
 
 
 def ids(cluster: PgCluster) -> list[int]:
