@@ -7,6 +7,7 @@ against the real database); a read served from Redis makes no query.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agora.cache.service import CacheService
 from agora.services.posts import repository as repo
 from agora.services.posts import timeline_repository as timelines
 from tests.integration.posts.conftest import Headers
@@ -22,16 +24,19 @@ CreatePost = Callable[..., Awaitable[dict[str, Any]]]
 
 
 class QueryCounter:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, delay_s: float = 0.0) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, hold: asyncio.Event | None = None) -> None:
         self.counts: dict[str, int] = {}
         for module, name in ((repo, "get_post"), (timelines, "feed_page")):
-            monkeypatch.setattr(module, name, self._wrap(name, getattr(module, name), delay_s))
+            monkeypatch.setattr(module, name, self._wrap(name, getattr(module, name), hold))
 
-    def _wrap(self, name: str, function: Any, delay_s: float) -> Any:
+    def _wrap(self, name: str, function: Any, hold: asyncio.Event | None) -> Any:
         @functools.wraps(function)
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.counts[name] = self.counts.get(name, 0) + 1
-            await asyncio.sleep(delay_s)
+            if hold is not None:
+                # bounded: a reader that never arrives fails the assertions, not the run
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hold.wait(), 30)
             return await function(*args, **kwargs)
 
         return counted
@@ -167,10 +172,26 @@ async def test_a_hundred_concurrent_readers_of_a_cold_post_make_one_query(
 ) -> None:
     alice = make_user()
     post = await create_post(alice)
-    queries = QueryCounter(monkeypatch, delay_s=0.2)  # the load outlasts the arrivals
+    readers = 100
+    # The load is held until every reader waits on it, so a slow machine (arrivals spread over
+    # longer than any fixed delay) cannot turn a late reader into a second, legitimate miss.
+    all_waiting = asyncio.Event()
+    waiting = 0
+    join = CacheService._join
+
+    async def counted_join(flight: asyncio.Future[object], model: type[Any]) -> Any:
+        nonlocal waiting
+        waiting += 1
+        if waiting == readers:
+            all_waiting.set()
+        return await join(flight, model)
+
+    monkeypatch.setattr(CacheService, "_join", staticmethod(counted_join))
+    queries = QueryCounter(monkeypatch, hold=all_waiting)
     headers = auth(alice)
     responses = await asyncio.gather(
-        *(client.get(f"/api/v1/posts/{post['id']}", headers=headers) for _ in range(100))
+        *(client.get(f"/api/v1/posts/{post['id']}", headers=headers) for _ in range(readers))
     )
     assert {response.status_code for response in responses} == {200}
+    assert waiting == readers
     assert queries["get_post"] == 1
