@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
+
 from agora.db.errors import is_connectivity_error, is_rolled_back
 from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout, is_lost
 from agora.db.routing import RecentWriters, ReplicaSet
@@ -88,7 +90,7 @@ class Database:
             await pool.close()
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         """The primary's asyncpg pool (for tools that need the raw driver)."""
         return self.primary.pool
 

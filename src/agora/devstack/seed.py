@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 from rich.progress import Progress
 
 from agora.config import Settings
+from agora.db import Connection
 from agora.db.pool import asyncpg_dsn
 
 SEED_PASSWORD = "agora-seed-password"  # noqa: S105  # nosec B105 # published demo credential
@@ -91,7 +92,7 @@ def follow_graph(
 
 
 async def _copy(
-    conn: asyncpg.Connection,
+    conn: Connection,
     table: str,
     columns: list[str],
     records: list[tuple[object, ...]],

@@ -138,11 +138,11 @@ async def check(
         transport = httpx.AsyncHTTPTransport(local_address=address, verify=trust)
         async with httpx.AsyncClient(base_url=gateway, transport=transport, timeout=30) as client:
             try:
-                found = await _in_feed(client, follower, post_id)
+                in_feed = await _in_feed(client, follower, post_id)
             except httpx.HTTPError:
                 unverified += 1
                 continue
-            missing_in_feeds += not found
+            missing_in_feeds += not in_feed
     return Integrity(
         acknowledged=len(posts),
         missing_in_database=len(posts) - len(stored),

@@ -19,7 +19,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from agora.cache import CacheService, Loaded, stamp
-from agora.db import Database
+from agora.db import Connection, Database
 from agora.errors import (
     ApiError,
     Conflict,
@@ -68,7 +68,7 @@ def new_refresh_token() -> str:
 
 
 _Profile = TypeVar("_Profile", UserProfile, UserPublic)
-_UserQuery = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
+_UserQuery = Callable[[Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
 def _account_gone() -> Unauthenticated:
@@ -284,7 +284,7 @@ class AuthService:
         return profile
 
     async def update_profile(self, user_id: str, update: ProfileUpdate) -> UserProfile:
-        async def apply(conn: asyncpg.Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
+        async def apply(conn: Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
             return await repo.update_profile(
                 conn, user_id=parsed, display_name=update.display_name, bio=update.bio
             )
