@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from agora.config import Settings
+from agora.config import DEFAULT_PORTS, Settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
 from agora.gateway.config import local_topology
@@ -44,7 +44,7 @@ def main() -> int:
     results: dict[str, WrkResult] = {}
     with dependencies(workdir) as (database_url, redis_url):
         upgrade_to_head(database_url)
-        ports = {name: free_port() for name in ("auth", "posts", "realtime")}
+        ports = {name: free_port() for name in DEFAULT_PORTS}
         settings = Settings(
             gateway_http_port=free_port(),
             gateway_https_port=free_port(),

@@ -59,7 +59,7 @@ def serve_bare(port: int) -> None:
     def observe_nothing(*_: Any) -> None:
         return None
 
-    RequestContextMiddleware._observe = observe_nothing  # type: ignore[method-assign]
+    RequestContextMiddleware._observe = observe_nothing  # type: ignore[method-assign,assignment]
     serve("posts", load_settings(), host="127.0.0.1", port=port)
 
 

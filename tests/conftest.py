@@ -56,9 +56,11 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     elif _reachable("127.0.0.1", 5432):
         yield "postgresql://postgres@127.0.0.1:5432/postgres"
     else:
-        import pgserver
+        import pgserver  # noqa: PLC0415  # only without a local PostgreSQL: the embedded one
 
-        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+        server = pgserver.get_server(  # type: ignore[attr-defined]  # re-exported without __all__
+            tmp_path_factory.mktemp("pg"), cleanup_mode="stop"
+        )
         yield server.get_uri()
         server.cleanup()
 
@@ -124,7 +126,7 @@ def free_port() -> int:
 
 
 # Cheap argon2 parameters keep the suite fast; production defaults are tested in unit tests.
-FAST_HASH = {
+FAST_HASH: dict[str, Any] = {
     "password_hash_time_cost": 1,
     "password_hash_memory_kib": 8192,
     "password_hash_parallelism": 1,
@@ -132,7 +134,7 @@ FAST_HASH = {
 
 # The suite signs up and logs in many users from 127.0.0.1, which is not exempt from limits:
 # the shared fixtures raise every limit out of reach. Rate-limit tests set the real ones.
-GENEROUS_LIMITS = {
+GENEROUS_LIMITS: dict[str, Any] = {
     "ratelimit_user": "1000000/minute",
     "ratelimit_credentials": "1000000/minute",
     "ratelimit_anonymous": "1000000/minute",

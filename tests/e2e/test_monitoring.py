@@ -94,8 +94,12 @@ class Stack:
         """Seconds from ``since`` to the notification at each receiver."""
         seconds = {}
         for receiver in receivers:
+
+            def notified(r: str = receiver) -> dict[str, Any] | None:
+                return self.notification(alertname, since, r, **labels)
+
             note = wait_for(
-                lambda r=receiver: self.notification(alertname, since, r, **labels),
+                notified,
                 60,
                 f"{alertname} {labels} at {receiver}",
                 self,

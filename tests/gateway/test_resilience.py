@@ -18,21 +18,21 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from agora.config import ServiceName
 from agora.gateway.config import HealthCheck
-from tests.e2e.conftest import Cluster, ServiceProcess
+from tests.e2e.conftest import Cluster, ServiceProcess, service_env
 from tests.gateway.conftest import (
     Gateway,
     bearer,
     gateway_settings,
     register_and_login,
-    service_env,
     start_gateway,
     wait_healthy,
 )
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("auth", "posts", "realtime")
+SERVICES: tuple[ServiceName, ...] = ("auth", "posts", "realtime")
 CONCURRENCY = 8
 PACE_S = 0.02
 # Readiness turns 503 at SIGTERM and the instance keeps serving this long: enough for the

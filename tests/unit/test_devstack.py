@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from agora import config
 from agora.cache.client import parse_sentinel_url
 from agora.devstack import up
 from agora.devstack.up import plan_instances, pool_size_per_process
@@ -30,13 +31,13 @@ def test_a_busy_contract_port_is_a_clear_error() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        original = up.DEFAULT_PORTS["auth"]
-        up.DEFAULT_PORTS["auth"] = port
+        original = config.DEFAULT_PORTS["auth"]
+        config.DEFAULT_PORTS["auth"] = port
         try:
             with pytest.raises(RuntimeError, match=f"port {port} for auth is already in use"):
                 plan_instances(1)
         finally:
-            up.DEFAULT_PORTS["auth"] = original
+            config.DEFAULT_PORTS["auth"] = original
 
 
 @pytest.mark.parametrize("replicas", [1, 2, 3, 5])

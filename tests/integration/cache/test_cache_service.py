@@ -60,7 +60,7 @@ def cache(redis_client: Redis, breaker: CircuitBreaker) -> CacheService:
 
 
 def requests(cache_name: str, result: str) -> float:
-    return CACHE_REQUESTS.labels(cache=cache_name, result=result)._value.get()
+    return float(CACHE_REQUESTS.labels(cache=cache_name, result=result)._value.get())
 
 
 async def get(cache: CacheService, source: Source, name: str = "t") -> Item | None:

@@ -35,7 +35,7 @@ def sentinel_group(tmp_path: Path) -> Iterator[tuple[RedisProcess, RedisProcess,
 
 
 def hits() -> float:
-    return CACHE_REQUESTS.labels(cache="post", result="hit")._value.get()
+    return float(CACHE_REQUESTS.labels(cache="post", result="hit")._value.get())
 
 
 async def test_the_cache_follows_a_sentinel_failover(

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from agora.db import Database
+from agora.db import Connection, Database
 from agora.db.routing import RecentWriters
 from tests.pgcluster import PgCluster, needs_pg_tools, new_primary, new_replica, remove
 
@@ -117,7 +117,7 @@ async def test_a_cache_fill_reads_the_primary_without_pinning_the_reader(
     other_instance = await make_db(clusters, redis)
     viewer = str(uuid.uuid4())
 
-    async def in_recovery(conn: asyncpg.Connection) -> bool:
+    async def in_recovery(conn: Connection) -> bool:
         return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
 
     try:
