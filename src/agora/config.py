@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agora.ratelimit.rates import Rate, parse_rate
+from agora.security.settings import check_fernet_keys, production_problems
 
 ServiceName = Literal["auth", "posts", "realtime"]
 
@@ -277,7 +278,6 @@ class Settings(BaseSettings):
     @field_validator("key_encryption_key")
     @classmethod
     def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from agora.security.settings import check_fernet_keys
 
         check_fernet_keys([item.get_secret_value() for item in value])
         return value
@@ -285,8 +285,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_security(self) -> Settings:
         if self.env == "production":
-            from agora.security.settings import production_problems
-
             problems = production_problems(self)
             if problems:
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))

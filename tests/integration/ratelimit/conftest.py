@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from prometheus_client import REGISTRY
 
 from agora.config import Settings
 from agora.runtime import ServiceApp
@@ -85,7 +86,6 @@ async def start() -> AsyncIterator[Start]:
 
 
 def rejections(limit: str) -> float:
-    from prometheus_client import REGISTRY
 
     value = REGISTRY.get_sample_value("agora_ratelimit_rejections_total", {"limit": limit})
     return value or 0.0
