@@ -244,7 +244,7 @@ async def invalidation_costs(redis: Redis) -> None:
     for followees in (10, 100, 1000):
         deps = [stamp("author", f"a{i}") for i in range(followees)]
 
-        async def load(storing: bool, deps: list[str] = deps) -> Loaded[Page]:
+        async def load(_storing: bool, deps: list[str] = deps) -> Loaded[Page]:
             return Loaded(Page(items=["x"] * 20), deps)
 
         key = f"bench{followees}"

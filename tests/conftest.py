@@ -144,7 +144,7 @@ GENEROUS_LIMITS: dict[str, Any] = {
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str, clean_state: None) -> Settings:
+def settings(database_url: str, redis_url: str, clean_state: None) -> Settings:  # noqa: ARG001  # requested for its side effect
     return Settings(
         database_url=database_url,
         redis_url=redis_url,

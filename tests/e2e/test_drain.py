@@ -117,7 +117,8 @@ async def test_sigterm_under_200_in_flight_requests_loses_none(
 
 
 async def test_a_drain_that_outlives_its_timeout_cuts_off_and_exits_1(
-    cluster: Cluster, table_lock: psycopg.Connection
+    cluster: Cluster,
+    table_lock: psycopg.Connection,  # noqa: ARG001  # taken after the cluster started: holds the lock
 ) -> None:
     auth = cluster.start("auth")
     posts = cluster.start(

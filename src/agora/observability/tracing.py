@@ -99,7 +99,7 @@ class _PeerService(SpanProcessor):
     """``peer.service`` on database spans, so Jaeger and Tempo draw PostgreSQL as a node of
     the service graph (the asyncpg instrumentation sets ``db.system`` when the span starts)."""
 
-    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:  # noqa: ARG002  # SpanProcessor's signature
         attributes = span.attributes or {}
         system = attributes.get("db.system") or attributes.get("db.system.name")
         if system is not None:

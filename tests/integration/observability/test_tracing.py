@@ -33,7 +33,11 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture
 def traced_cluster(
-    database_url: str, redis_url: str, clean_state: None, tmp_path: Path, receiver: OtlpReceiver
+    database_url: str,
+    redis_url: str,
+    clean_state: None,  # noqa: ARG001  # requested for its side effect
+    tmp_path: Path,
+    receiver: OtlpReceiver,
 ) -> Iterator[Cluster]:
     env = service_env(
         database_url,
