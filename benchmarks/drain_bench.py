@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,7 @@ def start(service: str, port: int, env: dict[str, str], log: Path) -> subprocess
         if proc.poll() is not None:
             raise RuntimeError(f"{service} exited early; see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == HTTPStatus.OK:
                 return proc
         except httpx.HTTPError:
             pass
@@ -96,8 +97,8 @@ async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Out
             except httpx.HTTPError:
                 failed += 1
             else:
-                completed += response.status_code == 200
-                failed += response.status_code != 200
+                completed += response.status_code == HTTPStatus.OK
+                failed += response.status_code != HTTPStatus.OK
             finally:
                 in_flight -= 1
 
@@ -105,7 +106,7 @@ async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Out
         async with httpx.AsyncClient(base_url=url, timeout=1) as probe:
             while True:
                 try:
-                    if (await probe.get("/readyz")).status_code != 200:
+                    if (await probe.get("/readyz")).status_code != HTTPStatus.OK:
                         break
                 except httpx.HTTPError:
                     break
@@ -143,7 +144,7 @@ async def held(url: str, token: str, proc: subprocess.Popen[bytes], database_url
             responses = await asyncio.gather(*requests, return_exceptions=True)
     code = await asyncio.to_thread(proc.wait, 65)
     drain_s = time.monotonic() - signalled
-    ok = sum(isinstance(r, httpx.Response) and r.status_code == 200 for r in responses)
+    ok = sum(isinstance(r, httpx.Response) and r.status_code == HTTPStatus.OK for r in responses)
     return Outcome(CLIENTS, ok, CLIENTS - ok, 0, drain_s, code)
 
 

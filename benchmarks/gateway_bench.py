@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -119,7 +120,7 @@ def _explain_refusals(envoy_log: Path) -> None:
     for line in envoy_log.read_text(errors="replace").splitlines():
         if '"agora.gateway.access"' in line:
             entry = json.loads(line)
-            if entry["http.response.status_code"] >= 300:
+            if entry["http.response.status_code"] >= HTTPStatus.MULTIPLE_CHOICES:
                 kinds[
                     f"{entry['http.response.status_code']} {entry['gateway.response_flags']} "
                     f"{entry['gateway.response_code_details']}"

@@ -36,6 +36,9 @@ from agora.observability.middleware import RequestContextMiddleware
 from agora.server import serve
 from benchmarks.http_bench import CONNECTIONS, DURATION_S, WrkResult, dependencies, process, wrk
 
+_CHILD_ARGC = 3  # a child process: argv is [script, role, port]
+
+
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 VARIANTS = (
     ("(a) bare: no access log, metrics, tracing", "bare", {"AGORA_LOG_LEVEL": "WARNING"}),
@@ -226,9 +229,9 @@ def _report(results: list[tuple[str, Run]]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "bare":
+    if len(sys.argv) == _CHILD_ARGC and sys.argv[1] == "bare":
         serve_bare(int(sys.argv[2]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "sink":
+    elif len(sys.argv) == _CHILD_ARGC and sys.argv[1] == "sink":
         serve_sink(int(sys.argv[2]))
     else:
         sys.exit(main())

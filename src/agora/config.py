@@ -25,6 +25,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from agora.ratelimit.rates import Rate, parse_rate
 from agora.security.settings import check_fernet_keys, production_problems
 
+MIN_TOKEN_CHARS = 16  # the internal and admin tokens: guessing one must be out of reach
+MAX_DRAIN_S = 50  # shutdown delay + drain timeout (see _shutdown_budget)
+
+
 ServiceName = Literal["auth", "posts", "realtime"]
 
 DEFAULT_PORTS: dict[ServiceName, int] = {"auth": 8080, "posts": 8081, "realtime": 8082}
@@ -186,8 +190,10 @@ class Settings(BaseSettings):
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if raw is None or raw == "":
             return None
-        if not isinstance(raw, str) or len(raw) < 16:
-            raise ValueError("must be at least 16 characters: it bypasses every rate limit")
+        if not isinstance(raw, str) or len(raw) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters: it bypasses every rate limit"
+            )
         return value
 
     @field_validator(
@@ -247,8 +253,10 @@ class Settings(BaseSettings):
     @field_validator("admin_token")
     @classmethod
     def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (it guards the admin endpoints)")
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters (it guards the admin endpoints)"
+            )
         return value
 
     @field_validator("redis_url")
@@ -294,9 +302,9 @@ class Settings(BaseSettings):
     def _shutdown_budget(self) -> Settings:
         # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
         # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
-        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > 50:
+        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > MAX_DRAIN_S:
             raise ValueError(
-                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed 50 seconds"
+                f"AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed {MAX_DRAIN_S} seconds"
             )
         if self.health_check_timeout_s > self.health_check_interval_s:
             raise ValueError(

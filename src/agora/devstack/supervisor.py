@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -127,7 +128,7 @@ class Supervisor:
                 raise RuntimeError(f"{instance.name} exited with code {code} during start-up")
             try:
                 ready_url = f"{instance.url}{instance.ready_path}"
-                if httpx.get(ready_url, timeout=1.0).status_code == 200:
+                if httpx.get(ready_url, timeout=1.0).status_code == HTTPStatus.OK:
                     return
             except httpx.HTTPError:
                 pass

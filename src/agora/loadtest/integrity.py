@@ -13,6 +13,7 @@ import random
 import re
 import ssl
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,10 @@ async def _patient(
             if attempt == RETRIES - 1:
                 raise
         else:
-            if response.status_code != 429 and response.status_code < 500:
+            if (
+                response.status_code != HTTPStatus.TOO_MANY_REQUESTS
+                and response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR
+            ):
                 return response
             if attempt == RETRIES - 1:
                 return response
