@@ -304,7 +304,8 @@ class Settings(BaseSettings):
         # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
         if self.effective_shutdown_delay_s + self.shutdown_timeout_s > MAX_DRAIN_S:
             raise ValueError(
-                f"AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed {MAX_DRAIN_S} seconds"
+                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed "
+                f"{MAX_DRAIN_S} seconds"
             )
         if self.health_check_timeout_s > self.health_check_interval_s:
             raise ValueError(
