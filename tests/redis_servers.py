@@ -51,9 +51,10 @@ class RedisProcess:
                 client = redis.Redis(port=self.port, socket_timeout=0.5)
                 client.ping()
                 client.close()
-                return
             except redis.RedisError:
                 time.sleep(0.05)
+            else:
+                return
         raise RuntimeError(f"{self.binary} on {self.port} did not start")
 
     def kill(self) -> None:

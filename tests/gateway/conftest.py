@@ -62,11 +62,11 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
     def access_log(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.logs().splitlines():
-            if line.startswith("{") and '"agora.gateway.access"' in line:
-                lines.append(json.loads(line))
-        return lines
+        return [
+            json.loads(line)
+            for line in self.logs().splitlines()
+            if line.startswith("{") and '"agora.gateway.access"' in line
+        ]
 
     def access_entry(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """Envoy writes the access line when the stream ends; wait for it."""

@@ -42,7 +42,7 @@ def rotation_database(postgres_admin_url: str) -> Iterator[str]:
 
 
 def kid_of(token: str) -> str:
-    header = token.split(".")[0]
+    header = token.split(".", 1)[0]
     return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
 
 

@@ -281,6 +281,7 @@ def start(
     workdir: Path,
     instances: list[Instance],
     database_url: str,
+    *,
     supervisor: Supervisor,
     console: Console,
 ) -> Monitoring | None:
