@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     debug: bool = False
-    instance_id: str = Field(default_factory=lambda: socket.gethostname())
+    instance_id: str = Field(default_factory=socket.gethostname)
 
     database_url: str | None = None
     database_replica_urls: CommaList = []

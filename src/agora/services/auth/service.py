@@ -76,7 +76,7 @@ def _account_gone() -> Unauthenticated:
 
 
 class AuthService:
-    def __init__(
+    def __init__(  # noqa: PLR0913  # keyword-only collaborators, wired once in parts.py
         self,
         *,
         db: Database,
@@ -251,10 +251,10 @@ class AuthService:
         try:
             async with self._db.transaction() as conn:
                 # Cascades to its refresh tokens: every session of the account ends with it.
-                if not await repo.delete_user(conn, parsed):
-                    raise _account_gone()
+                deleted = await repo.delete_user(conn, parsed)
                 # Announced before the commit: if Redis cannot take the mark, nothing is deleted.
-                await self._deleted_users.mark(account)
+                if deleted:
+                    await self._deleted_users.mark(account)
         except RedisError as exc:
             raise ServiceUnavailable(
                 "the account cannot be deleted right now; try again shortly",
@@ -263,6 +263,8 @@ class AuthService:
         except BaseException:
             await self._deleted_users.unmark(account)
             raise
+        if not deleted:  # gone meanwhile (a concurrent delete): nothing was marked
+            raise _account_gone()
         await self._deleted_users.announce(account)
         log.info("account deleted", user_id=account)
 
