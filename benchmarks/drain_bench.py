@@ -73,13 +73,25 @@ def start(service: str, port: int, env: dict[str, str], log: Path) -> subprocess
     raise RuntimeError(f"{service} not ready; see {log}")
 
 
+async def _balancer(url: str, routed_away: asyncio.Event) -> None:
+    """A load balancer's view: the instance is routed away from once it stops being ready."""
+    async with httpx.AsyncClient(base_url=url, timeout=1) as probe:
+        while True:
+            try:
+                if (await probe.get("/readyz")).status_code != HTTPStatus.OK:
+                    break
+            except httpx.HTTPError:
+                break
+            await asyncio.sleep(0.2)
+    routed_away.set()
+
+
 async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Outcome:
     headers = {"Authorization": f"Bearer {token}"}
     routed_away = asyncio.Event()
     in_flight = completed = failed = refused = 0
 
     async def client() -> None:
-        nonlocal in_flight, completed, failed, refused
         # One client (one keep-alive connection) per worker: httpx's shared pool gets slow
         # with hundreds of connections and would measure itself, not the server. They share
         # one TLS context: building one per client costs ~50 ms of CPU each.
@@ -102,18 +114,7 @@ async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Out
             finally:
                 in_flight -= 1
 
-    async def balancer() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=1) as probe:
-            while True:
-                try:
-                    if (await probe.get("/readyz")).status_code != HTTPStatus.OK:
-                        break
-                except httpx.HTTPError:
-                    break
-                await asyncio.sleep(0.2)
-        routed_away.set()
-
-    watcher = asyncio.create_task(balancer())
+    watcher = asyncio.create_task(_balancer(url, routed_away))
     clients = [asyncio.create_task(client()) for _ in range(CLIENTS)]
     await asyncio.sleep(LOAD_S)
     at_signal, before = in_flight, completed

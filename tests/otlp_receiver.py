@@ -79,7 +79,7 @@ class OtlpReceiver:
 
     def _accept(self, path: str, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
-        received = []
+        received: list[ReceivedSpan] = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:

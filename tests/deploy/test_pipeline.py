@@ -36,7 +36,7 @@ def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def injections(workflow: dict[str, Any]) -> list[str]:
     """Every expression inside a `run:` script, except those no outsider can influence."""
-    found = []
+    found: list[str] = []
     for job_name, job in workflow.get("jobs", {}).items():
         for step in job.get("steps", []):
             found.extend(

@@ -133,7 +133,7 @@ def load_dashboard(path: Path) -> dict[str, Any]:
 
 def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     """(panel title, PromQL) for every Prometheus query of every panel (rows included)."""
-    found = []
+    found: list[tuple[str, str]] = []
     panels = list(dashboard.get("panels", []))
     while panels:
         panel = panels.pop(0)

@@ -68,7 +68,7 @@ def _one(spans: list[ReceivedSpan], service: str, name: str) -> ReceivedSpan:
     return found[0]
 
 
-async def test_one_request_is_one_trace_across_services(
+async def test_one_request_is_one_trace_across_services(  # noqa: PLR0915  # one story, step by step: its order is the assertion
     traced_cluster: Cluster, receiver: OtlpReceiver
 ) -> None:
     auth = traced_cluster.start("auth")
