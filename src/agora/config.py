@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8192)
     password_hash_parallelism: int = Field(default=4, ge=1)
+    # Hashes at once (None: one per usable core) and sign-ins waiting for a turn; beyond that
+    # a sign-in is refused with 503 at once (agora.security.passwords says why).
+    password_hash_concurrency: int | None = Field(default=None, ge=1)
+    password_hash_max_waiting: int = Field(default=32, ge=0)
 
     cookie_secure: bool | None = None
 
@@ -312,6 +316,12 @@ class Settings(BaseSettings):
         if self.shutdown_delay_s is not None:
             return self.shutdown_delay_s
         return 5.0 if self.is_production else 0.0
+
+    @property
+    def effective_password_hash_concurrency(self) -> int:
+        if self.password_hash_concurrency is not None:
+            return self.password_hash_concurrency
+        return max(1, len(os.sched_getaffinity(0)))
 
     @property
     def is_production(self) -> bool:
