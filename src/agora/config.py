@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=2, le=256)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=128)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # Admission control (agora.resilience.admission; sized in docs/performance.md): HTTP
+    # requests one instance works on at once, how many more may wait for a turn and how long;
+    # past that, 503 before any work.
+    max_in_flight: int = Field(default=64, ge=1)
+    admission_queue: int = Field(default=1024, ge=0)
+    admission_queue_timeout_s: float = Field(default=1.0, ge=0)
     login_backoff_threshold: int = Field(default=5, ge=1)
     login_backoff_max_s: int = Field(default=900, ge=1)
     signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
