@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8192)
     password_hash_parallelism: int = Field(default=4, ge=1)
+    # Hashes at once (None: one per usable core) and sign-ins waiting for a turn; beyond that
+    # a sign-in is refused with 503 at once (agora.security.passwords says why).
+    password_hash_concurrency: int | None = Field(default=None, ge=1)
+    password_hash_max_waiting: int = Field(default=32, ge=0)
 
     cookie_secure: bool | None = None
 
@@ -157,6 +161,12 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=2, le=256)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=128)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # Admission control (agora.resilience.admission; sized in docs/performance.md): HTTP
+    # requests one instance works on at once, how many more may wait for a turn and how long;
+    # past that, 503 before any work.
+    max_in_flight: int = Field(default=64, ge=1)
+    admission_queue: int = Field(default=1024, ge=0)
+    admission_queue_timeout_s: float = Field(default=1.0, ge=0)
     login_backoff_threshold: int = Field(default=5, ge=1)
     login_backoff_max_s: int = Field(default=900, ge=1)
     signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
@@ -319,6 +329,12 @@ class Settings(BaseSettings):
         if self.shutdown_delay_s is not None:
             return self.shutdown_delay_s
         return 5.0 if self.is_production else 0.0
+
+    @property
+    def effective_password_hash_concurrency(self) -> int:
+        if self.password_hash_concurrency is not None:
+            return self.password_hash_concurrency
+        return max(1, len(os.sched_getaffinity(0)))
 
     @property
     def is_production(self) -> bool:
