@@ -23,6 +23,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agora.ratelimit.rates import Rate, parse_rate
+from agora.security.settings import check_fernet_keys, production_problems
+
+MIN_TOKEN_CHARS = 16  # the internal and admin tokens: guessing one must be out of reach
+MAX_DRAIN_S = 50  # shutdown delay + drain timeout (see _shutdown_budget)
+
 
 ServiceName = Literal["auth", "posts", "realtime"]
 
@@ -45,7 +50,7 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     debug: bool = False
-    instance_id: str = Field(default_factory=lambda: socket.gethostname())
+    instance_id: str = Field(default_factory=socket.gethostname)
 
     database_url: str | None = None
     database_replica_urls: CommaList = []
@@ -195,8 +200,10 @@ class Settings(BaseSettings):
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if raw is None or raw == "":
             return None
-        if not isinstance(raw, str) or len(raw) < 16:
-            raise ValueError("must be at least 16 characters: it bypasses every rate limit")
+        if not isinstance(raw, str) or len(raw) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters: it bypasses every rate limit"
+            )
         return value
 
     @field_validator(
@@ -256,8 +263,10 @@ class Settings(BaseSettings):
     @field_validator("admin_token")
     @classmethod
     def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (it guards the admin endpoints)")
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters (it guards the admin endpoints)"
+            )
         return value
 
     @field_validator("redis_url")
@@ -287,7 +296,6 @@ class Settings(BaseSettings):
     @field_validator("key_encryption_key")
     @classmethod
     def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from agora.security.settings import check_fernet_keys
 
         check_fernet_keys([item.get_secret_value() for item in value])
         return value
@@ -295,8 +303,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_security(self) -> Settings:
         if self.env == "production":
-            from agora.security.settings import production_problems
-
             problems = production_problems(self)
             if problems:
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))
@@ -306,9 +312,10 @@ class Settings(BaseSettings):
     def _shutdown_budget(self) -> Settings:
         # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
         # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
-        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > 50:
+        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > MAX_DRAIN_S:
             raise ValueError(
-                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed 50 seconds"
+                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed "
+                f"{MAX_DRAIN_S} seconds"
             )
         if self.health_check_timeout_s > self.health_check_interval_s:
             raise ValueError(

@@ -20,7 +20,7 @@ class Gate:
         self.inside = 0
         self.peak = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
         self.inside += 1
         self.peak = max(self.peak, self.inside)
         try:
