@@ -16,7 +16,7 @@ from typing import Any
 
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.event import EventDetails, ProviderEvent, ProviderEventDetails
+from openfeature.event import ProviderEventDetails
 from openfeature.flag_evaluation import FlagEvaluationDetails, FlagValueType
 from openfeature.hook import Hook, HookContext, HookHints
 from openfeature.provider.no_op_provider import NoOpProvider
@@ -56,6 +56,7 @@ class FeatureFlags:
         api.set_provider_and_wait(provider, domain=self._domain)
         self._client = api.get_client(domain=self._domain)
         self._client.add_hooks([CountingHook()])
+        self._listeners: list[Callable[[], None]] = []
 
     @classmethod
     def from_file(
@@ -77,13 +78,10 @@ class FeatureFlags:
         return value if isinstance(value, Mapping) else {}
 
     def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after each reload that changed the flags (OpenFeature's
-        PROVIDER_CONFIGURATION_CHANGED event of this provider)."""
-
-        def handler(_: EventDetails) -> None:
-            listener()
-
-        self._client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, handler)
+        """Call ``listener`` after each reload that changed the flags, synchronously in the
+        reloading task (OpenFeature's own PROVIDER_CONFIGURATION_CHANGED handlers run on a
+        thread pool; a listener here sees the new flags before the next request does)."""
+        self._listeners.append(listener)
 
     def reload(self) -> bool:
         """Reread the file if it changed; a malformed file is logged and the flags in force
@@ -95,6 +93,8 @@ class FeatureFlags:
             return False
         if changed:
             log.info("flags reloaded", path=self.provider.path, flags=sorted(self.provider.flags))
+            for listener in self._listeners:
+                listener()
             self.provider.emit_provider_configuration_changed(
                 ProviderEventDetails(flags_changed=sorted(self.provider.flags))
             )
