@@ -174,6 +174,8 @@ class Settings(BaseSettings):
     flags_reload_s: float = Field(default=2.0, gt=0, le=300)
     # None: allowed outside production, refused in production (an explicit true allows it).
     fault_injection: bool | None = None
+    # SIGUSR2 heap snapshots (agora.observability.heap; docs/runbook.md).
+    heap_snapshot_dir: str = "/tmp"  # noqa: S108  # nosec B108 # the image's writable tmpfs
 
     _split = field_validator(
         "database_replica_urls",
