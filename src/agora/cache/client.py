@@ -7,7 +7,7 @@ request (redis-py #2995); retries on connection errors so a Sentinel failover is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -19,8 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-if TYPE_CHECKING:
-    from agora.flags.faults import FaultSwitch
+from agora.flags.faults import FaultSwitch, redis_connection_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +69,6 @@ def _connection_class(url: str, faults: FaultSwitch | None) -> dict[str, Any]:
     switch in front of every command; without it, redis-py's own choice."""
     if faults is None:
         return {}
-    from agora.flags.faults import redis_connection_class
-
     base: type[Any] = Connection
     if url.startswith("redis+sentinel://"):
         base = SentinelManagedConnection

@@ -39,7 +39,7 @@ class CountingHook(Hook):
         self,
         hook_context: HookContext,
         details: FlagEvaluationDetails[FlagValueType],
-        hints: HookHints,
+        hints: HookHints,  # noqa: ARG002  # OpenFeature's hook signature
     ) -> None:
         FLAG_EVALUATIONS.labels(
             flag=hook_context.flag_key, variant=details.variant or "default"
@@ -86,10 +86,14 @@ class FeatureFlags:
     def reload(self) -> bool:
         """Reread the file if it changed; a malformed file is logged and the flags in force
         stay (a typo must not switch every flag back to its default)."""
+        problem: str | None = None
         try:
             changed = self.provider.reload_if_changed()
         except FlagFileError as exc:
-            log.error("flags file not reloaded; the previous flags stay in force", error=str(exc))
+            problem = str(exc)
+        if problem is not None:
+            # The message says what is wrong and where; a traceback would add nothing.
+            log.error("flags file not reloaded; the previous flags stay in force", error=problem)
             return False
         if changed:
             log.info("flags reloaded", path=self.provider.path, flags=sorted(self.provider.flags))

@@ -102,10 +102,9 @@ class FaultSwitch:
             value = self._flags.object_value(
                 spec, targeting_key=self._instance_id, service=self._service
             )
-            try:
-                plan = FaultPlan.parse(value)
-            except ValueError as exc:
-                log.error("fault flag ignored: invalid value", flag=spec.key, error=str(exc))
+            plan, problem = _parse(value)
+            if plan is None:
+                log.error("fault flag ignored: invalid value", flag=spec.key, error=problem)
                 continue
             if not plan.active:
                 continue
@@ -145,6 +144,13 @@ class FaultSwitch:
             if dependency == "postgres":
                 raise InjectedDatabaseFault("injected fault: PostgreSQL call failed")
             raise InjectedRedisFault("injected fault: Redis call failed")
+
+
+def _parse(value: Mapping[str, Any]) -> tuple[FaultPlan | None, str]:
+    try:
+        return FaultPlan.parse(value), ""
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def vars_of(plan: FaultPlan) -> dict[str, float]:

@@ -31,6 +31,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata
 
 T = TypeVar("T")
+_MAX_PERCENT = 100
 
 
 class FlagFileError(ValueError):
@@ -78,6 +79,19 @@ class FileFlag:
         return self.default_variant, Reason.SPLIT
 
 
+def _rollout(where: str, spec: object, variants: Mapping[str, Any]) -> Rollout:
+    if not isinstance(spec, dict) or spec.get("variant") not in variants:
+        raise FlagFileError(f"{where}: 'rollout.variant' must name one of its variants")
+    percent = spec.get("percent")
+    if (
+        isinstance(percent, bool)
+        or not isinstance(percent, int | float)
+        or not 0 <= percent <= _MAX_PERCENT
+    ):
+        raise FlagFileError(f"{where}: 'rollout.percent' must be a number from 0 to 100")
+    return Rollout(variant=str(spec["variant"]), percent=float(percent))
+
+
 def _flag(key: str, raw: object) -> FileFlag:
     where = f"flag {key!r}"
     if not isinstance(raw, dict):
@@ -94,17 +108,7 @@ def _flag(key: str, raw: object) -> FileFlag:
     state = raw.get("state", "ENABLED")
     if state not in ("ENABLED", "DISABLED"):
         raise FlagFileError(f"{where}: 'state' must be ENABLED or DISABLED")
-    rollout = None
-    if "rollout" in raw:
-        spec = raw["rollout"]
-        if not isinstance(spec, dict) or spec.get("variant") not in variants:
-            raise FlagFileError(f"{where}: 'rollout.variant' must name one of its variants")
-        percent = spec.get("percent")
-        if isinstance(percent, bool) or not isinstance(percent, int | float):
-            raise FlagFileError(f"{where}: 'rollout.percent' must be a number from 0 to 100")
-        if not 0 <= percent <= 100:
-            raise FlagFileError(f"{where}: 'rollout.percent' must be a number from 0 to 100")
-        rollout = Rollout(variant=spec["variant"], percent=float(percent))
+    rollout = _rollout(where, raw["rollout"], variants) if "rollout" in raw else None
     match: dict[str, tuple[str, ...]] = {}
     for name, values in (raw.get("match") or {}).items():
         listed = values if isinstance(values, list) else [values]

@@ -58,7 +58,10 @@ def install(service: str, directory: Path) -> None:
         try:
             take_snapshot(directory, service)
         except OSError as exc:
-            log.error("heap snapshot not written", directory=str(directory), error=str(exc))
+            problem = str(exc)
+        else:
+            return
+        log.error("heap snapshot not written", directory=str(directory), error=problem)
 
     signal.signal(signal.SIGUSR2, on_signal)
 
@@ -72,15 +75,15 @@ def compare(old: Path, new: Path, *, limit: int = 15) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] != "compare":
-        print("usage: python -m agora.observability.heap compare OLD NEW", file=sys.stderr)
+    if argv[:1] != ["compare"] or len(argv[1:]) != len(("OLD", "NEW")):
+        sys.stderr.write("usage: python -m agora.observability.heap compare OLD NEW\n")
         return 2
     try:
         lines = compare(Path(argv[1]), Path(argv[2]))
     except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        print(f"cannot read the snapshots: {exc}", file=sys.stderr)
+        sys.stderr.write(f"cannot read the snapshots: {exc}\n")
         return 1
-    print("\n".join(lines))
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

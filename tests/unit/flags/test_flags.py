@@ -17,6 +17,7 @@ from agora.config import ConfigError, Settings, load_settings
 from agora.flags import FeatureFlags, FlagFileError, bucket
 from agora.flags.catalog import CATALOG, NOTIFICATION_LIKE_COUNT
 from agora.flags.provider import parse_flags
+from tests.conftest import production_settings
 
 
 def write_flags(path: Path, flags: dict[str, Any]) -> None:
@@ -102,8 +103,6 @@ def test_settings_refuse_a_missing_or_malformed_flags_file(
 
 
 def test_fault_injection_is_refused_in_production_unless_enabled() -> None:
-    from tests.conftest import production_settings
-
     assert Settings().effective_fault_injection is True
     assert production_settings().effective_fault_injection is False
     assert production_settings(fault_injection=True).effective_fault_injection is True
