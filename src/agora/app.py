@@ -24,6 +24,7 @@ from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
+from agora.flags import FaultSwitch, FeatureFlags
 from agora.health import health_router, new_monitor, running_checks
 from agora.lifecycle import AnswerCutOffRequests
 from agora.observability.exposition import render_metrics
@@ -206,13 +207,28 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
+        # Flags first: the fault switch sits at the PostgreSQL and Redis call boundary.
+        flags = FeatureFlags.from_file(
+            settings.flags_file, name=f"agora-{service}", reload_s=settings.flags_reload_s
+        )
+        faults = FaultSwitch(
+            flags,
+            instance_id=settings.instance_id,
+            service=service,
+            allowed=settings.effective_fault_injection,
+        )
         redis = create_redis(
             settings.require_redis_url(),
             socket_timeout_s=settings.redis_socket_timeout_s,
             max_connections=settings.redis_max_connections,
+            faults=faults,
         )
         db = database_from_settings(
-            settings, application_name=f"agora-{service}", breakers=breakers, redis=redis
+            settings,
+            application_name=f"agora-{service}",
+            breakers=breakers,
+            redis=redis,
+            faults=faults,
         )
         await db.connect()
         infra = Infrastructure(
@@ -225,9 +241,12 @@ def build_app(
             deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
             lifecycle=health.lifecycle,
             health=health,
+            flags=flags,
+            faults=faults,
         )
         try:
             async with (
+                flags.watching(),
                 observability(app, service, settings, redis),
                 running_checks(health, service, settings, db, redis),
                 (start or _trusting_no_keys)(infra) as own,
@@ -248,6 +267,7 @@ def build_app(
         finally:
             await db.close()
             await redis.aclose()
+            flags.close()
             log.info("service stopped", service=service)
 
     app: ServiceApp[P] = ServiceApp(
