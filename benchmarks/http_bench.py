@@ -13,9 +13,11 @@ Uses AGORA_DATABASE_URL / AGORA_REDIS_URL when set, else the machine's PostgreSQ
 Environment: BENCH_DURATION (seconds, default 10), BENCH_CONNECTIONS (default 64),
 BENCH_BASELINE (a commit; empty: no baseline column), BENCH_REDIS_DB (default 14).
 
-Each server's log is read afterwards for the rate limiter's switches to its in-process
-fallback: a switch during a run means that tree answered part of it on the fallback path
-(other Redis round trips), which the figures alone would not show.
+Column ``fallbacks``: the rate limiter's switches to its in-process fallback during that run
+(read from the server's log). Each switch serves the next 5 s without the limiter's Redis
+call, and in this tree without the one round trip too (the deletion mark and the cache are
+then read on their own): a row with switches measured a different path, which the figures
+alone would not show. The load average at the end is printed too.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class WrkResult:
     non_2xx: int
     requests: int = 0
     cpu_us_per_request: float = float("nan")
+    fallbacks: int = 0  # the limiter's switches to its in-process fallback during the run
 
 
 def cpu_seconds(pid: int) -> float:
@@ -290,9 +293,16 @@ def main() -> int:
         post_path = f"/api/v1/posts/{post.raise_for_status().json()['id']}"
         body = httpx.get(f"{any_url}{post_path}", headers=headers).raise_for_status().content
 
+        def fallbacks(tree_name: str, cache_name: str) -> int:
+            log_file = workdir / f"posts-{tree_name}-{cache_name}.log"
+            return log_file.read_text(errors="replace").count("rate limiter falling back")
+
         def measure(tree_name: str, cache_name: str, path: str, script: Path | None) -> WrkResult:
             url, pid = servers[tree_name, cache_name]
-            return wrk(f"{url}{path}", token, script=script, server_pid=pid)
+            before = fallbacks(tree_name, cache_name)
+            result = wrk(f"{url}{path}", token, script=script, server_pid=pid)
+            result.fallbacks = fallbacks(tree_name, cache_name) - before
+            return result
 
         for key in servers:  # warm-up: JWKS fetched, pools filled, caches loaded
             measure(*key, post_path, None)
@@ -316,10 +326,6 @@ def main() -> int:
         with process(raw_cmd, env, workdir / "raw.log", raw_url) as raw_proc:
             raw = wrk(raw_url, None, server_pid=raw_proc.pid)
     _report(rows, raw, BASELINE)
-    for tree_name, cache_name in servers:
-        log_text = (workdir / f"posts-{tree_name}-{cache_name}.log").read_text(errors="replace")
-        switches = log_text.count("rate limiter falling back")
-        print(f"rate limiter fallbacks, {tree_name} tree, {cache_name} server: {switches}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
@@ -327,13 +333,16 @@ def main() -> int:
 def _line(name: str, result: WrkResult) -> str:
     return (
         f"{name:<48}{result.requests_per_s:>9.0f}{result.cpu_us_per_request:>10.0f}"
-        f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.non_2xx:>9}"
+        f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.non_2xx:>9}{result.fallbacks:>10}"
     )
 
 
 def _report(rows: list[Row], raw: WrkResult, baseline: str) -> None:
-    print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, one run each, same machine, same run\n")
-    print(f"{'target':<48}{'req/s':>9}{'CPU µs/r':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, one run each, same machine, same run")
+    print(f"load average at the end: {load}\n")
+    columns = f"{'req/s':>9}{'CPU µs/r':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+    print(f"{'target':<48}{columns}{'fallbacks':>10}")
     for row in rows:
         print(_line(f"{row.name} (this tree)", row.current))
         if row.baseline is not None:
