@@ -316,19 +316,24 @@ def main() -> int:
             current = measure("current", cache_name, path, script)
             baseline = measure("baseline", cache_name, path, script) if base else None
             rows.append(Row(name, current, baseline))
-        body_file = workdir / "body.json"
-        body_file.write_bytes(body)
-        raw_port = free_port()
-        raw_cmd = [
-            *(sys.executable, "-m", "benchmarks.raw_asgi", "--port", str(raw_port)),
-            *("--body-file", str(body_file)),
-        ]
-        raw_url = f"http://127.0.0.1:{raw_port}/"
-        with process(raw_cmd, env, workdir / "raw.log", raw_url) as raw_proc:
-            raw = wrk(raw_url, None, server_pid=raw_proc.pid)
+        raw = _raw_asgi(env, workdir, body)
     _report(rows, raw, BASELINE)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def _raw_asgi(env: dict[str, str], workdir: Path, body: bytes) -> WrkResult:
+    """The raw ASGI callable serving ``body`` on the same uvicorn set-up, measured alike."""
+    body_file = workdir / "body.json"
+    body_file.write_bytes(body)
+    raw_port = free_port()
+    raw_cmd = [
+        *(sys.executable, "-m", "benchmarks.raw_asgi", "--port", str(raw_port)),
+        *("--body-file", str(body_file)),
+    ]
+    raw_url = f"http://127.0.0.1:{raw_port}/"
+    with process(raw_cmd, env, workdir / "raw.log", raw_url) as raw_proc:
+        return wrk(raw_url, None, server_pid=raw_proc.pid)
 
 
 def _line(name: str, result: WrkResult) -> str:
