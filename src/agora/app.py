@@ -24,6 +24,7 @@ from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
+from agora.fastpath import ShortcutMiddleware
 from agora.flags import FaultSwitch, FeatureFlags
 from agora.health import health_router, new_monitor, running_checks
 from agora.lifecycle import AnswerCutOffRequests
@@ -142,7 +143,8 @@ def middleware_stack(
     - identity before the limiter, which bills the verified user (and sends the cache
       lookup the route will make in the same round trip);
     - the limiter before CORS and the body limits: a flood is refused before any work;
-    - the drain's 503 innermost, around the routes it cuts off.
+    - the drain's 503 around the routes it cuts off;
+    - the service's shortcut innermost, just outside FastAPI's routing (``agora.fastpath``).
     """
     infra = runtime.infra
     settings = infra.settings
@@ -188,6 +190,8 @@ def middleware_stack(
         )
     )
     stack.append(Middleware(AnswerCutOffRequests, lifecycle=infra.lifecycle))
+    if runtime.shortcut is not None:
+        stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     return stack
 
 
@@ -252,7 +256,11 @@ def build_app(
                 (start or _trusting_no_keys)(infra) as own,
             ):
                 runtime = Runtime(
-                    infra=infra, verifier=own.verifier, parts=own.parts, lookahead=own.lookahead
+                    infra=infra,
+                    verifier=own.verifier,
+                    parts=own.parts,
+                    lookahead=own.lookahead,
+                    shortcut=own.shortcut,
                 )
                 app.install_runtime(runtime)
                 # Starlette built a stack for the lifespan call already; requests get this one.

@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from agora.cache.prefetch import Lookahead
 from agora.config import ServiceName, Settings
 from agora.db import Database
+from agora.fastpath import Shortcut
 from agora.flags import FaultSwitch, FeatureFlags
 from agora.health.monitor import HealthMonitor
 from agora.lifecycle import Lifecycle
@@ -54,11 +55,13 @@ class Infrastructure:
 class ServiceParts(Generic[P]):
     """What a service's own start-up hook yields: its token verifier, its own parts and, if
     it knows before routing which cache entry a request reads, the lookahead that lets the
-    rate limiter fetch it in its own round trip."""
+    rate limiter fetch it in its own round trip; and a shortcut that answers what it can
+    before FastAPI's routing (``agora.fastpath``)."""
 
     verifier: TokenVerifier
     parts: P
     lookahead: Lookahead | None = None
+    shortcut: Shortcut | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +70,7 @@ class Runtime(Generic[P]):
     verifier: TokenVerifier
     parts: P
     lookahead: Lookahead | None = None
+    shortcut: Shortcut | None = None
 
 
 class ServiceApp(FastAPI, Generic[P]):

@@ -13,6 +13,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from agora.cache import CacheService, Loaded
+from agora.cache.service import Loader
 from agora.config import Settings
 from agora.db import Database
 from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unprocessable
@@ -165,9 +166,7 @@ class PostsService:
         )
         return post
 
-    async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
-        target, viewer = parse_id(post_id, "post"), caller_id(principal)
-
+    def _post_loader(self, target: uuid.UUID, viewer: uuid.UUID) -> Loader[PostPublic]:
         async def load(storing: bool) -> Loaded[PostPublic]:
             row = await self._db.run(
                 lambda conn: repo.get_post(conn, post_id=target, viewer_id=viewer),
@@ -179,16 +178,34 @@ class PostsService:
                 return Loaded(None, None)
             return Loaded(post_public(row), [caching.post_stamp(target)])
 
+        return load
+
+    async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
+        target, viewer = parse_id(post_id, "post"), caller_id(principal)
         post = await self._cache.get_or_load(
             "post",
             caching.post_key(target, viewer),
             PostPublic,
-            load,
+            self._post_loader(target, viewer),
             ttl_s=self._settings.cache_post_ttl_s,
         )
         if post is None:
             raise NotFound("post not found")
         return post
+
+    def cached_post_json(self, *, principal: Principal, post_id: str) -> bytes | None:
+        """``get_post``'s answer as the cache holds it (``PostPublic`` JSON), when the lookup
+        sent ahead in this request found it fresh; None when ``get_post`` must answer (a miss,
+        an id that names nothing, no lookup sent ahead)."""
+        target, viewer = parse_uuid(post_id), parse_uuid(principal.user_id)
+        if target is None or viewer is None:
+            return None
+        return self._cache.cached_json(
+            "post",
+            caching.post_key(target, viewer),
+            self._post_loader(target, viewer),
+            ttl_s=self._settings.cache_post_ttl_s,
+        )
 
     async def delete_post(self, *, principal: Principal, post_id: str) -> None:
         target, caller = parse_id(post_id, "post"), caller_id(principal)
