@@ -38,7 +38,7 @@ from agora.security.docs import docs_available, mount_docs
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.identity import IdentityMiddleware
 from agora.security.limits import RequestLimitsMiddleware
-from agora.security.middleware import cors, deleted_users_store
+from agora.security.middleware import cors, deleted_users_store, revoked_sessions_store
 from agora.security.tokens import StaticKeyResolver, TokenVerifier
 
 log = get_logger(__name__)
@@ -162,6 +162,7 @@ def middleware_stack(
                 settings=settings,
                 limiter=infra.limiter,
                 deleted_users=infra.deleted_users,
+                revoked_sessions=infra.revoked_sessions,
                 lookahead=runtime.lookahead,
             )
         )
@@ -212,6 +213,7 @@ def build_app(
             breakers=breakers,
             limiter=build_rate_limiter(settings, redis),
             deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
+            revoked_sessions=revoked_sessions_store(redis, db, settings, breakers.redis),
             lifecycle=health.lifecycle,
             health=health,
         )

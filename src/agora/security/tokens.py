@@ -32,6 +32,9 @@ class Principal:
     user_id: str
     token_id: str
     expires_at: int
+    # The login session (refresh-token family) the token was issued for: ending the session
+    # ends its access tokens too. None for a token minted without one (tests, tools).
+    session_id: str | None = None
 
 
 class KeyResolver(Protocol):
@@ -56,7 +59,14 @@ class TokenIssuer:
         self.audience = audience
         self.ttl_s = ttl_s
 
-    def issue(self, user_id: str, key: SigningKey, *, now: float | None = None) -> str:
+    def issue(
+        self,
+        user_id: str,
+        key: SigningKey,
+        *,
+        session_id: str | None = None,
+        now: float | None = None,
+    ) -> str:
         issued_at = int(now if now is not None else time.time())
         claims: dict[str, Any] = {
             "sub": user_id,
@@ -67,6 +77,8 @@ class TokenIssuer:
             "aud": self.audience,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
@@ -95,6 +107,11 @@ class TokenVerifier:
         self._leeway_s = leeway_s
         self._cache: OrderedDict[str, tuple[float, str, Principal]] = OrderedDict()
         self._cache_size = cache_size
+
+    def valid_until(self, principal: Principal) -> float:
+        """Epoch seconds after which ``principal``'s token is refused (its expiry plus the
+        clock-skew leeway): what a long-lived connection authenticated by it must not outlive."""
+        return float(principal.expires_at + self._leeway_s)
 
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
@@ -141,6 +158,10 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidToken("invalid token subject")
+        session = claims.get("sid")
         return kid, Principal(
-            user_id=subject, token_id=str(claims["jti"]), expires_at=int(claims["exp"])
+            user_id=subject,
+            token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+            session_id=session if isinstance(session, str) and session else None,
         )

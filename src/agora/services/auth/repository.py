@@ -144,20 +144,79 @@ async def spend_refresh_token(
     )
 
 
-async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:
-    await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> str | None:
+    """The family's user when this revoked any of its tokens (None: nothing left to revoke)."""
+    user_id: str | None = await conn.fetchval(
+        "UPDATE refresh_tokens SET revoked_at = now() "
+        "WHERE family_id = $1 AND revoked_at IS NULL RETURNING user_id::text",
         family_id,
     )
+    return user_id
 
 
-async def revoke_family_of_token(conn: asyncpg.Connection, token_hash: bytes) -> None:
-    await conn.execute(
+async def revoke_family_of_token(
+    conn: asyncpg.Connection, token_hash: bytes
+) -> asyncpg.Record | None:
+    """``(family_id, user_id)`` as text when the token's session was live, else None."""
+    return await conn.fetchrow(
         "UPDATE refresh_tokens SET revoked_at = now() "
         "WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) "
-        "AND revoked_at IS NULL",
+        "AND revoked_at IS NULL "
+        "RETURNING family_id::text AS family_id, user_id::text AS user_id",
         token_hash,
     )
+
+
+# --- sessions (a session is one refresh-token family: one login and its rotations) ----
+
+# Bounds the list (and the work) however many times an account has logged in.
+SESSION_LIST_MAX = 100
+
+
+async def live_sessions(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The user's sessions that can still refresh, most recently refreshed first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT family_id::text AS id, min(created_at) AS created_at, "
+        "max(created_at) AS last_refreshed_at, max(expires_at) AS expires_at "
+        "FROM refresh_tokens WHERE user_id = $1 "
+        "GROUP BY family_id "
+        "HAVING bool_and(revoked_at IS NULL) AND max(expires_at) > now() "
+        "ORDER BY max(created_at) DESC, family_id LIMIT $2",
+        user_id,
+        SESSION_LIST_MAX,
+    )
+    return rows
+
+
+async def revoke_session(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, family_id: uuid.UUID
+) -> bool:
+    """Only the owner's own live session: False for another user's, an unknown or ended one."""
+    revoked = await conn.fetchval(
+        "WITH revoked AS ("
+        "  UPDATE refresh_tokens SET revoked_at = now() "
+        "  WHERE family_id = $2 AND user_id = $1 AND revoked_at IS NULL RETURNING 1"
+        ") SELECT count(*) > 0 FROM revoked",
+        user_id,
+        family_id,
+    )
+    return bool(revoked)
+
+
+async def revoke_other_sessions(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, keep: uuid.UUID | None
+) -> list[str]:
+    """Revoke every session of the user but ``keep``; returns the ended sessions' ids."""
+    rows = await conn.fetch(
+        "WITH revoked AS ("
+        "  UPDATE refresh_tokens SET revoked_at = now() "
+        "  WHERE user_id = $1 AND family_id IS DISTINCT FROM $2 AND revoked_at IS NULL "
+        "  RETURNING family_id"
+        ") SELECT DISTINCT family_id::text FROM revoked",
+        user_id,
+        keep,
+    )
+    return [row[0] for row in rows]
 
 
 # --- signing keys ------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from agora.errors import ApiError, NotFound
 from agora.observability.logging import get_logger
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal, authenticate
-from agora.security.identity import identity_of
+from agora.security.identity import IdentityMiddleware, identity_of
+from agora.security.tokens import Principal
 from agora.security.strings import Text
 from agora.services.realtime import service
 from agora.services.realtime.parts import RealtimeParts
@@ -30,7 +31,10 @@ async def events_socket(websocket: WebSocket) -> None:
     parts = parts_of(websocket, RealtimeParts)
     try:
         principal = await authenticate(
-            identity_of(websocket.scope), runtime.verifier, runtime.infra.deleted_users
+            identity_of(websocket.scope),
+            runtime.verifier,
+            runtime.infra.deleted_users,
+            runtime.infra.revoked_sessions,
         )
     except ApiError as exc:
         log.debug("websocket refused", reason=exc.message)
@@ -40,14 +44,25 @@ async def events_socket(websocket: WebSocket) -> None:
     if user_id is None:
         await websocket.close(code=POLICY_VIOLATION)
         return
+    infra = runtime.infra
+
+    async def reauthenticate(token: str) -> Principal:
+        identity = await IdentityMiddleware.identify_with(runtime.verifier, token)
+        return await authenticate(
+            identity, runtime.verifier, infra.deleted_users, infra.revoked_sessions
+        )
+
     await websocket.accept()
     await service.run_session(
         websocket,
         user_id=user_id,
         hub=parts.hub,
         presence=parts.presence,
-        max_message_bytes=runtime.infra.settings.ws_max_message_bytes,
+        max_message_bytes=infra.settings.ws_max_message_bytes,
         limits=parts.ws_limits,
+        principal=principal,
+        valid_until=runtime.verifier.valid_until,
+        reauthenticate=reauthenticate,
     )
 
 
