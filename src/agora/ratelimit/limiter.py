@@ -65,8 +65,8 @@ class RateLimiter:
         exists_keys: Sequence[str],
         lookup: tuple[str, str] | None = None,
     ) -> tuple[Decision, tuple[bool, ...] | None, list[Any] | None]:
-        """``hit``, whether each of ``exists_keys`` exists and, with ``lookup`` (script SHA, key), that
-        script's reply, in the same round trip (the request's other per-user reads ride
+        """``hit``, whether each of ``exists_keys`` exists and, with ``lookup`` (script SHA,
+        key), that script's reply, in the same round trip (the request's other per-user reads ride
         along); ``None`` for what the in-process fallback could not answer."""
         return await self._decide(key, rate, exists_keys, lookup)
 

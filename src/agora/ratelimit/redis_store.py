@@ -84,8 +84,8 @@ class RedisStore:
         *,
         strike_ttl_s: float,
     ) -> tuple[Decision, tuple[bool, ...], list[Any] | None]:
-        """``hit``, ``EXISTS`` of each of ``exists_keys`` and, with ``lookup`` = (script SHA, key), that
-        script's reply, in one round trip: a pipeline rather than one script, because the
+        """``hit``, ``EXISTS`` of each of ``exists_keys`` and, with ``lookup`` = (script SHA,
+        key), that script's reply, in one round trip: a pipeline rather than one script, because the
         other keys may live in other Cluster slots (docs/architecture.md). The script goes by
         its SHA (a pipeline of registered scripts would ask ``SCRIPT EXISTS`` first, a round
         trip of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the

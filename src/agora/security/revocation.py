@@ -1,4 +1,5 @@
-"""Tokens of deleted accounts and ended sessions: refused by every service at once, not when they expire.
+"""Tokens of deleted accounts and ended sessions: refused by every service at once, not when
+they expire.
 
 Access tokens are verified locally, so deleting an account would leave its tokens working for
 up to 15 minutes. Auth therefore marks a deleted user in Redis (one key, kept for as long as

@@ -145,9 +145,7 @@ async def change_password(
     """Change the password (the current one is checked, with the login backoff, and the
     route shares login's per-address limit). Every other session ends at once: its refresh
     token, its access tokens and its WebSockets on every instance. The calling session stays."""
-    await sessions.change_password(
-        principal, current=body.current_password, new=body.new_password
-    )
+    await sessions.change_password(principal, current=body.current_password, new=body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -351,9 +351,7 @@ class AuthService:
             return await query(conn, parsed)
 
     def _token_pair(self, user_id: str, refresh_token: str, session_id: str) -> TokenPair:
-        access_token = self._issuer.issue(
-            user_id, self._keystore.current(), session_id=session_id
-        )
+        access_token = self._issuer.issue(user_id, self._keystore.current(), session_id=session_id)
         return TokenPair(
             access_token=access_token, expires_in=self._issuer.ttl_s, refresh_token=refresh_token
         )

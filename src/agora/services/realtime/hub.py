@@ -34,9 +34,7 @@ ACCOUNT_DELETED_CLOSE_CODE = 1008
 SESSION_ENDED_CLOSE_CODE = 4001
 TOKEN_EXPIRED_CLOSE_CODE = 4002
 
-FrameType = Literal[
-    "post.created", "notification", "pong", "error", "server.draining", "auth.ok"
-]
+FrameType = Literal["post.created", "notification", "pong", "error", "server.draining", "auth.ok"]
 
 _CONNECTIONS = WEBSOCKET_CONNECTIONS.labels("realtime")
 _SENT = {

@@ -9,8 +9,8 @@ from agora.observability.logging import get_logger
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal, authenticate
 from agora.security.identity import IdentityMiddleware, identity_of
-from agora.security.tokens import Principal
 from agora.security.strings import Text
+from agora.security.tokens import Principal
 from agora.services.realtime import service
 from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.schemas import PresencePublic

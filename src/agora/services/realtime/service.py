@@ -21,8 +21,8 @@ from agora.observability import tracing
 from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS, WEBSOCKET_MESSAGES
 from agora.ratelimit.websocket import MessageLimits, Verdict
-from agora.services.realtime import repository
 from agora.security.tokens import Principal
+from agora.services.realtime import repository
 from agora.services.realtime.hub import (
     ACCOUNT_DELETED_CLOSE_CODE,
     TOKEN_EXPIRED_CLOSE_CODE,
@@ -36,8 +36,7 @@ from agora.services.realtime.schemas import PONG_FRAME, auth_ok_frame, error_fra
 log = get_logger(__name__)
 
 _RECEIVED = {
-    kind: WEBSOCKET_MESSAGES.labels("in", kind)
-    for kind in ("ping", "auth", "unknown", "malformed")
+    kind: WEBSOCKET_MESSAGES.labels("in", kind) for kind in ("ping", "auth", "unknown", "malformed")
 }
 _WS_REJECTIONS = RATELIMIT_REJECTIONS.labels("websocket")
 POLICY_VIOLATION = 1008
