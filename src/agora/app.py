@@ -37,6 +37,7 @@ from agora.runtime import Infrastructure, Runtime, ServiceApp, ServiceParts
 from agora.security.docs import docs_available, mount_docs
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.identity import IdentityMiddleware
+from agora.security.key_revocation import following_key_revocations
 from agora.security.limits import RequestLimitsMiddleware
 from agora.security.middleware import cors, deleted_users_store, revoked_sessions_store
 from agora.security.tokens import StaticKeyResolver, TokenVerifier
@@ -222,6 +223,7 @@ def build_app(
                 observability(app, service, settings, redis),
                 running_checks(health, service, settings, db, redis),
                 (start or _trusting_no_keys)(infra) as own,
+                following_key_revocations(redis, settings.key_events_channel, own.verifier),
             ):
                 runtime = Runtime(
                     infra=infra, verifier=own.verifier, parts=own.parts, lookahead=own.lookahead

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -43,6 +43,19 @@ class KeyResolver(Protocol):
         ...
 
 
+@runtime_checkable
+class RevocableKeyResolver(KeyResolver, Protocol):
+    """A resolver that can be told at once that a key is revoked (``agora keys revoke``)."""
+
+    def revoke(self, kid: str) -> None:
+        """Never trust ``kid`` again."""
+        ...
+
+    def resync(self) -> None:
+        """Revocations may have been missed: check the source of keys again soon."""
+        ...
+
+
 class StaticKeyResolver:
     """A fixed set of keys (tests, and tools that hold the keys themselves)."""
 
@@ -51,6 +64,12 @@ class StaticKeyResolver:
 
     async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
         return self._keys.get(kid)
+
+    def revoke(self, kid: str) -> None:
+        self._keys.pop(kid, None)
+
+    def resync(self) -> None:
+        pass  # nothing to reload: the keys are given
 
 
 class TokenIssuer:
@@ -112,6 +131,18 @@ class TokenVerifier:
         """Epoch seconds after which ``principal``'s token is refused (its expiry plus the
         clock-skew leeway): what a long-lived connection authenticated by it must not outlive."""
         return float(principal.expires_at + self._leeway_s)
+
+    def revoke_key(self, kid: str) -> None:
+        """Refuse every token ``kid`` signed from now on, remembered ones included."""
+        if isinstance(self._resolver, RevocableKeyResolver):
+            self._resolver.revoke(kid)
+        for token, (_, signed_by, _) in list(self._cache.items()):
+            if signed_by == kid:
+                del self._cache[token]
+
+    def resync(self) -> None:
+        if isinstance(self._resolver, RevocableKeyResolver):
+            self._resolver.resync()
 
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)

@@ -229,7 +229,10 @@ async def lock_signing_keys(conn: asyncpg.Connection) -> None:
 
 async def has_active_signing_key(conn: asyncpg.Connection) -> bool:
     return bool(
-        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)")
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM signing_keys "
+            "WHERE retired_at IS NULL AND revoked_at IS NULL)"
+        )
     )
 
 
@@ -266,9 +269,22 @@ async def retire_signing_keys(conn: asyncpg.Connection, *, after_s: float) -> No
     """Schedule the retirement of every active key ``after_s`` seconds from now."""
     await conn.execute(
         "UPDATE signing_keys SET retired_at = now() + make_interval(secs => $1) "
-        "WHERE retired_at IS NULL",
+        "WHERE retired_at IS NULL AND revoked_at IS NULL",
         after_s,
     )
+
+
+async def revoke_signing_key(conn: asyncpg.Connection, kid: str) -> bool | None:
+    """True: revoked now; False: it was revoked already; None: there is no such key."""
+    revoked = await conn.fetchval(
+        "UPDATE signing_keys SET revoked_at = now() WHERE kid = $1 AND revoked_at IS NULL "
+        "RETURNING true",
+        kid,
+    )
+    if revoked:
+        return True
+    exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE kid = $1)", kid)
+    return False if exists else None
 
 
 async def published_signing_keys(
@@ -284,8 +300,8 @@ async def published_signing_keys(
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT kid, private_key, public_jwk::text AS public_jwk, created_at, "
         "EXTRACT(EPOCH FROM now() - retired_at)::float8 AS retired_ago_s "
-        "FROM signing_keys "
-        "WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1) "
+        "FROM signing_keys WHERE revoked_at IS NULL "
+        "AND (retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)) "
         "ORDER BY created_at DESC, kid",
         retired_within_s,
     )
