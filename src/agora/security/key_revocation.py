@@ -56,7 +56,17 @@ async def following_key_revocations(
         verifier.revoke_key(kid)
         log.warning("signing key revoked; its tokens are refused from now on", kid=kid)
 
-    subscriber = Subscriber(redis, channel, handle, on_subscribe=verifier.resync)
+    subscriptions = 0
+
+    def resubscribed() -> None:
+        # The first subscription missed nothing: the keys were loaded at start-up.
+        nonlocal subscriptions
+        subscriptions += 1
+        if subscriptions > 1:
+            log.info("key revocations resubscribed; checking the keys again")
+            verifier.resync()
+
+    subscriber = Subscriber(redis, channel, handle, on_subscribe=resubscribed)
     task = asyncio.create_task(subscriber.run(), name="key-revocations")
     try:
         yield subscriber
