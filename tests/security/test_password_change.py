@@ -19,7 +19,7 @@ from agora.ratelimit.rates import parse_rate
 from agora.services.auth.app import create_app
 from agora.services.realtime.hub import SESSION_ENDED_CLOSE_CODE
 from tests.integration.auth.conftest import PASSWORD
-from tests.security.conftest import PROTECTED, Account, System
+from tests.security.conftest import PROTECTED, Account, System, protected
 
 PASSWORD_ROUTE = "/api/v1/auth/password"
 NEW_PASSWORD = "a brand new passphrase"
@@ -69,7 +69,8 @@ async def test_a_password_change_ends_every_other_session_everywhere(system: Sys
         assert other.status_code == 401, service
         assert other.json()["error"]["code"] == "session_ended"
         # The session that changed the password goes on.
-        assert (await client.get(PROTECTED[service], headers=_bearer(alice))).status_code == 200
+        mine = protected(service, alice.access_token)
+        assert (await client.get(mine, headers=_bearer(alice))).status_code == 200
     refresh = "/api/v1/auth/refresh"
     dead = await system.auth.client.post(refresh, json={"refresh_token": laptop.refresh_token})
     assert dead.status_code == 401

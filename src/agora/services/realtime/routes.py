@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, WebSocket
 
 from agora.errors import ApiError, NotFound
 from agora.observability.logging import get_logger
+from agora.openapi_errors import error_responses
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal, authenticate
 from agora.security.identity import IdentityMiddleware, identity_of
@@ -66,10 +67,24 @@ async def events_socket(websocket: WebSocket) -> None:
     )
 
 
-@router.get("/api/v1/realtime/presence/{user_id}")
-async def get_presence(user_id: Text, request: Request, _: CurrentPrincipal) -> PresencePublic:
+@router.get(
+    "/api/v1/realtime/presence/{user_id}",
+    responses=error_responses(400, 401, 404, 422, 429, 503),
+)
+async def get_presence(
+    user_id: Text, request: Request, principal: CurrentPrincipal
+) -> PresencePublic:
+    """Whether the user is online, on any instance. Visible to the user themself and to the
+    accounts the user follows; to anyone else the answer is 404, exactly as for an id that
+    names no one, so it does not even confirm the account exists."""
     canonical = service.canonical_user_id(user_id)
-    if canonical is None:
+    viewer = service.canonical_user_id(principal.user_id)
+    runtime = runtime_of(request)
+    if (
+        canonical is None
+        or viewer is None
+        or not await service.may_see_presence(runtime.infra.db, viewer_id=viewer, user_id=canonical)
+    ):
         raise NotFound("no such user")
     presence = parts_of(request, RealtimeParts).presence
     online = await service.user_presence(presence, user_id=canonical)

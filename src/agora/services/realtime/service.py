@@ -48,6 +48,19 @@ def canonical_user_id(raw: str) -> str | None:
     return None if parsed is None else str(parsed)
 
 
+async def may_see_presence(db: Database, *, viewer_id: str, user_id: str) -> bool:
+    """Whether ``viewer_id`` may see if ``user_id`` is online: the user themself, and the
+    accounts the user follows (docs/security.md, *Presence*). Following is one-sided and
+    needs no consent, so "my followers see me" would let anyone in by following first;
+    "those I follow see me" leaves the choice to the user, and asking the viewer to follow
+    back as well (mutuals) would add nothing the viewer cannot do alone."""
+    if viewer_id == user_id:
+        return True
+    # A replica may answer: a follow a moment old showing a moment late is harmless.
+    async with db.connection(read_only=True) as conn:
+        return await repository.follows(conn, follower_id=user_id, followee_id=viewer_id)
+
+
 async def user_presence(presence: Presence, *, user_id: str) -> bool:
     try:
         return await presence.is_online(user_id)
