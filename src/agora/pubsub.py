@@ -32,7 +32,7 @@ class Subscriber:
     lockstep after a Redis restart. Only cancellation stops it.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  # five keyword-only tuning knobs with defaults
         self,
         redis: Redis,
         channel: str,

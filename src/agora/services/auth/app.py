@@ -21,7 +21,9 @@ from agora.services.auth.sessions import SessionService
 
 
 def create_app(
-    settings: Settings, *, key_resolver: KeyResolver | None = None
+    settings: Settings,
+    *,
+    key_resolver: KeyResolver | None = None,  # noqa: ARG001  # every service's create_app takes it
 ) -> ServiceApp[AuthParts]:
     """``key_resolver`` is ignored: auth verifies its own tokens with its key store."""
 

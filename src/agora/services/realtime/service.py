@@ -33,6 +33,9 @@ from agora.services.realtime.hub import (
 from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
 from agora.services.realtime.schemas import PONG_FRAME, auth_ok_frame, error_frame, event_frame
 
+_SHOWN_TYPE_CHARS = 64  # an unknown type echoed back is cut: the reply must stay small
+
+
 log = get_logger(__name__)
 
 _RECEIVED = {
@@ -97,7 +100,7 @@ def reply_to(message: dict[str, Any]) -> tuple[str, FrameType]:
         _RECEIVED["ping"].inc()
         return PONG_FRAME, "pong"
     _RECEIVED["unknown"].inc()
-    shown = repr(kind) if isinstance(kind, str) and len(kind) <= 64 else "this type"
+    shown = repr(kind) if isinstance(kind, str) and len(kind) <= _SHOWN_TYPE_CHARS else "this type"
     accepted = '"ping" and "auth" are accepted'
     return error_frame("unknown_type", f"unknown message type {shown}; {accepted}"), "error"
 
@@ -168,7 +171,7 @@ def _rate_limited_frame(retry_after_ms: int) -> str:
     return error_frame("rate_limited", reason, retry_after_ms=retry_after_ms)
 
 
-async def run_session(
+async def run_session(  # noqa: PLR0913  # the socket, then keyword-only parts of the session
     websocket: WebSocket,
     *,
     user_id: str,
