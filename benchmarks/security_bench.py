@@ -23,11 +23,13 @@ from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from agora.db import Database
+from agora.ratelimit.rates import parse_rate
+from agora.ratelimit.redis_store import RedisStore
 from agora.resilience import CircuitBreaker
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.limits import RequestLimitsMiddleware, json_too_deep
 from agora.security.passwords import _common_passwords, is_common_password
-from agora.security.revocation import DeletedUsers
+from agora.security.revocation import DeletedUsers, RevokedSessions
 
 
 async def _per_call_us(call: Callable[[], Awaitable[object]], n: int) -> tuple[float, float]:
@@ -121,6 +123,24 @@ async def main() -> None:
             await _per_call_us(_sync(lambda: json_too_deep(worst, 32)), 200),
         )
     )
+    # The limiter's round trip of an authenticated request: the limit and the deletion mark,
+    # and with a session id the session's end mark as one more command in the same pipeline.
+    limiter = RedisStore(redis, prefix="agora:bench:rl:")
+    rate = parse_rate("1000000/minute")
+    one = (DeletedUsers.mark_key(user_id),)
+    two = (*one, RevokedSessions.mark_key(str(uuid.uuid4())))
+    for name, keys in (("limit + deletion mark", one), ("limit + deletion + session marks", two)):
+        rows.append(
+            (
+                f"limiter pipeline: {name}",
+                await _per_call_us(
+                    lambda keys=keys: limiter.hit_check_and_look(  # type: ignore[misc]
+                        "bench", rate, keys, None, strike_ttl_s=60
+                    ),
+                    5000,
+                ),
+            )
+        )
     started = time.perf_counter()
     _common_passwords()
     rows.append(("common-password list load (once)", ((time.perf_counter() - started) * 1e6, 0.0)))

@@ -157,6 +157,7 @@ def settings(database_url: str, redis_url: str, clean_state: None) -> Settings: 
         # Pub/sub channels ignore the db number: a channel of its own per run keeps parallel
         # test runs on one Redis from hearing (and satisfying waits on) each other's events.
         events_channel=f"agora:events:test-{os.getpid()}",
+        key_events_channel=f"agora:keys:test-{os.getpid()}",
         **FAST_HASH,
         **GENEROUS_LIMITS,
     )

@@ -154,7 +154,9 @@ function fire(user, p) {
       request = ['GET', `${base}/api/v1/posts/notifications?limit=20`, null, '/api/v1/posts/notifications'];
       break;
     case 'presence':
-      request = ['GET', `${base}/api/v1/realtime/presence/${someone}`, null, '/api/v1/realtime/presence/{user_id}'];
+      // Presence is visible to the user and to those the user follows (docs/security.md):
+      // a random user's would be a 404; the client's own is always answered.
+      request = ['GET', `${base}/api/v1/realtime/presence/${user.id}`, null, '/api/v1/realtime/presence/{user_id}'];
       break;
     case 'me':
       request = ['GET', `${base}/api/v1/auth/me`, null, '/api/v1/auth/me'];

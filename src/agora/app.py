@@ -40,8 +40,9 @@ from agora.runtime import Infrastructure, Runtime, ServiceApp, ServiceParts
 from agora.security.docs import docs_available, mount_docs
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.identity import IdentityMiddleware
+from agora.security.key_revocation import following_key_revocations
 from agora.security.limits import RequestLimitsMiddleware
-from agora.security.middleware import cors, deleted_users_store
+from agora.security.middleware import cors, deleted_users_store, revoked_sessions_store
 from agora.security.tokens import StaticKeyResolver, TokenVerifier
 
 log = get_logger(__name__)
@@ -176,6 +177,7 @@ def middleware_stack(
                 settings=settings,
                 limiter=infra.limiter,
                 deleted_users=infra.deleted_users,
+                revoked_sessions=infra.revoked_sessions,
                 lookahead=runtime.lookahead,
             )
         )
@@ -243,6 +245,7 @@ def build_app(
             breakers=breakers,
             limiter=build_rate_limiter(settings, redis),
             deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
+            revoked_sessions=revoked_sessions_store(redis, db, settings, breakers.redis),
             lifecycle=health.lifecycle,
             health=health,
             flags=flags,
@@ -254,6 +257,7 @@ def build_app(
                 observability(app, service, settings, redis),
                 running_checks(health, service, settings, db, redis),
                 (start or _trusting_no_keys)(infra) as own,
+                following_key_revocations(redis, settings.key_events_channel, own.verifier),
             ):
                 runtime = Runtime(
                     infra=infra,

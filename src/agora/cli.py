@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -169,6 +170,69 @@ def keys_rotate() -> None:
     typer.echo(
         f"new signing key {kid}: published now, signing in {activation_delay_s(settings):.0f}s; "
         "the previous key stays published until its last token expires"
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    kid: Annotated[str, typer.Argument(help="the key id (the JWT header's kid)")],
+) -> None:
+    """Emergency: stop trusting a signing key now. It leaves the JWKS, never signs again, and
+    every running instance refuses its tokens within seconds (told over Redis)."""
+    from agora.cache.client import create_redis
+    from agora.db import Database
+    from agora.gateway.config import jwks_cache_s
+    from agora.security.key_revocation import announce_key_revocation
+    from agora.services.auth.keys import UnknownKey, revoke_signing_key
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", kid):
+        raise _fail(f"{kid!r} is not a key id: they are base64url thumbprints like the JWKS's")
+    settings = _settings()
+    try:
+        # Both before anything changes: a revocation nobody hears of is not an emergency stop.
+        url, redis_url = settings.require_database_url(), settings.require_redis_url()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+    async def revoke() -> tuple[str, int | None, str | None]:
+        db = Database(url, min_size=1, max_size=1)
+        await db.connect()
+        try:
+            done = await revoke_signing_key(db, settings, kid)
+        finally:
+            await db.close()
+        redis = create_redis(redis_url, socket_timeout_s=settings.redis_socket_timeout_s)
+        try:
+            heard = await announce_key_revocation(redis, settings.key_events_channel, kid)
+        except Exception as exc:  # the database change stands; say how to finish
+            return done.replacement_kid or "", None, repr(exc)
+        finally:
+            await redis.aclose()
+        return done.replacement_kid or "", heard, None
+
+    try:
+        replacement, heard, error = asyncio.run(revoke())
+    except UnknownKey:
+        raise _fail(
+            f"no signing key {kid!r}; the kids are listed in the JWKS "
+            "(/api/v1/auth/.well-known/jwks.json) and in each token's header"
+        ) from None
+    if heard is None:
+        typer.secho(
+            f"agora: key {kid} is revoked in the database, but the running instances were not "
+            f"told ({error}): they stop trusting it at their next key reload (auth within "
+            f"{settings.signing_key_refresh_s:.0f}s, posts and realtime within 300s). Run this "
+            "command again once Redis is reachable to tell them now.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(
+        f"signing key {kid} revoked: out of the JWKS, refused by the {heard} listening "
+        "instances from now on"
+        + (f"; new signing key {replacement} signs at once" if replacement else "")
+        + f". The gateway's JWKS cache may pass its tokens for up to {jwks_cache_s(settings)}s; "
+        "the services refuse them."
     )
 
 

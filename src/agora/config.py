@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     redis_socket_timeout_s: float = Field(default=0.5, gt=0)
     redis_max_connections: int = Field(default=200, ge=1)
     events_channel: str = "agora:events"
+    # Signing-key revocations reach every instance of every service here (not on the events
+    # channel, which only realtime listens to).
+    key_events_channel: str = "agora:keys"
 
     auth_jwks_url: str = "http://127.0.0.1:8080/api/v1/auth/.well-known/jwks.json"
     jwks_refetch_cooldown_s: float = Field(default=10.0, ge=0)

@@ -20,8 +20,10 @@ from agora.observability.logging import get_logger
 
 log = get_logger(__name__)
 
-EventType = Literal["post.created", "notification", "account.deleted"]
-EVENT_TYPES: frozenset[str] = frozenset(("post.created", "notification", "account.deleted"))
+EventType = Literal["post.created", "notification", "account.deleted", "session.ended"]
+EVENT_TYPES: frozenset[str] = frozenset(
+    ("post.created", "notification", "account.deleted", "session.ended")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,9 @@ class Event:
     """``post.created`` goes to the online followers of ``author_id``;
     ``notification`` goes to ``recipient_id``. The client receives ``payload``'s fields
     beside ``type``: ``{"type": "post.created", "post": {...}}``. ``account.deleted`` reaches
-    no client: every realtime instance closes the open sockets of ``recipient_id``."""
+    no client: every realtime instance closes the open sockets of ``recipient_id``;
+    ``session.ended`` neither: every instance closes the sockets of ``recipient_id`` opened
+    with a token of one of ``payload["session_ids"]``."""
 
     type: EventType
     payload: dict[str, Any]

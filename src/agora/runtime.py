@@ -28,7 +28,7 @@ from agora.health.monitor import HealthMonitor
 from agora.lifecycle import Lifecycle
 from agora.ratelimit.limiter import RateLimiter
 from agora.resilience.registry import Breakers
-from agora.security.revocation import DeletedUsers
+from agora.security.revocation import DeletedUsers, RevokedSessions
 from agora.security.tokens import TokenVerifier
 
 P = TypeVar("P")
@@ -45,6 +45,7 @@ class Infrastructure:
     breakers: Breakers
     limiter: RateLimiter
     deleted_users: DeletedUsers
+    revoked_sessions: RevokedSessions
     lifecycle: Lifecycle
     health: HealthMonitor
     flags: FeatureFlags

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI
 
@@ -50,6 +51,18 @@ class System:
 
     def clients(self) -> dict[str, httpx.AsyncClient]:
         return {"auth": self.auth.client, "posts": self.posts, "realtime": self.realtime_http}
+
+
+def protected(service: str, token: str) -> str:
+    """``PROTECTED[service]`` as a valid ``token`` may read it (200): on realtime, the
+    presence of the token's own user (presence is not everyone's to see)."""
+    if service != "realtime":
+        return PROTECTED[service]
+    try:
+        subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        return PROTECTED[service]
+    return f"/api/v1/realtime/presence/{subject}"
 
 
 # One authenticated GET per service, used to try tokens against each of them.

@@ -6,7 +6,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.security.conftest import PROTECTED, System
+from tests.security.conftest import System, protected
 from tests.security.forge import forged_tokens
 
 
@@ -25,14 +25,11 @@ async def test_forged_tokens_are_refused_over_http_by_every_service(
     victim_token = (await system.auth.login("victim"))["access_token"]
     for service, client in system.clients().items():
         # The real thing works, so every 401 below is the forgery's doing.
-        genuine = await client.get(
-            PROTECTED[service], headers={"Authorization": f"Bearer {victim_token}"}
-        )
+        path = protected(service, victim_token)
+        genuine = await client.get(path, headers={"Authorization": f"Bearer {victim_token}"})
         assert genuine.status_code == 200, (service, genuine.text)
         for name, token in forged.items():
-            response = await client.get(
-                PROTECTED[service], headers={"Authorization": f"Bearer {token}"}
-            )
+            response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401, (service, name, response.text)
             assert response.json()["error"]["code"] == "invalid_token", (service, name)
             assert response.headers["www-authenticate"] == "Bearer"

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from agora.config import Settings
 from agora.security.headers import API_CSP
 from agora.services.auth.app import create_app as create_auth
-from tests.security.conftest import PROTECTED, System
+from tests.security.conftest import PROTECTED, System, protected
 
 AppClient = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
 
@@ -40,7 +40,7 @@ async def test_every_kind_of_response_carries_the_headers(system: System) -> Non
     account = await system.account("alice")
     for service, client in system.clients().items():
         responses = [
-            await client.get(PROTECTED[service], headers=account.headers),  # 200
+            await client.get(protected(service, account.access_token), headers=account.headers),
             await client.get(PROTECTED[service]),  # 401
             await client.get(f"/api/v1/{service}/no-such-route"),  # 404
             await client.get("/healthz"),

@@ -9,7 +9,7 @@ import jwt
 
 from agora.config import Settings
 from agora.services.auth.keys import rotate_signing_key, rotate_signing_key_if_due
-from tests.security.conftest import PROTECTED, System
+from tests.security.conftest import PROTECTED, System, protected
 
 REFRESH = "/api/v1/auth/refresh"
 
@@ -30,7 +30,9 @@ async def test_a_stolen_refresh_token_replayed_revokes_the_whole_family(system: 
 
 async def _status(system: System, service: str, token: str) -> int:
     client = system.clients()[service]
-    response = await client.get(PROTECTED[service], headers={"Authorization": f"Bearer {token}"})
+    response = await client.get(
+        protected(service, token), headers={"Authorization": f"Bearer {token}"}
+    )
     return response.status_code
 
 

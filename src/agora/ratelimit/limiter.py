@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -59,29 +60,38 @@ class RateLimiter:
         return decision
 
     async def hit_and_check(
-        self, key: str, rate: Rate, exists_key: str, lookup: tuple[str, str] | None = None
-    ) -> tuple[Decision, bool | None, list[Any] | None]:
-        """``hit``, whether ``exists_key`` exists and, with ``lookup`` (script SHA, key), that
-        script's reply, in the same round trip (the request's other per-user reads ride
+        self,
+        key: str,
+        rate: Rate,
+        exists_keys: Sequence[str],
+        lookup: tuple[str, str] | None = None,
+    ) -> tuple[Decision, tuple[bool, ...] | None, list[Any] | None]:
+        """``hit``, whether each of ``exists_keys`` exists and, with ``lookup`` (script SHA,
+        key), that script's reply, in the same round trip (the request's other per-user reads ride
         along); ``None`` for what the in-process fallback could not answer."""
-        return await self._decide(key, rate, exists_key, lookup)
+        return await self._decide(key, rate, exists_keys, lookup)
 
     async def _decide(
-        self, key: str, rate: Rate, exists_key: str | None, lookup: tuple[str, str] | None
-    ) -> tuple[Decision, bool | None, list[Any] | None]:
+        self,
+        key: str,
+        rate: Rate,
+        exists_keys: Sequence[str] | None,
+        lookup: tuple[str, str] | None,
+    ) -> tuple[Decision, tuple[bool, ...] | None, list[Any] | None]:
         started = time.monotonic()
         if started >= self._retry_redis_at:
             looked: list[Any] | None = None
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    if exists_key is None:
+                    exists: tuple[bool, ...] | None
+                    if exists_keys is None:
                         decision = await self.redis_store.hit(
                             key, rate, strike_ttl_s=self.max_backoff_s
                         )
                         exists = None
                     else:
                         decision, exists, looked = await self.redis_store.hit_check_and_look(
-                            key, rate, exists_key, lookup, strike_ttl_s=self.max_backoff_s
+                            key, rate, exists_keys, lookup, strike_ttl_s=self.max_backoff_s
                         )
             except (RedisError, OSError, TimeoutError) as exc:
                 if not (isinstance(exc, TimeoutError) and self._answered_at > started):

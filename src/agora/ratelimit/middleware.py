@@ -40,14 +40,20 @@ from agora.ratelimit.gcra import Decision
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import Rate
 from agora.security.identity import identity_of
-from agora.security.revocation import DeletedUsers
+from agora.security.revocation import DeletedUsers, RevokedSessions
 
 log = get_logger(__name__)
 
 INTERNAL_TOKEN_HEADER = b"x-agora-internal-token"
 TRY_AGAIN_LATER = 1013  # WebSocket close code (RFC 6455 registry)
 CREDENTIAL_PATHS = frozenset(
-    {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+    {
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        # Checks a password: guessing it must cost what guessing at login costs.
+        "/api/v1/auth/password",
+    }
 )
 EXEMPT_PATHS = frozenset(
     {
@@ -89,12 +95,14 @@ class RateLimitMiddleware:
         settings: Settings,
         limiter: RateLimiter,
         deleted_users: DeletedUsers | None,
+        revoked_sessions: RevokedSessions | None = None,
         lookahead: Lookahead | None = None,
     ) -> None:
         self.app = app
         self.lookahead = lookahead
         self.limiter = limiter
         self.deleted_users = deleted_users
+        self.revoked_sessions = revoked_sessions
         self.user = Policy("user", settings.ratelimit_user)
         self.credentials = Policy("credentials", settings.ratelimit_credentials)
         self.anonymous = Policy("anonymous", settings.ratelimit_anonymous)
@@ -143,9 +151,17 @@ class RateLimitMiddleware:
             if self.lookahead is not None and scope["type"] == "http":
                 entry = self.lookahead.entry_for(scope, user_id)
                 lookup = (self.lookahead.script_sha, entry) if entry is not None else None
-            decision, identity.deleted, looked = await self.limiter.hit_and_check(
-                key, policy.rate, self.deleted_users.mark_key(user_id), lookup
+            marks = [self.deleted_users.mark_key(user_id)]
+            session_id = identity.principal.session_id if identity.principal else None
+            if session_id is not None and self.revoked_sessions is not None:
+                marks.append(self.revoked_sessions.mark_key(session_id))
+            decision, found, looked = await self.limiter.hit_and_check(
+                key, policy.rate, marks, lookup
             )
+            if found is not None:
+                identity.deleted = found[0]
+                if len(found) > 1:
+                    identity.session_ended = found[1]
         else:
             decision = await self.limiter.hit(key, policy.rate)
         if not decision.allowed:

@@ -75,39 +75,39 @@ class RedisStore:
     ) -> tuple[Decision, bool]:
         """``hit`` and ``EXISTS exists_key`` in one round trip."""
         decision, exists, _ = await self.hit_check_and_look(
-            key, rate, exists_key, None, strike_ttl_s=strike_ttl_s
+            key, rate, (exists_key,), None, strike_ttl_s=strike_ttl_s
         )
-        return decision, exists
+        return decision, exists[0]
 
     async def hit_check_and_look(
         self,
         key: str,
         rate: Rate,
-        exists_key: str,
+        exists_keys: Sequence[str],
         lookup: tuple[str, str] | None,
         *,
         strike_ttl_s: float,
-    ) -> tuple[Decision, bool, list[Any] | None]:
-        """``hit``, ``EXISTS exists_key`` and, with ``lookup`` = (script SHA, key), that
-        script's reply, in one round trip: a pipeline rather than one script, because the
+    ) -> tuple[Decision, tuple[bool, ...], list[Any] | None]:
+        """``hit``, ``EXISTS`` of each of ``exists_keys`` and, with ``lookup`` = (script SHA,
+        key), that script's reply, in one round trip: a pipeline rather than one script, because the
         other keys may live in other Cluster slots (docs/architecture.md). The script goes by
         its SHA (a pipeline of registered scripts would ask ``SCRIPT EXISTS`` first, a round
         trip of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the
         pipeline sent again — the script had not run, so nothing is counted twice. The
         lookup's reply is None when it failed: its owner asks again itself."""
         keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
-        replies = await self._pipelined(keys, args, exists_key, lookup)
+        replies = await self._pipelined(keys, args, exists_keys, lookup)
         if isinstance(replies[0], NoScriptError):
             self._script.sha = await self._redis.script_load(GCRA_SCRIPT)
-            replies = await self._pipelined(keys, args, exists_key, lookup)
-        reply, exists = replies[0], replies[1]
-        for result in (reply, exists):
+            replies = await self._pipelined(keys, args, exists_keys, lookup)
+        checked = 1 + len(exists_keys)
+        for result in replies[:checked]:
             if isinstance(result, Exception):
                 raise result
-        looked = replies[2] if lookup is not None else None
+        looked = replies[checked] if lookup is not None else None
         return (
-            _decision(rate, reply),
-            bool(exists),
+            _decision(rate, replies[0]),
+            tuple(bool(exists) for exists in replies[1:checked]),
             None if isinstance(looked, Exception) else looked,
         )
 
@@ -115,12 +115,13 @@ class RedisStore:
         self,
         keys: tuple[str, str],
         args: list[str | int | float],
-        exists_key: str,
+        exists_keys: Sequence[str],
         lookup: tuple[str, str] | None,
     ) -> list[Any]:
         commands: list[tuple[str | int | float, ...]] = [
             ("EVALSHA", self._script.sha, len(keys), *keys, *args),
-            ("EXISTS", exists_key),
+            # one command each: they may live in other slots
+            *(("EXISTS", exists_key) for exists_key in exists_keys),
         ]
         if lookup is not None:
             commands.append(("EVALSHA", lookup[0], 1, lookup[1]))

@@ -12,12 +12,15 @@ from agora.errors import Unauthenticated
 from agora.observability.context import bind_user
 from agora.runtime import runtime_of
 from agora.security.identity import Identity, identity_of
-from agora.security.revocation import DeletedUsers
+from agora.security.revocation import DeletedUsers, RevokedSessions
 from agora.security.tokens import InvalidToken, Principal, TokenVerifier
 
 
 async def authenticate(
-    identity: Identity, verifier: TokenVerifier, deleted_users: DeletedUsers
+    identity: Identity,
+    verifier: TokenVerifier,
+    deleted_users: DeletedUsers,
+    revoked_sessions: RevokedSessions,
 ) -> Principal:
     """The principal of ``identity``, or the 401 that says why there is none. When the
     identity step's verifier could not decide (say, a key store that could not reload), the
@@ -35,14 +38,19 @@ async def authenticate(
         raise Unauthenticated(identity.invalid_reason or "invalid token", code="invalid_token")
     if await deleted_users.is_deleted(principal.user_id, prefetched=identity.deleted):
         raise Unauthenticated("the account of this token has been deleted", code="invalid_token")
+    if await revoked_sessions.is_revoked(principal.session_id, prefetched=identity.session_ended):
+        raise Unauthenticated(
+            "the session of this token has ended; log in again", code="session_ended"
+        )
     bind_user(principal.user_id)
     return principal
 
 
 async def require_principal(connection: HTTPConnection) -> Principal:
     runtime = runtime_of(connection)
+    infra = runtime.infra
     return await authenticate(
-        identity_of(connection.scope), runtime.verifier, runtime.infra.deleted_users
+        identity_of(connection.scope), runtime.verifier, infra.deleted_users, infra.revoked_sessions
     )
 
 

@@ -36,14 +36,16 @@ POLICY_VIOLATION = 1008  # WebSocket close code (RFC 6455)
 
 @dataclass(slots=True)
 class Identity:
-    """Who a request says it is. ``deleted`` is filled by the rate limiter when it read the
-    account's deletion mark in its own round trip (None: not read yet)."""
+    """Who a request says it is. ``deleted`` and ``session_ended`` are filled by the rate
+    limiter when it read the account's deletion mark and the session's end mark in its own
+    round trip (None: not read yet)."""
 
     token: str | None = None
     principal: Principal | None = None
     invalid_reason: str | None = None
     undecided: BaseException | None = None
     deleted: bool | None = None
+    session_ended: bool | None = None
 
     @property
     def user_id(self) -> str | None:
@@ -110,10 +112,15 @@ class IdentityMiddleware:
         await self.app(scope, receive, send)
 
     async def identify(self, token: str | None) -> Identity:
+        return await self.identify_with(self.verifier, token)
+
+    @staticmethod
+    async def identify_with(verifier: TokenVerifier, token: str | None) -> Identity:
+        """What the identity step decides about ``token`` (also for a token sent in-band)."""
         if token is None:
             return Identity()
         try:
-            return Identity(token=token, principal=await self.verifier.verify(token))
+            return Identity(token=token, principal=await verifier.verify(token))
         except InvalidToken as exc:
             return Identity(token=token, invalid_reason=str(exc))
         except Exception as exc:

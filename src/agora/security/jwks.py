@@ -43,12 +43,28 @@ class JwksKeyResolver:
         self._cooldown_s = refetch_cooldown_s
         self._max_age_s = max_age_s
         self._keys: dict[str, rsa.RSAPublicKey] = {}
+        # Revoked while this process runs: never trusted again, even from a JWKS document
+        # served by an auth instance that has not reloaded yet.
+        self._revoked: set[str] = set()
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
         self._attempts = 0
         self._lock = asyncio.Lock()
 
+    def revoke(self, kid: str) -> None:
+        self._revoked.add(kid)
+        self._keys.pop(kid, None)
+        # The revoked key's successor may sign any moment: let its first token refetch at once.
+        self._attempted_at = float("-inf")
+
+    def resync(self) -> None:
+        """The next token refetches (revocations announced while we were away are caught)."""
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+
     async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        if kid in self._revoked:
+            return None
         stale = time.monotonic() - self._fetched_at > self._max_age_s
         if kid not in self._keys or stale:
             await self.refresh()
@@ -65,7 +81,8 @@ class JwksKeyResolver:
             self._attempts += 1
             self._attempted_at = time.monotonic()
             try:
-                self._keys = await self._fetch()
+                keys = await self._fetch()
+                self._keys = {kid: key for kid, key in keys.items() if kid not in self._revoked}
                 self._fetched_at = time.monotonic()
             except CircuitOpenError:
                 pass  # auth is known to be failing: the last good keys stay, nobody waits

@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from agora.config import Settings
 from agora.db import Database
 from agora.resilience import CircuitBreaker
-from agora.security.revocation import DeletedUsers
+from agora.security.revocation import DeletedUsers, RevokedSessions
 
 CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"]
 CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After"]
@@ -23,6 +23,21 @@ def deleted_users_store(
     # A mark must outlive every access token the user may hold, leeway included.
     ttl_s = settings.access_token_ttl_s + settings.jwt_leeway_s + 60
     return DeletedUsers(
+        redis,
+        db,
+        ttl_s=ttl_s,
+        breaker=breaker,
+        events_channel=settings.events_channel,
+        publish_timeout_s=settings.redis_socket_timeout_s,
+    )
+
+
+def revoked_sessions_store(
+    redis: Redis, db: Database, settings: Settings, breaker: CircuitBreaker
+) -> RevokedSessions:
+    # A mark must outlive every access token of the session, leeway included.
+    ttl_s = settings.access_token_ttl_s + settings.jwt_leeway_s + 60
+    return RevokedSessions(
         redis,
         db,
         ttl_s=ttl_s,

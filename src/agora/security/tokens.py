@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -32,11 +32,27 @@ class Principal:
     user_id: str
     token_id: str
     expires_at: int
+    # The login session (refresh-token family) the token was issued for: ending the session
+    # ends its access tokens too. None for a token minted without one (tests, tools).
+    session_id: str | None = None
 
 
 class KeyResolver(Protocol):
     async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
         """The public key for ``kid``, or None when it is not (or no longer) trusted."""
+        ...
+
+
+@runtime_checkable
+class RevocableKeyResolver(KeyResolver, Protocol):
+    """A resolver that can be told at once that a key is revoked (``agora keys revoke``)."""
+
+    def revoke(self, kid: str) -> None:
+        """Never trust ``kid`` again."""
+        ...
+
+    def resync(self) -> None:
+        """Revocations may have been missed: check the source of keys again soon."""
         ...
 
 
@@ -49,6 +65,12 @@ class StaticKeyResolver:
     async def public_key(self, kid: str) -> rsa.RSAPublicKey | None:
         return self._keys.get(kid)
 
+    def revoke(self, kid: str) -> None:
+        self._keys.pop(kid, None)
+
+    def resync(self) -> None:
+        pass  # nothing to reload: the keys are given
+
 
 class TokenIssuer:
     def __init__(self, *, issuer: str, audience: str, ttl_s: int) -> None:
@@ -56,7 +78,14 @@ class TokenIssuer:
         self.audience = audience
         self.ttl_s = ttl_s
 
-    def issue(self, user_id: str, key: SigningKey, *, now: float | None = None) -> str:
+    def issue(
+        self,
+        user_id: str,
+        key: SigningKey,
+        *,
+        session_id: str | None = None,
+        now: float | None = None,
+    ) -> str:
         issued_at = int(now if now is not None else time.time())
         claims: dict[str, Any] = {
             "sub": user_id,
@@ -67,6 +96,8 @@ class TokenIssuer:
             "aud": self.audience,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
@@ -95,6 +126,23 @@ class TokenVerifier:
         self._leeway_s = leeway_s
         self._cache: OrderedDict[str, tuple[float, str, Principal]] = OrderedDict()
         self._cache_size = cache_size
+
+    def valid_until(self, principal: Principal) -> float:
+        """Epoch seconds after which ``principal``'s token is refused (its expiry plus the
+        clock-skew leeway): what a long-lived connection authenticated by it must not outlive."""
+        return float(principal.expires_at + self._leeway_s)
+
+    def revoke_key(self, kid: str) -> None:
+        """Refuse every token ``kid`` signed from now on, remembered ones included."""
+        if isinstance(self._resolver, RevocableKeyResolver):
+            self._resolver.revoke(kid)
+        for token, (_, signed_by, _) in list(self._cache.items()):
+            if signed_by == kid:
+                del self._cache[token]
+
+    def resync(self) -> None:
+        if isinstance(self._resolver, RevocableKeyResolver):
+            self._resolver.resync()
 
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
@@ -141,6 +189,10 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidToken("invalid token subject")
+        session = claims.get("sid")
         return kid, Principal(
-            user_id=subject, token_id=str(claims["jti"]), expires_at=int(claims["exp"])
+            user_id=subject,
+            token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+            session_id=session if isinstance(session, str) and session else None,
         )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 from redis.asyncio import Redis
 
 from agora.config import Settings
@@ -63,9 +65,13 @@ async def test_presence_requires_a_token_and_a_user_id(
 
 
 async def test_online_while_connected_offline_after_the_last_socket_closes(
-    realtime: RunningServer, tokens: TokenFactory, make_user: Callable[..., str]
+    realtime: RunningServer,
+    tokens: TokenFactory,
+    make_user: Callable[..., str],
+    follow: Callable[[str, str], None],
 ) -> None:
     alice, bob = make_user(), make_user()
+    follow(bob, alice)  # bob lets alice see him
     asker = tokens(alice)
     async with open_socket(realtime, tokens(bob)) as tab1:
         assert await is_online(realtime, bob, asker)
@@ -81,12 +87,17 @@ async def test_online_while_connected_offline_after_the_last_socket_closes(
 
 
 async def test_presence_is_shared_between_instances(
-    settings: Settings, tokens: TokenFactory, make_user: Callable[..., str], serve: Serve
+    settings: Settings,
+    tokens: TokenFactory,
+    make_user: Callable[..., str],
+    serve: Serve,
+    follow: Callable[[str, str], None],
 ) -> None:
     first = await serve(create_app(settings, key_resolver=tokens.resolver))
     second = await serve(create_app(settings, key_resolver=tokens.resolver))
-    bob = make_user()
-    asker = tokens(make_user())
+    bob, carol = make_user(), make_user()
+    follow(bob, carol)
+    asker = tokens(carol)
     async with open_socket(second, tokens(bob)):
         assert await is_online(first, bob, asker)
     await eventually_offline(first, bob, asker)
@@ -97,9 +108,11 @@ async def test_entries_of_a_crashed_instance_age_out(
     tokens: TokenFactory,
     make_user: Callable[..., str],
     redis_client: Redis,
+    follow: Callable[[str, str], None],
 ) -> None:
-    bob = make_user()
-    asker = tokens(make_user())
+    bob, carol = make_user(), make_user()
+    follow(bob, carol)
+    asker = tokens(carol)
     key = presence_key(bob)
     # An instance that died without cleaning up: its field outlives its expiry.
     await redis_client.hset(key, "crashed-instance:c1", int(time.time()) - 1)
@@ -147,13 +160,15 @@ async def test_a_redis_outage_breaks_presence_queries_but_not_sockets(
     make_user: Callable[..., str],
     serve: Serve,
     proxy: TcpProxy,
+    follow: Callable[[str, str], None],
 ) -> None:
     direct = urlsplit(settings.require_redis_url())
     via_proxy = direct._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     behind_proxy = settings.model_copy(update={"redis_url": via_proxy})
     server = await serve(create_app(behind_proxy, key_resolver=tokens.resolver))
-    bob = make_user()
-    asker = tokens(make_user())
+    bob, carol = make_user(), make_user()
+    follow(bob, carol)
+    asker = tokens(carol)
     await proxy.stop()  # Redis is gone
     async with open_socket(server, tokens(bob)) as ws:
         await assert_nothing_queued(ws)
@@ -173,3 +188,33 @@ async def test_presence_writes_never_raise_when_redis_is_unreachable() -> None:
     await presence.connected("u", "c")
     await presence.disconnected("u", "c")
     await dead.aclose()
+
+
+async def test_presence_is_visible_only_to_the_user_and_those_the_user_follows(
+    realtime: RunningServer,
+    tokens: TokenFactory,
+    make_user: Callable[..., str],
+    follow: Callable[[str, str], None],
+    database_url: str,
+) -> None:
+    bob, friend, fan, stranger = make_user(), make_user(), make_user(), make_user()
+    follow(bob, friend)  # bob chose to follow friend
+    follow(fan, bob)  # fan follows bob, who does not follow back
+    async with open_socket(realtime, tokens(bob)) as ws:
+        await assert_nothing_queued(ws)
+        assert await is_online(realtime, bob, tokens(bob)) is True  # oneself
+        assert await is_online(realtime, bob, tokens(friend)) is True
+        for outsider in (stranger, fan):  # following someone does not let you watch them
+            hidden = await presence_of(realtime, bob, tokens(outsider))
+            assert hidden.status_code == 404
+            # The same answer as for an id that names no one: nothing is confirmed.
+            nobody = await presence_of(realtime, str(uuid.uuid4()), tokens(outsider))
+            assert (hidden.json()["error"]["code"], hidden.json()["error"]["message"]) == (
+                nobody.json()["error"]["code"],
+                nobody.json()["error"]["message"],
+            )
+        with psycopg.connect(database_url, autocommit=True) as conn:  # bob unfollows friend
+            conn.execute(
+                "DELETE FROM follows WHERE follower_id = %s AND followee_id = %s", (bob, friend)
+            )
+        assert (await presence_of(realtime, bob, tokens(friend))).status_code == 404

@@ -29,7 +29,7 @@ async def publisher(settings: Settings) -> AsyncIterator[Redis]:
 
 
 async def run_subscriber(
-    proxy: TcpProxy, **options: float
+    proxy: TcpProxy, *, poll_s: float = 1.0, idle_ping_s: float = 15.0
 ) -> tuple[Subscriber, asyncio.Queue[bytes], asyncio.Task[None], Redis]:
     redis = create_redis(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout_s=0.5)
     received: asyncio.Queue[bytes] = asyncio.Queue()
@@ -38,7 +38,13 @@ async def run_subscriber(
         await received.put(data)
 
     subscriber = Subscriber(
-        redis, CHANNEL, handler, backoff_initial_s=0.05, backoff_max_s=0.2, **options
+        redis,
+        CHANNEL,
+        handler,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        poll_s=poll_s,
+        idle_ping_s=idle_ping_s,
     )
     task = asyncio.create_task(subscriber.run())
     return subscriber, received, task, redis

@@ -17,6 +17,7 @@ from agora.services.auth.keys import KeyStore
 from agora.services.auth.parts import AuthParts
 from agora.services.auth.routes import router
 from agora.services.auth.service import AuthService
+from agora.services.auth.sessions import SessionService
 
 
 def create_app(
@@ -52,18 +53,20 @@ def create_app(
             timeout_s=settings.redis_socket_timeout_s,
             early_refresh_beta=settings.cache_early_refresh_beta,
         ) as cache:
+            backoff = LoginBackoff(
+                infra.redis,
+                threshold=settings.login_backoff_threshold,
+                max_s=settings.login_backoff_max_s,
+            )
             auth = AuthService(
                 db=infra.db,
                 hasher=hasher,
                 keystore=keystore,
                 issuer=issuer,
                 refresh_ttl_s=settings.refresh_token_ttl_s,
-                backoff=LoginBackoff(
-                    infra.redis,
-                    threshold=settings.login_backoff_threshold,
-                    max_s=settings.login_backoff_max_s,
-                ),
+                backoff=backoff,
                 deleted_users=infra.deleted_users,
+                revoked_sessions=infra.revoked_sessions,
                 cache=cache,
                 profile_ttl_s=settings.cache_profile_ttl_s,
             )
@@ -71,7 +74,17 @@ def create_app(
             try:
                 yield ServiceParts(
                     verifier=verifier,
-                    parts=AuthParts(auth=auth, keystore=keystore, cache=cache),
+                    parts=AuthParts(
+                        auth=auth,
+                        sessions=SessionService(
+                            db=infra.db,
+                            hasher=hasher,
+                            backoff=backoff,
+                            revoked_sessions=infra.revoked_sessions,
+                        ),
+                        keystore=keystore,
+                        cache=cache,
+                    ),
                 )
             finally:
                 await keystore.stop()

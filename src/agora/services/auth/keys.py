@@ -76,6 +76,10 @@ class KeyStore:
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # Announced revocations (``revoke``): kept out even of a reload that read the
+        # database just before the revocation committed.
+        self._revoked: set[str] = set()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def ensure_active_key(self, db: Database) -> SigningKey:
         """Create the first key if there is none, load the keys, and keep reading from ``db``."""
@@ -115,11 +119,37 @@ class KeyStore:
             self._task = asyncio.create_task(self._refresh_loop(), name="signing-key-refresh")
 
     async def stop(self) -> None:
+        for reload in list(self._reloads):
+            reload.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def revoke(self, kid: str) -> None:
+        """``agora keys revoke`` was announced: unpublish and distrust ``kid`` now, and reload
+        (in the background) to sign with its successor."""
+        self._revoked.add(kid)
+        self._keys.pop(kid, None)
+        self._reload_soon()
+
+    def resync(self) -> None:
+        self._reload_soon()
+
+    def _reload_soon(self) -> None:
+        task = asyncio.create_task(self._forced_reload(), name="signing-key-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _forced_reload(self) -> None:
+        async with self._lock:
+            self._attempted_at = time.monotonic()
+            try:
+                await self.reload()
+            except Exception as exc:
+                log.warning("signing key reload failed; keeping the last keys", error=repr(exc))
 
     def _lookup(self, kid: str) -> rsa.RSAPublicKey | None:
         entry = self._keys.get(kid)
@@ -137,6 +167,7 @@ class KeyStore:
             return await repo.published_signing_keys(conn, retired_within_s=self._window_s)
 
     def _apply(self, rows: list[asyncpg.Record]) -> None:
+        rows = [row for row in rows if row["kid"] not in self._revoked]
         now = time.monotonic()
         keys: dict[str, _PublishedKey] = {}
         signing_row = self._signing_row(rows)
@@ -262,6 +293,37 @@ async def _rotate(
         previous_keys_published_for_s=settings.access_token_ttl_s + RETIRED_KEY_GRACE_S,
     )
     return key
+
+
+class UnknownKey(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    kid: str
+    already_revoked: bool
+    replacement_kid: str | None  # a key created because no other could sign
+
+
+async def revoke_signing_key(db: Database, settings: Settings, kid: str) -> Revocation:
+    """Emergency revocation (``agora keys revoke``): ``kid`` leaves the JWKS and never signs
+    again, in one transaction under the signing-key lock. When no other key can sign, a new
+    one is created that signs at once — without the usual activation delay, so consumers meet
+    its ``kid`` before their next scheduled refetch and refetch on it. Announcing it to the
+    running instances is the caller's next step (``agora.security.key_revocation``)."""
+    replacement = await asyncio.to_thread(generate_signing_key)
+    async with db.transaction() as conn:
+        await repo.lock_signing_keys(conn)
+        revoked = await repo.revoke_signing_key(conn, kid)
+        if revoked is None:
+            raise UnknownKey(kid)
+        created = None
+        if not await repo.has_active_signing_key(conn):
+            await _insert_key(conn, replacement, KeyCipher.from_settings(settings))
+            created = replacement.kid
+    log.warning("signing key revoked", kid=kid, replacement_kid=created, already=not revoked)
+    return Revocation(kid=kid, already_revoked=not revoked, replacement_kid=created)
 
 
 async def _newest_key_older_than(db: Database, age_s: float) -> bool:

@@ -143,20 +143,75 @@ async def spend_refresh_token(
     )
 
 
-async def revoke_family(conn: Connection, family_id: uuid.UUID) -> None:
-    await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+async def revoke_family(conn: Connection, family_id: uuid.UUID) -> str | None:
+    """The family's user when this revoked any of its tokens (None: nothing left to revoke)."""
+    user_id: str | None = await conn.fetchval(
+        "UPDATE refresh_tokens SET revoked_at = now() "
+        "WHERE family_id = $1 AND revoked_at IS NULL RETURNING user_id::text",
         family_id,
     )
+    return user_id
 
 
-async def revoke_family_of_token(conn: Connection, token_hash: bytes) -> None:
-    await conn.execute(
+async def revoke_family_of_token(conn: Connection, token_hash: bytes) -> asyncpg.Record | None:
+    """``(family_id, user_id)`` as text when the token's session was live, else None."""
+    return await conn.fetchrow(
         "UPDATE refresh_tokens SET revoked_at = now() "
         "WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) "
-        "AND revoked_at IS NULL",
+        "AND revoked_at IS NULL "
+        "RETURNING family_id::text AS family_id, user_id::text AS user_id",
         token_hash,
     )
+
+
+# --- sessions (a session is one refresh-token family: one login and its rotations) ----
+
+# Bounds the list (and the work) however many times an account has logged in.
+SESSION_LIST_MAX = 100
+
+
+async def live_sessions(conn: Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The user's sessions that can still refresh, most recently refreshed first."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT family_id::text AS id, min(created_at) AS created_at, "
+        "max(created_at) AS last_refreshed_at, max(expires_at) AS expires_at "
+        "FROM refresh_tokens WHERE user_id = $1 "
+        "GROUP BY family_id "
+        "HAVING bool_and(revoked_at IS NULL) AND max(expires_at) > now() "
+        "ORDER BY max(created_at) DESC, family_id LIMIT $2",
+        user_id,
+        SESSION_LIST_MAX,
+    )
+    return rows
+
+
+async def revoke_session(conn: Connection, *, user_id: uuid.UUID, family_id: uuid.UUID) -> bool:
+    """Only the owner's own live session: False for another user's, an unknown or ended one."""
+    revoked = await conn.fetchval(
+        "WITH revoked AS ("
+        "  UPDATE refresh_tokens SET revoked_at = now() "
+        "  WHERE family_id = $2 AND user_id = $1 AND revoked_at IS NULL RETURNING 1"
+        ") SELECT count(*) > 0 FROM revoked",
+        user_id,
+        family_id,
+    )
+    return bool(revoked)
+
+
+async def revoke_other_sessions(
+    conn: Connection, *, user_id: uuid.UUID, keep: uuid.UUID | None
+) -> list[str]:
+    """Revoke every session of the user but ``keep``; returns the ended sessions' ids."""
+    rows = await conn.fetch(
+        "WITH revoked AS ("
+        "  UPDATE refresh_tokens SET revoked_at = now() "
+        "  WHERE user_id = $1 AND family_id IS DISTINCT FROM $2 AND revoked_at IS NULL "
+        "  RETURNING family_id"
+        ") SELECT DISTINCT family_id::text FROM revoked",
+        user_id,
+        keep,
+    )
+    return [row[0] for row in rows]
 
 
 # --- signing keys ------------------------------------------------------------------------
@@ -169,7 +224,10 @@ async def lock_signing_keys(conn: Connection) -> None:
 
 async def has_active_signing_key(conn: Connection) -> bool:
     return bool(
-        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)")
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM signing_keys "
+            "WHERE retired_at IS NULL AND revoked_at IS NULL)"
+        )
     )
 
 
@@ -204,9 +262,22 @@ async def retire_signing_keys(conn: Connection, *, after_s: float) -> None:
     """Schedule the retirement of every active key ``after_s`` seconds from now."""
     await conn.execute(
         "UPDATE signing_keys SET retired_at = now() + make_interval(secs => $1) "
-        "WHERE retired_at IS NULL",
+        "WHERE retired_at IS NULL AND revoked_at IS NULL",
         after_s,
     )
+
+
+async def revoke_signing_key(conn: Connection, kid: str) -> bool | None:
+    """True: revoked now; False: it was revoked already; None: there is no such key."""
+    revoked = await conn.fetchval(
+        "UPDATE signing_keys SET revoked_at = now() WHERE kid = $1 AND revoked_at IS NULL "
+        "RETURNING true",
+        kid,
+    )
+    if revoked:
+        return True
+    exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE kid = $1)", kid)
+    return False if exists else None
 
 
 async def published_signing_keys(
@@ -222,8 +293,8 @@ async def published_signing_keys(
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT kid, private_key, public_jwk::text AS public_jwk, created_at, "
         "EXTRACT(EPOCH FROM now() - retired_at)::float8 AS retired_ago_s "
-        "FROM signing_keys "
-        "WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1) "
+        "FROM signing_keys WHERE revoked_at IS NULL "
+        "AND (retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)) "
         "ORDER BY created_at DESC, kid",
         retired_within_s,
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from agora.config import Settings
 from agora.errors import Unauthenticated
+from agora.openapi_errors import error_responses
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal
 from agora.security.strings import Text
@@ -22,14 +23,17 @@ from agora.services.auth.schemas import (
     AccountDeletion,
     Jwks,
     LoginRequest,
+    PasswordChange,
     ProfileUpdate,
     RefreshRequest,
+    SessionList,
     TokenPair,
     UserCreate,
     UserProfile,
     UserPublic,
 )
 from agora.services.auth.service import AuthService
+from agora.services.auth.sessions import SessionService
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -48,7 +52,12 @@ async def _keystore(request: Request) -> KeyStore:
     return parts_of(request, AuthParts).keystore
 
 
+async def _sessions(request: Request) -> SessionService:
+    return parts_of(request, AuthParts).sessions
+
+
 ServiceDep = Annotated[AuthService, Depends(_service)]
+SessionsDep = Annotated[SessionService, Depends(_sessions)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
@@ -122,6 +131,44 @@ async def delete_me(
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_session_cookies(response, settings)
     return response
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, sessions: SessionsDep
+) -> Response:
+    """Change the password (the current one is checked, with the login backoff, and the
+    route shares login's per-address limit). Every other session ends at once: its refresh
+    token, its access tokens and its WebSockets on every instance. The calling session stays."""
+    await sessions.change_password(principal, current=body.current_password, new=body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/sessions", responses=error_responses(400, 401, 429, 503))
+async def list_sessions(principal: CurrentPrincipal, sessions: SessionsDep) -> SessionList:
+    """The caller's live sessions (at most 100, most recently refreshed first); ``current``
+    marks the one of this request's access token."""
+    return await sessions.list(principal)
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(400, 401, 404, 422, 429, 503),
+)
+async def revoke_session(
+    session_id: Text, principal: CurrentPrincipal, sessions: SessionsDep
+) -> Response:
+    """End one of the caller's own sessions everywhere (its refresh token, access tokens and
+    WebSockets). 404 for a session that is not the caller's, unknown, or already ended."""
+    await sessions.revoke(principal, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users/{user_id}")

@@ -88,6 +88,25 @@ class RefreshRequest(BaseModel):
     refresh_token: Annotated[HeaderText, Field(min_length=1, max_length=256)]
 
 
+class PasswordChange(BaseModel):
+    current_password: Annotated[Text, Field(min_length=1, max_length=PASSWORD_MAX)]
+    new_password: NewPassword
+
+
+class SessionPublic(BaseModel):
+    """One login session (a refresh-token family and the access tokens issued from it)."""
+
+    id: str
+    created_at: datetime = Field(description="when the session logged in")
+    last_refreshed_at: datetime = Field(description="when its refresh token was last rotated")
+    expires_at: datetime = Field(description="when it ends unless refreshed")
+    current: bool = Field(description="the session of the access token of this request")
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]
+
+
 class ProfileUpdate(BaseModel):
     """Fields left out (or null) stay as they are."""
 

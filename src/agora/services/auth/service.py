@@ -33,7 +33,7 @@ from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS, USERS_REGISTERED
 from agora.security.backoff import LoginBackoff
 from agora.security.passwords import PasswordHasher
-from agora.security.revocation import DeletedUsers
+from agora.security.revocation import DeletedUsers, RevokedSessions
 from agora.security.tokens import TokenIssuer
 from agora.services.auth import repository as repo
 from agora.services.auth.keys import KeyStore
@@ -71,6 +71,19 @@ _Profile = TypeVar("_Profile", UserProfile, UserPublic)
 _UserQuery = Callable[[Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
+async def check_backoff(backoff: LoginBackoff, account: str) -> None:
+    """429 while ``account`` is backing off after failed password checks."""
+    wait_s = await backoff.retry_after(account)
+    if wait_s:
+        RATELIMIT_REJECTIONS.labels("login_account").inc()
+        raise ApiError(
+            "too many failed attempts for this account; try again later",
+            status_code=429,
+            code="login_backoff",
+            headers={"Retry-After": str(wait_s)},
+        )
+
+
 def _account_gone() -> Unauthenticated:
     return Unauthenticated("the account of this token no longer exists", code="invalid_token")
 
@@ -86,6 +99,7 @@ class AuthService:
         refresh_ttl_s: int,
         backoff: LoginBackoff,
         deleted_users: DeletedUsers,
+        revoked_sessions: RevokedSessions,
         cache: CacheService,
         profile_ttl_s: float,
     ) -> None:
@@ -98,6 +112,7 @@ class AuthService:
         self._refresh_ttl_s = refresh_ttl_s
         self._backoff = backoff
         self._deleted_users = deleted_users
+        self._revoked_sessions = revoked_sessions
 
     async def register(self, data: UserCreate) -> UserPublic:
         password_hash = await self._hasher.hash(data.password)
@@ -139,17 +154,18 @@ class AuthService:
         if stored_hash is not None and self._hasher.needs_rehash(stored_hash):
             new_hash = await self._hasher.hash(password)
         refresh_token = new_refresh_token()
+        family_id = uuid.uuid4()
         async with self._db.transaction() as conn:
             if new_hash is not None:
                 await repo.update_password_hash(conn, user_id=user_id, password_hash=new_hash)
             await repo.insert_refresh_token(
                 conn,
                 user_id=user_id,
-                family_id=uuid.uuid4(),
+                family_id=family_id,
                 token_hash=refresh_token_digest(refresh_token),
                 ttl_s=self._refresh_ttl_s,
             )
-        return self._token_pair(str(user_id), refresh_token)
+        return self._token_pair(str(user_id), refresh_token, str(family_id))
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Spend ``refresh_token`` and return a new pair from the same family."""
@@ -159,6 +175,7 @@ class AuthService:
             await self._refuse_known(known, digest)
         successor = new_refresh_token()
         user_id: uuid.UUID | None = None
+        session_id = ""
         async with self._db.transaction() as conn:
             # FOR UPDATE: of two concurrent refreshes with one token, the second waits, then
             # sees the token spent and treats it as reuse.
@@ -178,7 +195,7 @@ class AuthService:
                     successor_hash=refresh_token_digest(successor),
                     ttl_s=self._refresh_ttl_s,
                 )
-                user_id = row["user_id"]
+                user_id, session_id = row["user_id"], str(row["family_id"])
                 outcome = _Rotation.ROTATED
         # Raised only after the block so that the family's revocation is committed.
         if outcome is _Rotation.ROTATED:
@@ -187,6 +204,7 @@ class AuthService:
         if outcome is _Rotation.REUSED:
             assert row is not None
             await self._remember_session(digest, "revoked")
+            await self._revoked_sessions.end(str(row["user_id"]), [str(row["family_id"])])
             log.warning(
                 "refresh token reused; session revoked",
                 user_id=str(row["user_id"]),
@@ -200,14 +218,17 @@ class AuthService:
             raise Unauthenticated(
                 "the refresh token is invalid or expired", code="invalid_refresh_token"
             )
-        return self._token_pair(str(user_id), successor)
+        return self._token_pair(str(user_id), successor, session_id)
 
     async def logout(self, refresh_token: str) -> None:
-        """Revoke the token's whole family; an unknown token is silently ignored."""
+        """Revoke the token's whole family, and end its access tokens and sockets everywhere;
+        an unknown token is silently ignored."""
         digest = refresh_token_digest(refresh_token)
         async with self._db.connection() as conn:
-            await repo.revoke_family_of_token(conn, digest)
+            ended = await repo.revoke_family_of_token(conn, digest)
         await self._remember_session(digest, "revoked")
+        if ended is not None:
+            await self._revoked_sessions.end(ended["user_id"], [ended["family_id"]])
 
     async def _remember_session(self, digest: bytes, fact: str) -> None:
         """Session data lives exactly as long as what it describes: a spent or revoked token
@@ -221,8 +242,10 @@ class AuthService:
         kind, _, family = fact.partition(" ")
         if kind == "spent" and (family_id := parse_uuid(family)) is not None:
             async with self._db.connection() as conn:
-                await repo.revoke_family(conn, family_id)
+                owner = await repo.revoke_family(conn, family_id)
             await self._remember_session(digest, "revoked")
+            if owner is not None:
+                await self._revoked_sessions.end(owner, [str(family_id)])
             log.warning("refresh token reused; session revoked", family_id=family)
             raise Unauthenticated(
                 "this refresh token was already used; the session has been revoked",
@@ -269,15 +292,7 @@ class AuthService:
         log.info("account deleted", user_id=account)
 
     async def _check_backoff(self, account: str) -> None:
-        wait_s = await self._backoff.retry_after(account)
-        if wait_s:
-            RATELIMIT_REJECTIONS.labels("login_account").inc()
-            raise ApiError(
-                "too many failed attempts for this account; try again later",
-                status_code=429,
-                code="login_backoff",
-                headers={"Retry-After": str(wait_s)},
-            )
+        await check_backoff(self._backoff, account)
 
     async def own_profile(self, user_id: str) -> UserProfile:
         profile = await self._cached_profile("own", user_id, UserProfile, repo.get_own_user)
@@ -337,8 +352,8 @@ class AuthService:
         async with self._db.connection(read_only=read_only, user_id=parsed) as conn:
             return await query(conn, parsed)
 
-    def _token_pair(self, user_id: str, refresh_token: str) -> TokenPair:
-        access_token = self._issuer.issue(user_id, self._keystore.current())
+    def _token_pair(self, user_id: str, refresh_token: str, session_id: str) -> TokenPair:
+        access_token = self._issuer.issue(user_id, self._keystore.current(), session_id=session_id)
         return TokenPair(
             access_token=access_token, expires_in=self._issuer.ttl_s, refresh_token=refresh_token
         )

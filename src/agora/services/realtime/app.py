@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from agora.app import build_app
 from agora.config import Settings
 from agora.observability.logging import get_logger
+from agora.pubsub import stop_listening
 from agora.ratelimit.websocket import MessageLimits
 from agora.runtime import Infrastructure, ServiceApp, ServiceParts
 from agora.security.jwks import jwks_token_verifier
@@ -81,6 +82,5 @@ def create_app(
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    # ``stop_listening`` re-cancels: a subscriber can swallow one cancellation.
+    await asyncio.gather(*(stop_listening(task) for task in tasks))

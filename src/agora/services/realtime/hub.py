@@ -32,18 +32,25 @@ SLOW_CONSUMER_CLOSE_CODE = 1013
 SERVICE_RESTART_CLOSE_CODE = 1012
 # RFC 6455 "policy violation": the account behind the socket was deleted.
 ACCOUNT_DELETED_CLOSE_CODE = 1008
+# Application codes (RFC 6455 private range). 4001: the socket's session ended (logout,
+# refresh-token reuse, password change, revoked from the session list): log in again.
+# 4002: the socket's access token expired without an in-band ``auth``: refresh, reconnect.
+SESSION_ENDED_CLOSE_CODE = 4001
+TOKEN_EXPIRED_CLOSE_CODE = 4002
 
-FrameType = Literal["post.created", "notification", "pong", "error", "server.draining"]
+FrameType = Literal["post.created", "notification", "pong", "error", "server.draining", "auth.ok"]
 
 _CONNECTIONS = WEBSOCKET_CONNECTIONS.labels("realtime")
 _SENT = {
     kind: WEBSOCKET_MESSAGES.labels("out", kind)
-    for kind in ("post.created", "notification", "pong", "error", "server.draining")
+    for kind in ("post.created", "notification", "pong", "error", "server.draining", "auth.ok")
 }
 _CLOSE_REASONS = {
     SLOW_CONSUMER_CLOSE_CODE: "too slow; reconnect",
     SERVICE_RESTART_CLOSE_CODE: "server restarting; reconnect",
     ACCOUNT_DELETED_CLOSE_CODE: "account deleted",
+    SESSION_ENDED_CLOSE_CODE: "session ended",
+    TOKEN_EXPIRED_CLOSE_CODE: "token expired",
 }
 
 
@@ -58,11 +65,21 @@ class FrameSink(Protocol):
 class Connection:
     """One socket: a few attributes and a queue, nothing heavy (thousands live per process)."""
 
-    __slots__ = ("_queue", "closing", "id", "sink", "user_id")
+    __slots__ = ("_queue", "closing", "id", "session_id", "sink", "user_id")
 
-    def __init__(self, user_id: str, sink: FrameSink, *, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        sink: FrameSink,
+        *,
+        session_id: str | None = None,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
         self.id = uuid.uuid4().hex
         self.user_id = user_id
+        # The login session of the token the socket authenticated with (changes on an
+        # in-band re-authentication); None for a token without one.
+        self.session_id = session_id
         self.sink = sink
         self.closing = False
         # A close code in the queue asks the sender to close the socket after what is before it.
@@ -190,6 +207,15 @@ class Hub:
     def close_user(self, user_id: str, code: int) -> int:
         """Close every local socket of ``user_id`` with ``code``; returns how many."""
         return sum(conn.close_now(code) for conn in list(self._by_user.get(user_id, ())))
+
+    def end_sessions(self, user_id: str, session_ids: Iterable[str]) -> int:
+        """Close (4001) the local sockets of ``user_id`` opened in one of ``session_ids``."""
+        ended = set(session_ids)
+        return sum(
+            conn.close_now(SESSION_ENDED_CLOSE_CODE)
+            for conn in list(self._by_user.get(user_id, ()))
+            if conn.session_id is not None and conn.session_id in ended
+        )
 
     def reply(self, conn: Connection, frame: str, kind: FrameType) -> None:
         """A direct answer to one socket (pong, error) through the same single writer."""

@@ -1,4 +1,5 @@
-"""All SQL of the realtime service (one query: who among my connected users follows an author)."""
+"""All SQL of the realtime service: who among my connected users follows an author, and
+whether one user follows another (presence visibility)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ async def online_followers(
     instance's sockets, not to the author's follower count (which may be millions)."""
     rows = await conn.fetch(_ONLINE_FOLLOWERS, author_id, list(candidate_ids))
     return [row[0] for row in rows]
+
+
+async def follows(conn: Connection, *, follower_id: str, followee_id: str) -> bool:
+    """One primary-key lookup."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1::uuid "
+        "AND followee_id = $2::uuid)",
+        follower_id,
+        followee_id,
+    )
+    return bool(found)

@@ -6,10 +6,12 @@ from fastapi import APIRouter, Request, WebSocket
 
 from agora.errors import ApiError, NotFound
 from agora.observability.logging import get_logger
+from agora.openapi_errors import error_responses
 from agora.runtime import parts_of, runtime_of
 from agora.security.dependencies import CurrentPrincipal, authenticate
-from agora.security.identity import identity_of
+from agora.security.identity import IdentityMiddleware, identity_of
 from agora.security.strings import Text
+from agora.security.tokens import Principal
 from agora.services.realtime import service
 from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.schemas import PresencePublic
@@ -30,7 +32,10 @@ async def events_socket(websocket: WebSocket) -> None:
     parts = parts_of(websocket, RealtimeParts)
     try:
         principal = await authenticate(
-            identity_of(websocket.scope), runtime.verifier, runtime.infra.deleted_users
+            identity_of(websocket.scope),
+            runtime.verifier,
+            runtime.infra.deleted_users,
+            runtime.infra.revoked_sessions,
         )
     except ApiError as exc:
         log.debug("websocket refused", reason=exc.message)
@@ -40,21 +45,46 @@ async def events_socket(websocket: WebSocket) -> None:
     if user_id is None:
         await websocket.close(code=POLICY_VIOLATION)
         return
+    infra = runtime.infra
+
+    async def reauthenticate(token: str) -> Principal:
+        identity = await IdentityMiddleware.identify_with(runtime.verifier, token)
+        return await authenticate(
+            identity, runtime.verifier, infra.deleted_users, infra.revoked_sessions
+        )
+
     await websocket.accept()
     await service.run_session(
         websocket,
         user_id=user_id,
         hub=parts.hub,
         presence=parts.presence,
-        max_message_bytes=runtime.infra.settings.ws_max_message_bytes,
+        max_message_bytes=infra.settings.ws_max_message_bytes,
         limits=parts.ws_limits,
+        principal=principal,
+        valid_until=runtime.verifier.valid_until,
+        reauthenticate=reauthenticate,
     )
 
 
-@router.get("/api/v1/realtime/presence/{user_id}")
-async def get_presence(user_id: Text, request: Request, _: CurrentPrincipal) -> PresencePublic:
+@router.get(
+    "/api/v1/realtime/presence/{user_id}",
+    responses=error_responses(400, 401, 404, 422, 429, 503),
+)
+async def get_presence(
+    user_id: Text, request: Request, principal: CurrentPrincipal
+) -> PresencePublic:
+    """Whether the user is online, on any instance. Visible to the user themself and to the
+    accounts the user follows; to anyone else the answer is 404, exactly as for an id that
+    names no one, so it does not even confirm the account exists."""
     canonical = service.canonical_user_id(user_id)
-    if canonical is None:
+    viewer = service.canonical_user_id(principal.user_id)
+    runtime = runtime_of(request)
+    if (
+        canonical is None
+        or viewer is None
+        or not await service.may_see_presence(runtime.infra.db, viewer_id=viewer, user_id=canonical)
+    ):
         raise NotFound("no such user")
     presence = parts_of(request, RealtimeParts).presence
     online = await service.user_presence(presence, user_id=canonical)

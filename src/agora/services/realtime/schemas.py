@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from agora.errors import websocket_error_frame
 from agora.events import Event
 
-ErrorCode = Literal["malformed_message", "unknown_type", "rate_limited"]
+ErrorCode = Literal["malformed_message", "unknown_type", "rate_limited", "invalid_token"]
 
 
 class PresencePublic(BaseModel):
@@ -30,6 +30,11 @@ def event_frame(event: Event) -> str:
 
 def error_frame(code: ErrorCode, message: str, **fields: int) -> str:
     return websocket_error_frame(code, message, **fields)
+
+
+def auth_ok_frame(valid_until: int) -> str:
+    """The answer to an in-band ``auth``: the socket now lives until ``valid_until``."""
+    return orjson.dumps({"type": "auth.ok", "valid_until": valid_until}).decode()
 
 
 PONG_FRAME: Final = orjson.dumps({"type": "pong"}).decode()
