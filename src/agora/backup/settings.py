@@ -60,6 +60,9 @@ class BackupSettings(BaseSettings):
     process_max: int = Field(default=2, ge=1, le=32)
     textfile_dir: Path = Path(".agora/textfile")
     drill_dir: Path | None = None
+    # A second drill waits this long for the first, then fails (two would share the disk and
+    # the restore point, and one's throwaway cluster could be mistaken for the other's).
+    drill_lock_timeout_s: float = Field(default=30.0, ge=0)
 
     @field_validator("s3_endpoint")
     @classmethod
