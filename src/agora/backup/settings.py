@@ -141,7 +141,10 @@ class BackupSettings(BaseSettings):
 
 
 def load_backup_settings() -> BackupSettings:
+    """From the environment and, with AGORA_SECRETS_DIR (compose/Kubernetes secrets), files
+    named after the variables there: agora_backup_s3_secret_access_key, agora_database_url …"""
+    secrets_dir = os.environ.get("AGORA_SECRETS_DIR") or None
     try:
-        return BackupSettings()
+        return BackupSettings(_secrets_dir=secrets_dir)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
