@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agora.config import ConfigError, describe_validation_error
+from agora.config import ConfigError
 
 
 class BackupSettings(BaseSettings):
@@ -147,4 +147,14 @@ def load_backup_settings() -> BackupSettings:
     try:
         return BackupSettings(_secrets_dir=secrets_dir)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per bad variable, named as the operator sets it (AGORA_BACKUP_…)."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        name = field if field.upper().startswith("AGORA_") else f"AGORA_BACKUP_{field.upper()}"
+        lines.append(f"{name.upper()}: {item['msg']}")
+    return "invalid backup configuration:\n  " + "\n  ".join(lines)
