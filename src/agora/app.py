@@ -32,6 +32,7 @@ from agora.observability.middleware import AccessLogPolicy, RequestContextMiddle
 from agora.observability.runtime import observability
 from agora.ratelimit.middleware import EXEMPT_PATHS, RateLimitMiddleware, build_rate_limiter
 from agora.resilience.admin import admin_routes
+from agora.resilience.admission import AdmissionControl
 from agora.resilience.registry import Breakers
 from agora.runtime import Infrastructure, Runtime, ServiceApp, ServiceParts
 from agora.security.docs import docs_available, mount_docs
@@ -132,7 +133,9 @@ def middleware_stack(
 ) -> list[Middleware]:
     """Every service's middleware, outermost first: the one place that says their order.
 
-    - security headers outermost, so every response (the last-resort 500 too) gets them;
+    - admission control outermost: past the instance's bound a request is refused before
+      any work, from prepared headers (the security headers included), and counted;
+    - security headers next, so every other response (the last-resort 500 too) gets them;
     - request context (request id, span, access line, metrics, last-resort 500) next, so
       every answer below it carries a request id and is logged and counted;
     - identity before the limiter, which bills the verified user (and sends the cache
@@ -146,6 +149,14 @@ def middleware_stack(
         settings.effective_log_sample_ratio, settings.log_hot_routes, settings.log_slow_request_ms
     )
     stack = [
+        Middleware(
+            AdmissionControl,
+            service=infra.service,
+            limit=settings.max_in_flight,
+            queue=settings.admission_queue,
+            queue_timeout_s=settings.admission_queue_timeout_s,
+            exempt_paths=EXEMPT_PATHS,
+        ),
         Middleware(
             SecurityHeadersMiddleware,
             no_store=infra.service == "auth",

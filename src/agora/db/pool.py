@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
+
 from agora.db.errors import is_connectivity_error, is_rolled_back
 from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout, is_lost
 from agora.db.routing import RecentWriters, ReplicaSet
@@ -88,7 +90,7 @@ class Database:
             await pool.close()
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         """The primary's asyncpg pool (for tools that need the raw driver)."""
         return self.primary.pool
 
@@ -221,16 +223,7 @@ class Database:
     @asynccontextmanager
     async def _primary_connection(self) -> AsyncIterator[Connection]:
         breaker = self.breaker
-        if breaker is not None:
-            try:
-                breaker.allow()
-            except CircuitOpenError as exc:
-                raise DatabaseUnavailable(
-                    "the database is unavailable; try again later",
-                    retry_after_s=exc.retry_after_s,
-                    transient=False,
-                    before_work=True,
-                ) from None
+        _admit(breaker)
         acquired = lost = False
         try:
             async with self.primary.acquire() as conn:
@@ -241,8 +234,7 @@ class Database:
                     lost = is_lost(conn)  # checked before release detaches it
                     raise
         except PoolTimeout:
-            if breaker is not None:
-                breaker.release()
+            _release(breaker)
             raise DatabaseUnavailable(
                 "the database is busy; try again shortly",
                 retry_after_s=1,
@@ -250,23 +242,48 @@ class Database:
                 before_work=True,
             ) from None
         except asyncio.CancelledError:
-            if breaker is not None:
-                breaker.release()
+            _release(breaker)
             raise
         except Exception as exc:
             if not (lost or is_connectivity_error(exc)):
                 if breaker is not None:
                     breaker.record_success()  # the server answered
                 raise
-            if breaker is not None:
-                breaker.record_failure()
-            retry_after = breaker.retry_after_s if breaker is not None else 0.0
-            raise DatabaseUnavailable(
-                "the database is unavailable; try again later",
-                retry_after_s=retry_after or 5.0,
-                transient=True,
-                before_work=not acquired,
-            ) from exc
+            raise _unavailable(breaker, before_work=not acquired) from exc
         else:
             if breaker is not None:
                 breaker.record_success()
+
+
+def _release(breaker: CircuitBreaker | None) -> None:
+    """The call told nothing about the dependency (no connection was had, or cancelled)."""
+    if breaker is not None:
+        breaker.release()
+
+
+def _admit(breaker: CircuitBreaker | None) -> None:
+    """Through the breaker, or a 503 without trying while it is open."""
+    if breaker is None:
+        return
+    try:
+        breaker.allow()
+    except CircuitOpenError as exc:
+        raise DatabaseUnavailable(
+            "the database is unavailable; try again later",
+            retry_after_s=exc.retry_after_s,
+            transient=False,
+            before_work=True,
+        ) from None
+
+
+def _unavailable(breaker: CircuitBreaker | None, *, before_work: bool) -> DatabaseUnavailable:
+    """A connection failed: counted by the breaker, a 503 that may be retried."""
+    if breaker is not None:
+        breaker.record_failure()
+    retry_after = breaker.retry_after_s if breaker is not None else 0.0
+    return DatabaseUnavailable(
+        "the database is unavailable; try again later",
+        retry_after_s=retry_after or 5.0,
+        transient=True,
+        before_work=before_work,
+    )

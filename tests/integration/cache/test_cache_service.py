@@ -33,7 +33,7 @@ class Source:
         self.delay_s = delay_s
         self.during_load: Callable[[], object] | None = None
 
-    async def load(self, storing: bool = True) -> Loaded[Item]:
+    async def load(self, _storing: bool = True) -> Loaded[Item]:
         self.loads += 1
         value = Item(name="x", version=self.version)
         if self.during_load is not None:
@@ -43,7 +43,7 @@ class Source:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str, clean_state: None) -> AsyncIterator[Redis]:
+async def redis_client(redis_url: str, clean_state: None) -> AsyncIterator[Redis]:  # noqa: ARG001  # requested for its side effect
     client = create_redis(redis_url)
     yield client
     await client.aclose()
@@ -60,7 +60,7 @@ def cache(redis_client: Redis, breaker: CircuitBreaker) -> CacheService:
 
 
 def requests(cache_name: str, result: str) -> float:
-    return CACHE_REQUESTS.labels(cache=cache_name, result=result)._value.get()
+    return float(CACHE_REQUESTS.labels(cache=cache_name, result=result)._value.get())
 
 
 async def get(cache: CacheService, source: Source, name: str = "t") -> Item | None:
