@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from agora.backup.settings import BackupSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.production.yml"
 BIN = Path(__file__).resolve().parents[2] / ".venv/bin"
@@ -112,8 +114,6 @@ def test_secrets_are_files_not_environment(resolved: dict[str, Any]) -> None:
 def test_backup_service_speaks_agora_backup(resolved: dict[str, Any]) -> None:
     """Every AGORA_BACKUP_* it sets and every secret it mounts is a setting `agora backup` reads
     (a misspelt one would be ignored silently), with the data and config the primary shares."""
-    from agora.backup.settings import BackupSettings
-
     services = resolved["services"]
     backup, primary = services["backup"], services["postgres-primary"]
     fields = {f"AGORA_BACKUP_{name.upper()}" for name in BackupSettings.model_fields}

@@ -20,6 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import FAST_HASH, GENEROUS_LIMITS, TEST_DB_NAME, free_port, scratch_database
+from tests.integration.backup.s3_stack import s3_stack
 
 pytestmark = [
     pytest.mark.e2e,
@@ -80,7 +81,7 @@ def image() -> str:
 
 
 @pytest.fixture(scope="module")
-def backup_image(image: str) -> str:
+def backup_image(image: str) -> str:  # noqa: ARG001  # built after the default target: its layers are reused
     """The `backup` target (after the default one: it reuses its layers)."""
     build(BACKUP_IMAGE, "--target", "backup")
     return BACKUP_IMAGE
@@ -205,8 +206,6 @@ def test_backup_image_dumps_to_s3_read_only_as_the_data_directory_owner(
 ) -> None:
     """What the compose `backup` service runs: scripts/backup.sh in the backup target, read-only,
     no capabilities, uid 999, a logical dump of a real database to S3 (moto behind TLS)."""
-    from tests.integration.backup.s3_stack import s3_stack
-
     tools = podman(
         "run", "--rm", "--read-only", "--cap-drop", "ALL", "--entrypoint", "sh", backup_image,
         "-c", "id -u; pgbackrest version; pg_dump --version; pg_ctl --version; pg_amcheck -V",

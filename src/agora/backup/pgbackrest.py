@@ -60,12 +60,14 @@ _EXPLANATIONS: list[tuple[tuple[str, ...], str]] = [
 
 # pgBackRest's per-repository status in `info`: 0 ok, 2 no valid backups yet (both fine).
 _INFO_OK = (0, 2)
+# Enough of pgBackRest's output to act on, without flooding the terminal or the journal.
+_MAX_OUTPUT = 4000
 
 
 def printable(output: str) -> str:
     """Output with what a wrong key decrypted to (binary garbage) replaced, and bounded."""
     clean = "".join(c if c.isprintable() or c == "\n" else "?" for c in output)
-    return clean if len(clean) <= 4000 else clean[:4000] + " …"
+    return clean if len(clean) <= _MAX_OUTPUT else clean[:_MAX_OUTPUT] + " …"
 
 
 def explain(output: str) -> str:

@@ -153,7 +153,7 @@ def test_dump_is_encrypted_on_s3_and_one_table_restores_into_a_fresh_database(en
         assert only == [("posts",)], "a single-table restore brought other tables along"
     metrics = (env.root / "textfile" / "agora_backup.prom").read_text()
     assert 'agora_backup_restore_drill_success{kind="logical"} 1.0' in metrics
-    print(
+    print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
         f"\nlogical: {ROWS} rows, dump+encrypt+upload {dump_s:.2f}s for {len(body) / 1e6:.1f} MB "
         f"stored; download+verify+decrypt+restore one table {restore_s:.2f}s"
     )
