@@ -1,4 +1,5 @@
-"""The encrypted logical dump against real servers: the machine's PostgreSQL, S3 (moto + TLS).
+"""The encrypted logical dump against real servers: a PostgreSQL cluster of the test's own (the
+server tools' version, so pg_dump matches it), S3 (moto behind TLS).
 
 dump → upload → unreadable without the passphrase → download (checksum checked) → restore one
 table into a fresh database → the rows match; then the ways it must fail, each with a message
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +25,10 @@ import pytest
 
 from tests.conftest import free_port
 from tests.integration.backup.s3_stack import S3Stack, s3_stack
-from tests.pgcluster import needs_pg_tools
+from tests.pgcluster import PgCluster, _run, _workdir, needs_pg_tools
 
 pytestmark = [needs_pg_tools, pytest.mark.timeout(300)]
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SOURCE, FRESH = "agora_issue15_logical_src", "agora_issue15_logical_fresh"
 PASSPHRASE = "logical dump passphrase, 30 chars"
 MARKER = "logical-plaintext-marker-51c2"
@@ -41,6 +40,7 @@ class Env:
     s3: S3Stack
     root: Path
     vars: dict[str, str]
+    cluster: PgCluster
 
     def client(self) -> Any:
         return boto3.client(
@@ -53,19 +53,14 @@ class Env:
         )
 
 
-def url(dbname: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/{dbname}"
+def url(cluster: PgCluster, dbname: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{cluster.port}/{dbname}"
 
 
-def recreate(dbname: str) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
+def recreate(cluster: PgCluster, dbname: str) -> None:
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{dbname}"')
-
-
-def drop(dbname: str) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def agora(
@@ -86,10 +81,13 @@ def agora(
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
-    root = Path(tempfile.mkdtemp(prefix="agora-issue-15-finish-logical-"))
+    root = _workdir()
     (root / "s3").mkdir()
-    recreate(SOURCE)
-    with psycopg.connect(url(SOURCE), autocommit=True) as conn:
+    _run(["initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-N"])
+    cluster = PgCluster(root / "data", free_port())
+    cluster.start()
+    recreate(cluster, SOURCE)
+    with psycopg.connect(url(cluster, SOURCE), autocommit=True) as conn:
         conn.execute("CREATE TABLE posts (id bigint PRIMARY KEY, body text NOT NULL)")
         conn.execute(
             "INSERT INTO posts SELECT g, %s || ' ' || md5(g::text) FROM generate_series(1, %s) g",
@@ -103,7 +101,7 @@ def env() -> Iterator[Env]:
                 s3,
                 root,
                 {
-                    "AGORA_BACKUP_DATABASE_URL": url(SOURCE),
+                    "AGORA_BACKUP_DATABASE_URL": url(cluster, SOURCE),
                     "AGORA_BACKUP_CONFIG_DIR": str(root / "backup"),
                     "AGORA_BACKUP_PASSPHRASE": PASSPHRASE,
                     "AGORA_BACKUP_S3_BUCKET": s3.bucket,
@@ -115,12 +113,12 @@ def env() -> Iterator[Env]:
                     "AGORA_BACKUP_S3_TIMEOUT_S": "3",
                     "AGORA_BACKUP_TEXTFILE_DIR": str(root / "textfile"),
                 },
+                cluster,
             )
             state.client().create_bucket(Bucket=s3.bucket)
             yield state
     finally:
-        drop(SOURCE)
-        drop(FRESH)
+        cluster.stop_quietly()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -141,13 +139,14 @@ def test_dump_is_encrypted_on_s3_and_one_table_restores_into_a_fresh_database(en
     assert body.startswith(b"AGORA-DUMP")
     assert key in agora(env, "list-logical").stdout
 
-    recreate(FRESH)
+    recreate(env.cluster, FRESH)
     began = time.monotonic()
-    out = agora(env, "restore-logical", "--target-url", url(FRESH), "--table", "posts").stdout
+    fresh = url(env.cluster, FRESH)
+    out = agora(env, "restore-logical", "--target-url", fresh, "--table", "posts").stdout
     restore_s = time.monotonic() - began
     assert "restored posts" in out
     query = "SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM posts"
-    with psycopg.connect(url(SOURCE)) as src, psycopg.connect(url(FRESH)) as dst:
+    with psycopg.connect(url(env.cluster, SOURCE)) as src, psycopg.connect(fresh) as dst:
         assert dst.execute(query).fetchone() == src.execute(query).fetchone()
         only = dst.execute("SELECT relname FROM pg_stat_user_tables").fetchall()
         assert only == [("posts",)], "a single-table restore brought other tables along"
