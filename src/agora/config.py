@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agora.flags.provider import FlagFileError, load_flag_file
 from agora.ratelimit.rates import Rate, parse_rate
 from agora.security.settings import check_fernet_keys, production_problems
 
@@ -184,6 +185,14 @@ class Settings(BaseSettings):
     # X-Forwarded-For: the client is that many entries from the right. 0: the TCP peer.
     gateway_trusted_hops: int = Field(default=0, ge=0, le=10)
 
+    # Feature flags (an OpenFeature file provider) and the fault switch; docs/flags.md.
+    flags_file: str | None = None
+    flags_reload_s: float = Field(default=2.0, gt=0, le=300)
+    # None: allowed outside production, refused in production (an explicit true allows it).
+    fault_injection: bool | None = None
+    # SIGUSR2 heap snapshots (agora.observability.heap; docs/runbook.md).
+    heap_snapshot_dir: str = "/tmp"  # noqa: S108  # nosec B108 # the image's writable tmpfs
+
     _split = field_validator(
         "database_replica_urls",
         "cors_origins",
@@ -213,6 +222,7 @@ class Settings(BaseSettings):
         "log_file",
         "gateway_tls_cert_file",
         "gateway_tls_key_file",
+        "flags_file",
         mode="before",
     )
     @classmethod
@@ -293,6 +303,16 @@ class Settings(BaseSettings):
                 raise ValueError("AGORA_CORS_ORIGINS must not be '*' in production")
         return self
 
+    @field_validator("flags_file")
+    @classmethod
+    def _readable_flags(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                load_flag_file(value)
+            except FlagFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("key_encryption_key")
     @classmethod
     def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
@@ -357,6 +377,10 @@ class Settings(BaseSettings):
         if self.log_sample_ratio is not None:
             return self.log_sample_ratio
         return 0.1 if self.is_production else 1.0
+
+    @property
+    def effective_fault_injection(self) -> bool:
+        return (not self.is_production) if self.fault_injection is None else self.fault_injection
 
     @property
     def effective_cookie_secure(self) -> bool:

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import asyncpg
 from asyncpg.connection import LoggedQuery
@@ -21,6 +21,9 @@ from asyncpg.pool import PoolConnectionProxy
 from agora.db.errors import is_connectivity_error
 from agora.db.leaks import LeakDetector
 from agora.observability.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
+
+if TYPE_CHECKING:
+    from agora.flags.faults import FaultSwitch
 
 # What the pool hands out: asyncpg's proxy, typed apart from the connection it wraps.
 Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
@@ -66,8 +69,11 @@ async def _keep_session(_: asyncpg.Connection[asyncpg.Record]) -> None:
 
 
 class ManagedPool:
-    def __init__(self, dsn: str, *, role: PoolRole, config: PoolConfig) -> None:
+    def __init__(
+        self, dsn: str, *, role: PoolRole, config: PoolConfig, faults: FaultSwitch | None = None
+    ) -> None:
         self.dsn = dsn
+        self.faults = faults
         self.role = role
         self.config = config
         self.leaks = LeakDetector(pool=role, threshold_s=config.leak_threshold_s)
@@ -119,6 +125,9 @@ class ManagedPool:
     async def acquire(self) -> AsyncIterator[Pooled]:
         """A healthy connection; :class:`PoolTimeout` when none frees up in time, connectivity
         errors as the driver raises them."""
+        if self.faults is not None:
+            # The fault switch's boundary: an injected error looks like an unreachable server.
+            await self.faults.before_call("postgres")
         self._waiting += 1
         self._publish()
         try:

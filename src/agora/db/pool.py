@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
@@ -22,6 +22,9 @@ from agora.db.routing import RecentWriters, ReplicaSet
 from agora.errors import ServiceUnavailable
 from agora.observability.logging import get_logger
 from agora.resilience.breaker import CircuitBreaker, CircuitOpenError
+
+if TYPE_CHECKING:
+    from agora.flags.faults import FaultSwitch
 
 log = get_logger(__name__)
 
@@ -58,7 +61,7 @@ class DatabaseUnavailable(ServiceUnavailable):
 class Database:
     """Owns the pools; repositories get connections from it, one unit of work at a time."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  # keyword-only collaborators, wired once in db.factory
         self,
         url: str,
         *,
@@ -67,12 +70,18 @@ class Database:
         writers: RecentWriters | None = None,
         retry_attempts: int = 3,
         replica_cooldown_s: float = 5.0,
+        faults: FaultSwitch | None = None,
         **config: Any,
     ) -> None:
         self.config = PoolConfig(**config)
-        self.primary = ManagedPool(asyncpg_dsn(url), role="primary", config=self.config)
+        self.primary = ManagedPool(
+            asyncpg_dsn(url), role="primary", config=self.config, faults=faults
+        )
         self.replicas = ReplicaSet(
-            [ManagedPool(asyncpg_dsn(u), role="replica", config=self.config) for u in replica_urls],
+            [
+                ManagedPool(asyncpg_dsn(u), role="replica", config=self.config, faults=faults)
+                for u in replica_urls
+            ],
             cooldown_s=replica_cooldown_s,
         )
         self.breaker = breaker

@@ -100,6 +100,11 @@ class AccessLogPolicy:
         return random.random() < self.sample_ratio  # noqa: S311  # nosec B311 # log sampling
 
 
+# Label sets remembered per process: templates and statuses are few, but the method is the
+# client's word, so the table is bounded and anything past it takes ``labels()`` each time.
+_MAX_BOUND_SERIES = 1024
+
+
 class RequestContextMiddleware:
     def __init__(
         self, app: ASGIApp, *, service: str, access_log: AccessLogPolicy | None = None
@@ -107,6 +112,21 @@ class RequestContextMiddleware:
         self.app = app
         self.service = service
         self.access_log = access_log or AccessLogPolicy()
+        # (method, route, status) -> the two metric children: ``labels()`` takes a lock and
+        # builds a key on every call; a dictionary hit costs a fraction of that.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (method, route, status)
+        children = self._series.get(key)
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                HTTP_REQUEST_DURATION.labels(self.service, method, route),
+            )
+            if len(self._series) < _MAX_BOUND_SERIES:
+                self._series[key] = children
+        return children
 
     # One frame per request on purpose: this is the request path issue 12 measures, and a split
     # costs a call per step; its branches are the protocol's (http/websocket, span on or off).
@@ -182,8 +202,9 @@ class RequestContextMiddleware:
     ) -> None:
         route = route_template(scope)
         method = scope.get("method", "GET")
-        HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-        HTTP_REQUEST_DURATION.labels(self.service, method, route).observe(duration_s)
+        requests, duration = self._children(method, route, status)
+        requests.inc()
+        duration.observe(duration_s)
         sampled = span is not None and span.get_span_context().trace_flags.sampled
         if not self.access_log.should_log(route, status, duration_s, sampled):
             return

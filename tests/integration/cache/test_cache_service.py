@@ -110,9 +110,33 @@ async def test_a_change_during_the_load_is_never_stored(cache: CacheService) -> 
     assert source.loads == 3
 
 
-async def test_one_load_for_a_hundred_concurrent_readers(cache: CacheService) -> None:
-    source = Source(delay_s=0.2)
-    results = await asyncio.gather(*(get(cache, source) for _ in range(100)))
+async def test_one_load_for_a_hundred_concurrent_readers(
+    cache: CacheService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = 100
+    # The load is held until every reader waits on it: on a loaded machine arrivals spread
+    # over longer than any fixed delay, and a late reader after the store is a real miss.
+    all_waiting = asyncio.Event()
+    waiting = 0
+    join = cache._join
+
+    async def counted_join(flight: asyncio.Future[object], model: type[Item]) -> Item | None:
+        nonlocal waiting
+        waiting += 1
+        if waiting == readers:
+            all_waiting.set()
+        return await join(flight, model)
+
+    monkeypatch.setattr(cache, "_join", counted_join)
+    source = Source()
+
+    async def hold() -> None:
+        async with asyncio.timeout(30):
+            await all_waiting.wait()
+
+    source.during_load = hold
+    results = await asyncio.gather(*(get(cache, source) for _ in range(readers)))
+    assert waiting == readers
     assert source.loads == 1
     assert all(item == Item(name="x", version=1) for item in results)
 
