@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from agora.backup.settings import BackupSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.production.yml"
 BIN = Path(__file__).resolve().parents[2] / ".venv/bin"
@@ -95,7 +97,7 @@ def test_every_service_is_hardened(resolved: dict[str, Any], check: str) -> None
 
 def test_secrets_are_files_not_environment(resolved: dict[str, Any]) -> None:
     for name, service in resolved["services"].items():
-        environment = service.get("environment") or {}
+        environment = dict(service.get("environment") or {})  # the fixture is shared
         environment.pop("AGORA_SECRETS_DIR", None)
         for key, value in environment.items():
             assert not any(word in key for word in ("PASSWORD", "SECRET", "TOKEN")) or (
@@ -107,3 +109,41 @@ def test_secrets_are_files_not_environment(resolved: dict[str, Any]) -> None:
     assert resolved["secrets"]["agora_key_encryption_key"]["file"].endswith(
         "secrets/agora_key_encryption_key"
     )
+
+
+def test_backup_service_speaks_agora_backup(resolved: dict[str, Any]) -> None:
+    """Every AGORA_BACKUP_* it sets and every secret it mounts is a setting `agora backup` reads
+    (a misspelt one would be ignored silently), with the data and config the primary shares."""
+    services = resolved["services"]
+    backup, primary = services["backup"], services["postgres-primary"]
+    fields = {f"AGORA_BACKUP_{name.upper()}" for name in BackupSettings.model_fields}
+    environment = backup["environment"]
+    assert {k for k in environment if k.startswith("AGORA_BACKUP_")} <= fields
+    assert environment["AGORA_SECRETS_DIR"] == "/run/secrets"
+    secrets = {s["source"] if isinstance(s, dict) else s for s in backup["secrets"]}
+    assert secrets - {"agora_database_url"} <= {name.lower() for name in fields}
+    assert environment["AGORA_BACKUP_PASSPHRASE_FILE"] == "/run/secrets/agora_backup_passphrase"
+    assert "agora-backup" in backup["image"]
+    assert backup["command"] == ["schedule"]
+    assert backup["user"] == "999:999"  # the data directory's owner in the postgres image
+
+    def mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        """target → (source, mode), from Compose v1's short syntax source:target[:mode]."""
+        found = {}
+        for volume in service["volumes"]:
+            source, target, *mode = volume.split(":")
+            found[target] = (source, mode[0] if mode else "rw")
+        return found
+
+    ours, theirs = mounts(backup), mounts(primary)
+    assert ours[environment["AGORA_BACKUP_PG_DATA"]] == ("postgres-primary", "ro")
+    assert theirs["/var/lib/postgresql/data"] == ("postgres-primary", "rw")
+    for shared in (environment["AGORA_BACKUP_PG_SOCKET_DIR"], "/var/lib/agora-backup"):
+        assert ours[shared] == theirs[shared]
+    assert environment["AGORA_BACKUP_CONFIG_DIR"].startswith("/var/lib/agora-backup/")
+    assert "agora-postgres" in primary["image"]
+    assert "egress" in backup["networks"]
+    assert "egress" in primary["networks"]
+    assert not resolved["networks"]["egress"].get("internal")
+    replica = services["postgres-replica"]["image"]
+    assert replica.startswith("postgres:15"), "the replica runs the primary's major version"

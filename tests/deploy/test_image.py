@@ -7,16 +7,20 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import httpx
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import FAST_HASH, GENEROUS_LIMITS, TEST_DB_NAME, free_port, scratch_database
+from tests.integration.backup.s3_stack import s3_stack
 
 pytestmark = [
     pytest.mark.e2e,
@@ -29,6 +33,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/agora:test"
+BACKUP_IMAGE = "localhost/agora-backup:test"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 CONTAINER_TMPFS = "/tmp:rw,size=16m"  # noqa: S108 # inside the container, not a host path
 DRAIN_BOUND_S = 60  # agora serve's watchdog (docs/operations.md)
@@ -41,8 +46,7 @@ def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Co
     )
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
+def build(tag: str, *extra: str) -> None:
     """Built from a registry base where one is reachable (AGORA_TEST_BASE_IMAGE, the GitHub
     workflow), else from a Debian base made here (scripts/image-base.sh, cached)."""
     base_image = os.environ.get("AGORA_TEST_BASE_IMAGE")
@@ -57,18 +61,30 @@ def image() -> str:
         assert base.returncode == 0, base.stderr
         base_image = base.stdout.strip()
     started = time.monotonic()
-    build = podman(
+    done = podman(
         "build", "--format", "docker", "--network", "host", "--layers",
         "-v", f"{HOST_CA}:/etc/ssl/certs/host-ca.crt:ro",
         "--build-arg", f"BASE_IMAGE={base_image}",
         "--build-arg", "PIP_CERT=/etc/ssl/certs/host-ca.crt",
-        "--build-arg", "VERSION=0.1.0", "--build-arg", "REVISION=test",
-        "-f", str(ROOT / "Dockerfile.production"), "-t", IMAGE, str(ROOT),
+        "--build-arg", "VERSION=0.1.0", "--build-arg", "REVISION=test", *extra,
+        "-f", str(ROOT / "Dockerfile.production"), "-t", tag, str(ROOT),
         timeout=900, check=False,
     )  # fmt: skip
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    print(f"image build: {time.monotonic() - started:.1f} s")  # noqa: T201  # the measured figure is this test's report (pytest -s)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    print(f"{tag} build: {time.monotonic() - started:.1f} s")  # noqa: T201  # the measured figure is this test's report (pytest -s)
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    build(IMAGE)
     return IMAGE
+
+
+@pytest.fixture(scope="module")
+def backup_image(image: str) -> str:  # noqa: ARG001  # built after the default target: its layers are reused
+    """The `backup` target (after the default one: it reuses its layers)."""
+    build(BACKUP_IMAGE, "--target", "backup")
+    return BACKUP_IMAGE
 
 
 def test_image_metadata(image: str) -> None:
@@ -183,3 +199,65 @@ def test_serves_and_drains_read_only_as_non_root(image: str, database: str, redi
     finally:
         for name in (migrate, auth, posts):
             podman("rm", "--force", name, check=False)
+
+
+def test_backup_image_dumps_to_s3_read_only_as_the_data_directory_owner(
+    backup_image: str, postgres_admin_url: str, tmp_path: Path
+) -> None:
+    """What the compose `backup` service runs: scripts/backup.sh in the backup target, read-only,
+    no capabilities, uid 999, a logical dump of a real database to S3 (moto behind TLS)."""
+    tools = podman(
+        "run", "--rm", "--read-only", "--cap-drop", "ALL", "--entrypoint", "sh", backup_image,
+        "-c", "id -u; pgbackrest version; pg_dump --version; pg_ctl --version; pg_amcheck -V",
+    ).stdout.split("\n")  # fmt: skip
+    assert tools[0] == "999"
+    assert tools[1].startswith("pgBackRest 2.")
+    assert all(" 15." in line for line in tools[2:5]), tools
+    (tmp_path / "s3").mkdir()
+    with (
+        scratch_database(postgres_admin_url, f"{TEST_DB_NAME}_backup_image", migrate=False) as url,
+        s3_stack(tmp_path / "s3") as s3,
+    ):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 500) g")
+        env = {
+            "AGORA_BACKUP_DATABASE_URL": url,
+            "AGORA_BACKUP_PASSPHRASE": "image test passphrase, long enough",
+            "AGORA_BACKUP_S3_BUCKET": s3.bucket,
+            "AGORA_BACKUP_S3_ENDPOINT": s3.endpoint,
+            "AGORA_BACKUP_S3_URI_STYLE": "path",
+            "AGORA_BACKUP_S3_ACCESS_KEY_ID": s3.key_id,
+            "AGORA_BACKUP_S3_SECRET_ACCESS_KEY": s3.secret,
+        }
+        client = boto3.client(
+            "s3", endpoint_url=s3.endpoint, verify=str(s3.ca_file), region_name="us-east-1",
+            aws_access_key_id=s3.key_id, aws_secret_access_key=s3.secret,
+        )  # fmt: skip
+        client.create_bucket(Bucket=s3.bucket)
+        flags = [f"--env={key}={value}" for key, value in env.items()]
+        done = podman(
+            "run", "--rm", "--network", "host", "--read-only", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--tmpfs", CONTAINER_TMPFS,
+            "--tmpfs", "/var/lib/agora-backup:rw,size=64m,U",  # U: owned by the user, 999
+            "-v", f"{s3.ca_file}:/etc/agora-s3-ca.pem:ro",
+            "--env=AGORA_BACKUP_S3_CA_FILE=/etc/agora-s3-ca.pem",
+            "--env=AGORA_BACKUP_CONFIG_DIR=/var/lib/agora-backup/config",
+            "--env=AGORA_BACKUP_TEXTFILE_DIR=/var/lib/agora-backup/metrics",
+            *flags, backup_image, "logical",
+            timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "logical dump agora/logical/" in done.stdout
+        # The host's agora opens what the container uploaded: same format, same passphrase.
+        out = tmp_path / "dump.pgdump"
+        host = subprocess.run(
+            [sys.executable, "-m", "agora", "backup", "restore-logical", "--output", str(out)],
+            env={
+                **os.environ, **env,
+                "AGORA_BACKUP_S3_CA_FILE": str(s3.ca_file),
+                "AGORA_BACKUP_CONFIG_DIR": str(tmp_path / "host"),
+            },
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert host.returncode == 0, host.stderr
+        assert out.read_bytes().startswith(b"PGDMP")

@@ -138,3 +138,52 @@ def test_release_version_from_conventional_commits(tmp_path: Path) -> None:
     result = run(tool("semantic-release"), "--noop", "version", "--print", cwd=tmp_path)
     major, minor, _ = map(int, version[1].split("."))
     assert result.stdout.strip().splitlines()[-1] == f"{major}.{minor + 1}.0", result.stderr
+
+
+def test_base_image_is_pinned_in_one_place_and_checked_in_ci(tmp_path: Path) -> None:
+    """Dockerfile.production holds the only pin; CI verifies the registry serves it and feeds
+    the same reference to the image build and the image test (no second, unpinned base)."""
+    pin = run(str(ROOT / "scripts/base-image-pin.sh"))
+    assert pin.returncode == 0, pin.stderr
+    reference = pin.stdout.strip()
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", reference)
+    ci_text = (ROOT / ".github/workflows/ci.yml").read_text()
+    assert "python:3.11" not in ci_text, "a base image named in ci.yml besides the pin"
+    ci = yaml.safe_load(ci_text)
+    checks = [
+        step
+        for job in ("test", "image")
+        for step in ci["jobs"][job]["steps"]
+        if "scripts/base-image-pin.sh --check" in step.get("run", "")
+    ]
+    assert len(checks) == 2
+    builds = [s for s in ci["jobs"]["image"]["steps"] if "build-push-action" in s.get("uses", "")]
+    assert all(
+        "BASE_IMAGE=${{ steps.meta.outputs.base }}" in s["with"].get("build-args", "")
+        for s in builds
+        if s["with"].get("target") != "postgres"
+    )
+    # --check asks the registry for exactly the pinned digest, and fails clearly when it is not
+    # served (a fake docker stands in for the registry).
+    fake = tmp_path / "docker"
+    fake.write_text(
+        '#!/bin/sh\necho "$@" >> "$0.log"\n[ -n "$FAKE_DIGEST" ] && echo "$FAKE_DIGEST"\n'
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    check = [str(ROOT / "scripts/base-image-pin.sh"), "--check"]
+    served = subprocess.run(
+        check, capture_output=True, text=True, check=False,
+        env={**env, "FAKE_DIGEST": reference.split("@")[1]},
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.strip() == reference
+    assert (
+        f"buildx imagetools inspect --format {{{{.Manifest.Digest}}}} {reference}"
+        in (tmp_path / "docker.log").read_text()
+    )
+    fake.write_text("#!/bin/sh\necho 'manifest unknown' >&2\nexit 1\n")
+    missing = subprocess.run(check, capture_output=True, text=True, check=False, env=env)
+    assert missing.returncode == 1
+    assert "the registry does not serve" in missing.stderr
+    assert "manifest unknown" in missing.stderr

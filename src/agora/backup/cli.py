@@ -1,4 +1,4 @@
-"""``agora backup``: init, run full|diff|incr, list, restore, drill (see docs/runbook.md)."""
+"""``agora backup``: init, run full|diff|incr|logical, list, restore, drill (docs/runbook.md)."""
 
 from __future__ import annotations
 
@@ -58,9 +58,23 @@ def init_command() -> None:
 
 @backup_app.command("run")
 def run_command(
-    kind: Annotated[Literal["full", "diff", "incr"], typer.Argument(help="full, diff or incr")],
+    kind: Annotated[
+        Literal["full", "diff", "incr", "logical"],
+        typer.Argument(help="full, diff or incr (pgBackRest, every repository), or logical"),
+    ],
 ) -> None:
-    """Take a physical backup into every repository (local, then S3)."""
+    """Take a physical backup (local, then S3) or the encrypted logical dump (S3)."""
+    if kind == "logical":
+        from agora.backup.logical import run_logical
+
+        done = _guarded("logical dump", run_logical)
+        typer.echo(
+            f"logical dump {done.key}: {done.plain_bytes / 1e6:.1f} MB dumped, "
+            f"{done.stored_bytes / 1e6:.1f} MB stored encrypted, in {done.seconds:.1f}s"
+        )
+        for key in done.expired:
+            typer.echo(f"expired {key}")
+        return
     from agora.backup.physical import run_backup
 
     took = _guarded(f"{kind} backup", lambda s: run_backup(s, kind))
@@ -82,6 +96,54 @@ def list_command() -> None:
             f"{item['label']}  {item['type']:<5} repo{item['database']['repo-key']}  "
             f"{stamp:%Y-%m-%d %H:%M:%S}Z  {size / 1e6:.1f} MB"
         )
+
+
+@backup_app.command("list-logical")
+def list_logical_command() -> None:
+    """The encrypted logical dumps on S3, oldest first."""
+    from agora.backup.logical import list_dumps
+
+    found = _guarded("reading the bucket", list_dumps)
+    if not found:
+        typer.echo("no logical dumps yet: run `agora backup run logical`")
+    for dump in found:
+        typer.echo(f"{dump.key}  {dump.taken:%Y-%m-%d %H:%M:%S}Z  {dump.size / 1e6:.1f} MB")
+
+
+@backup_app.command("restore-logical")
+def restore_logical_command(
+    target_url: Annotated[
+        str | None,
+        typer.Option(help="Database to restore into (postgresql://…; must exist)"),
+    ] = None,
+    table: Annotated[
+        list[str] | None, typer.Option(help="Only this table (repeatable); default: everything")
+    ] = None,
+    schema: Annotated[str | None, typer.Option(help="Only tables of this schema")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="The dump's key (list-logical); default: the newest")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Instead: write the decrypted dump here, for pg_restore by hand"),
+    ] = None,
+) -> None:
+    """Download a logical dump, check its checksum, decrypt it, pg_restore it (or tables of it)."""
+    from agora.backup.logical import fetch, restore_logical
+
+    if (target_url is None) == (output is None):
+        raise _fail("give exactly one of --target-url (restore) or --output (the decrypted file)")
+    if output is not None:
+        got = _guarded("fetching", lambda s: fetch(s, key, output))
+        typer.echo(f"{got} decrypted into {output} (pg_restore --list {output})")
+        return
+    assert target_url is not None
+    got, took = _guarded(
+        "restoring",
+        lambda s: restore_logical(s, target_url=target_url, key=key, tables=table, schema=schema),
+    )
+    what = ", ".join(table) if table else "everything"
+    typer.echo(f"restored {what} from {got} in {took:.1f}s")
 
 
 @backup_app.command("verify")

@@ -7,11 +7,13 @@ transaction that creates the restore point, so the restored cluster must match t
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import shutil
 import subprocess  # nosec B404 # runs pg_amcheck, never a shell
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,10 +72,43 @@ def _database(database_url: str) -> str:
     return str(psycopg.conninfo.conninfo_to_dict(database_url).get("dbname") or "postgres")
 
 
+@contextlib.contextmanager
+def exclusive(settings: BackupSettings) -> Iterator[None]:
+    """One drill at a time per configuration: wait up to the lock timeout, then fail clearly."""
+    settings.config_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.config_dir / "drill.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + settings.drill_lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    raise BackupError(
+                        f"another restore drill is running (pid {holder}, lock {path}); waited "
+                        f"{settings.drill_lock_timeout_s:.0f}s (AGORA_BACKUP_DRILL_LOCK_TIMEOUT_S)."
+                        " Let it finish, or stop it, then run the drill again"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def drill(
     settings: BackupSettings, *, before_checks: Callable[[str], None] | None = None
 ) -> DrillReport:
     """Run the drill; ``before_checks`` (tests) may alter the restored cluster first."""
+    with exclusive(settings):  # outside the metrics: a drill locked out did not fail
+        return _measured(settings, before_checks)
+
+
+def _measured(settings: BackupSettings, before_checks: Callable[[str], None] | None) -> DrillReport:
     report = DrillReport()
     started = time.monotonic()
     try:

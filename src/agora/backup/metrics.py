@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-KINDS = ("full", "diff", "logical", "drill")
+KINDS = ("full", "diff", "incr", "logical", "drill")
 FIELDS = {
     "last_success_timestamp_seconds": "Unix time of the last successful run",
     "last_run_timestamp_seconds": "Unix time of the last run, successful or not",

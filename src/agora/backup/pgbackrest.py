@@ -31,7 +31,8 @@ class BackupError(Exception):
 # pgBackRest's error codes and messages, mapped to what the operator should do about them.
 _EXPLANATIONS: list[tuple[tuple[str, ...], str]] = [
     (
-        ("cipher header invalid", "unable to read info file", "CryptoError"),
+        # A wrong key "decrypts" the info file to garbage that fails to parse as an ini file.
+        ("cipher header invalid", "key/value found outside of section", "CryptoError"),
         "the repository cannot be decrypted: wrong passphrase "
         "(AGORA_BACKUP_PASSPHRASE_FILE / AGORA_BACKUP_PASSPHRASE must be the one the repository "
         "was created with)",
@@ -55,6 +56,18 @@ _EXPLANATIONS: list[tuple[tuple[str, ...], str]] = [
         "no backup to restore: run `agora backup run full` first",
     ),
 ]
+
+
+# pgBackRest's per-repository status in `info`: 0 ok, 2 no valid backups yet (both fine).
+_INFO_OK = (0, 2)
+# Enough of pgBackRest's output to act on, without flooding the terminal or the journal.
+_MAX_OUTPUT = 4000
+
+
+def printable(output: str) -> str:
+    """Output with what a wrong key decrypted to (binary garbage) replaced, and bounded."""
+    clean = "".join(c if c.isprintable() or c == "\n" else "?" for c in output)
+    return clean if len(clean) <= _MAX_OUTPUT else clean[:_MAX_OUTPUT] + " …"
 
 
 def explain(output: str) -> str:
@@ -204,6 +217,7 @@ class PgBackRest:
                 env=self._env(),
                 capture_output=True,
                 text=True,
+                errors="replace",  # a wrong key's garbage must not crash the message
                 timeout=timeout,
                 check=False,
                 cwd="/",
@@ -211,10 +225,40 @@ class PgBackRest:
         except subprocess.TimeoutExpired:
             raise BackupError(f"pgbackrest {args[-1]} did not finish in {timeout:.0f}s") from None
         if done.returncode != 0:
-            output = (done.stderr + done.stdout).strip()
+            output = printable((done.stderr + done.stdout).strip())
             raise BackupError(f"pgbackrest {args[-1]} failed: {explain(output)}\n{output}")
         return Result(done.stdout, done.stderr)
 
     def info(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = json.loads(self.run("--output=json", "info").stdout)
+        """Every stanza; a repository it cannot read is an error (pgBackRest exits 0 then)."""
+        out = self.run("--output=json", "info").stdout
+        try:  # strict=False: with a wrong key, pgBackRest puts raw control bytes in its JSON
+            data: list[dict[str, Any]] = json.loads(out, strict=False)
+        except ValueError:
+            raise BackupError(f"pgbackrest info: unreadable output\n{printable(out)}") from None
+        for stanza in data:
+            for repo in stanza.get("repo", []):
+                status = repo.get("status", {})
+                if status.get("code", 0) not in _INFO_OK:
+                    message = printable(str(status.get("message", "")))
+                    raise BackupError(
+                        f"pgbackrest info failed for repo{repo.get('key')}: {explain(message)}"
+                    )
         return data
+
+    def verify(self, repo: int) -> str:
+        """pgBackRest's verify summary for ``repo``; an invalid file is an error.
+
+        pgBackRest 2.45 exits 0 even when a file fails its checksum (it only logs it), so the
+        text summary is read: any "status: error" fails, naming the backups and counts.
+        """
+        out = self.run(
+            f"--repo={repo}", "--output=text", "--verbose", "verify", timeout=24 * 3600
+        ).stdout
+        if "status: ok" not in out or "status: error" in out:
+            raise BackupError(
+                f"verify failed in repo{repo}: a backup or WAL file does not match its "
+                f"checksum. Take a new full backup (`agora backup run full`) and do not restore "
+                f"the invalid set:\n{printable(out.strip())}"
+            )
+        return out

@@ -75,19 +75,18 @@ def run_backup(settings: BackupSettings, kind: str) -> float:
     """A full/diff/incr backup into each repository; returns seconds taken."""
     started = time.monotonic()
     tool = PgBackRest(settings)
-    label = "diff" if kind in ("diff", "incr") else "full"
     try:
         for repo in repos(settings):
             tool.run(f"--repo={repo}", f"--type={kind}", "backup", timeout=24 * 3600)
     except BackupError:
-        metrics.record(settings.textfile_dir, label, success=False)
+        metrics.record(settings.textfile_dir, kind, success=False)
         raise
     took = time.monotonic() - started
     latest = latest_backup(settings)
     size = float(latest["info"]["repository"]["delta"]) if latest else 0.0
     rpo = rpo_seconds(settings)
     metrics.record(
-        settings.textfile_dir, label, success=True, duration_s=took, size_bytes=size, rpo_s=rpo
+        settings.textfile_dir, kind, success=True, duration_s=took, size_bytes=size, rpo_s=rpo
     )
     return took
 
@@ -108,9 +107,7 @@ def latest_backup(settings: BackupSettings) -> dict[str, Any] | None:
 def verify(settings: BackupSettings) -> list[str]:
     """Check every backup and archived WAL file in each repository against its checksum."""
     tool = PgBackRest(settings)
-    return [
-        tool.run(f"--repo={repo}", "verify", timeout=24 * 3600).stdout for repo in repos(settings)
-    ]
+    return [tool.verify(repo) for repo in repos(settings)]
 
 
 @dataclass(frozen=True)

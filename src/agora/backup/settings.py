@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agora.config import ConfigError, describe_validation_error
+from agora.config import ConfigError
 
 MIN_PASSPHRASE_CHARS = 16
 
@@ -62,6 +62,9 @@ class BackupSettings(BaseSettings):
     process_max: int = Field(default=2, ge=1, le=32)
     textfile_dir: Path = Path(".agora/textfile")
     drill_dir: Path | None = None
+    # A second drill waits this long for the first, then fails (two would share the disk and
+    # the restore point, and one's throwaway cluster could be mistaken for the other's).
+    drill_lock_timeout_s: float = Field(default=30.0, ge=0)
 
     @field_validator("s3_endpoint")
     @classmethod
@@ -142,7 +145,20 @@ class BackupSettings(BaseSettings):
 
 
 def load_backup_settings() -> BackupSettings:
+    """From the environment and, with AGORA_SECRETS_DIR (compose/Kubernetes secrets), files
+    named after the variables there: agora_backup_s3_secret_access_key, agora_database_url …"""
+    secrets_dir = os.environ.get("AGORA_SECRETS_DIR") or None
     try:
-        return BackupSettings()
+        return BackupSettings(_secrets_dir=secrets_dir)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per bad variable, named as the operator sets it (AGORA_BACKUP_…)."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        name = field if field.upper().startswith("AGORA_") else f"AGORA_BACKUP_{field.upper()}"
+        lines.append(f"{name.upper()}: {item['msg']}")
+    return "invalid backup configuration:\n  " + "\n  ".join(lines)

@@ -6,6 +6,7 @@ One cluster and one S3 stand-in for the module; the tests run in order and build
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -265,34 +266,34 @@ def test_s3_objects_hold_no_plaintext(env: Env) -> None:
         assert body[:8] == b"Salted__", f"{key} is not pgBackRest-encrypted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: issue 15 still open (see the report)",
-)
 def test_wrong_passphrase_fails_clearly(env: Env) -> None:
     done = agora(
         env, "list", extra={"AGORA_BACKUP_PASSPHRASE": "not the right passphrase"}, check=False
     )
-    assert done.returncode == 2
-    assert "wrong passphrase" in done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "wrong passphrase" in done.stderr, done.stderr
     assert "not the right passphrase" not in done.stderr + done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: issue 15 still open (see the report)",
-)
 def test_expiry_keeps_the_newest_full_backups(env: Env) -> None:
     first = env.settings()
 
-    before = [b["label"] for b in backups(first) if b["type"] == "full"]
+    def fulls_by_repo() -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for item in backups(first):
+            if item["type"] == "full":
+                found.setdefault(item["database"]["repo-key"], []).append(item["label"])
+        return found
+
+    before = fulls_by_repo()
+    assert set(before) == {1, 2}, "a full backup in each repository (local, S3)"
     agora(env, "run", "full")
     agora(env, "run", "full")
-    after = [b for b in backups(first)]
-    fulls = [b["label"] for b in after if b["type"] == "full"]
-    assert before[0] not in fulls, "the oldest full backup outlived its retention"
-    assert len(set(fulls)) == 2  # retention 2: the two newest survive (in each repository)
-    assert all(b["type"] != "diff" for b in after), "a diff of an expired full survived it"
+    after = fulls_by_repo()
+    for repo in (1, 2):  # each repository expires on its own: count them apart
+        assert len(after[repo]) == 2, f"repo{repo}: retention 2 keeps two fulls"
+        assert not set(after[repo]) & set(before[repo]), f"repo{repo}: an old full outlived it"
+    assert all(b["type"] != "diff" for b in backups(first)), "a diff of an expired full survived"
     assert "full" in agora(env, "list").stdout
 
 
@@ -302,6 +303,46 @@ def test_drill_passes_on_the_real_cluster(env: Env) -> None:
     print("\n" + out.stdout)  # noqa: T201  # the measured figure is this test's report (pytest -s)
     metrics = (env.root / "textfile" / "agora_backup.prom").read_text()
     assert 'agora_backup_restore_drill_success{kind="drill"} 1.0' in metrics
+
+
+def _locked(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with path.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_a_second_drill_at_once_fails_clearly_and_the_first_passes(env: Env) -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "agora", "backup", "drill"],
+        env={**os.environ, **env.vars},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = env.root / "backup" / "drill.lock"
+        deadline = time.monotonic() + 30
+        while not _locked(lock):
+            assert first.poll() is None, "the first drill ended before taking its lock"
+            assert time.monotonic() < deadline, "the first drill never took its lock"
+            time.sleep(0.05)
+        second = agora(env, "drill", extra={"AGORA_BACKUP_DRILL_LOCK_TIMEOUT_S": "1"}, check=False)
+        assert second.returncode == 2
+        assert "another restore drill is running" in second.stderr, second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        out, err = first.communicate(timeout=240)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, out + err
+    assert "drill passed" in out
 
 
 def test_drill_fails_when_a_restored_table_differs(env: Env) -> None:
@@ -316,10 +357,6 @@ def test_drill_fails_when_a_restored_table_differs(env: Env) -> None:
     assert 'agora_backup_restore_drill_success{kind="drill"} 0.0' in metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: issue 15 still open (see the report)",
-)
 def test_corrupted_backup_file_is_caught_by_verify(env: Env) -> None:
     agora(env, "verify")
     victims = sorted((env.root / "repo" / "backup").rglob("pg_data/base/*/*"))
@@ -328,8 +365,8 @@ def test_corrupted_backup_file_is_caught_by_verify(env: Env) -> None:
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
     done = agora(env, "verify", check=False)
-    assert done.returncode == 2
-    assert "verify failed" in done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "verify failed" in done.stderr, done.stderr
 
 
 def test_clear_errors_without_repository_s3_or_archiving(env: Env) -> None:
