@@ -294,7 +294,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _shutdown_budget(self) -> Settings:
-        # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
+        # The drain must fit the 60 s hard limit with room for the accept queue (2 s), the
+        # WebSocket goodbye (5 s) and
         # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
         if self.effective_shutdown_delay_s + self.shutdown_timeout_s > 50:
             raise ValueError(

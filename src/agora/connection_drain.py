@@ -16,17 +16,39 @@ connection is closed only when it is truly idle:
 - idle after a response (keep-alive) with nothing waiting: closed now.
 
 Other protocols (WebSockets) get uvicorn's ``shutdown()`` once, as before.
+
+Before that, the listener itself: closing a listening socket resets every connection still in
+its accept queue (the client has sent its request and gets ECONNRESET). The queue fills
+whenever the process lags (CPU-starved, a GC pause, a burst), so the server closes it only once
+the kernel reports it empty (``accept_queue_length``), within a bound.
 """
 
 from __future__ import annotations
 
 import fcntl
+import socket
 import struct
 import termios
 import time
 from typing import Any
 
 _INT = struct.Struct("i")
+# struct tcp_info's head: eight u8 fields, then u32 rto, ato, snd_mss, rcv_mss, unacked,
+# sacked. For a listening socket Linux reports the accept queue's length in tcpi_unacked.
+_TCP_INFO_HEAD = struct.Struct("8B6I")
+_TCPI_UNACKED = 12
+
+
+def accept_queue_length(sockets: list[Any]) -> int:
+    """Connections the kernel has completed that nobody has accepted yet, over ``sockets``."""
+    queued = 0
+    for sock in sockets:
+        try:
+            raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_HEAD.size)
+            queued += _TCP_INFO_HEAD.unpack(raw)[_TCPI_UNACKED]
+        except (OSError, struct.error, ValueError):
+            continue  # not TCP (a Unix socket) or closed: nothing to wait for
+    return queued
 
 
 def unread_bytes(transport: Any) -> int:

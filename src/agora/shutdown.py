@@ -8,7 +8,7 @@ listens until its health check notices. So, in order:
 1. readiness answers 503 from the moment the signal arrives (set in the signal handler);
 2. the instance keeps serving for ``shutdown_delay_s`` (0 in development, 5 in production)
    while load balancers take it out of rotation;
-3. it stops accepting connections;
+3. it stops accepting connections, once those the kernel already queued are accepted;
 4. WebSocket clients get ``{"type": "server.draining", "reconnect_after_ms": n}`` and a 1012
    close, so they reconnect elsewhere instead of seeing 1006 (bounded by ``WS_DRAIN_S``);
 5. idle keep-alive connections are closed and in-flight requests finish, up to
@@ -35,7 +35,7 @@ from types import FrameType
 
 import uvicorn
 
-from agora.connection_drain import ConnectionDrain
+from agora.connection_drain import ConnectionDrain, accept_queue_length
 from agora.lifecycle import Lifecycle
 from agora.observability.logging import get_logger
 
@@ -45,7 +45,10 @@ HARD_LIMIT_S = 60.0
 WS_DRAIN_S = 5.0
 # How long a connection accepted just before the listener closed may take to send its
 # request (agora.connection_drain); capped by AGORA_SHUTDOWN_TIMEOUT_S.
-FIRST_REQUEST_GRACE_S = 1.0
+FIRST_REQUEST_GRACE_S = 5.0
+# How long the listener may stay open, after the pre-drain delay, for the event loop to accept
+# connections already in the kernel's accept queue (closing it resets them).
+ACCEPT_QUEUE_WAIT_S = 2.0
 # What uvicorn's own wait gets once ours is over: only stragglers are left by then.
 _UVICORN_GRACE_S = 1
 UNCLEAN_EXIT_CODE = 1
@@ -86,6 +89,7 @@ class GracefulServer(uvicorn.Server):
             in_flight=len(state.tasks),
         )
         await self._sleep_unless_forced(self.delay_s - (time.monotonic() - started))
+        reset = await self._wait_for_accept_queue(min(ACCEPT_QUEUE_WAIT_S, self.drain_timeout_s))
         for server in self.servers:
             server.close()
         served_before = state.total_requests
@@ -124,8 +128,21 @@ class GracefulServer(uvicorn.Server):
             cut_off=self.lifecycle.cut_off,
             closed_idle=drain.closed_idle,
             closed_before_a_request=drain.closed_silent,
+            reset_in_accept_queue=reset,
         )
         flush_telemetry()
+
+    async def _wait_for_accept_queue(self, limit_s: float) -> int:
+        """Waits (up to ``limit_s``) until the kernel holds no connection nobody has accepted:
+        closing the listener would reset them. Returns how many are left to be reset."""
+        sockets = [sock for server in self.servers for sock in server.sockets]
+        deadline = time.monotonic() + limit_s
+        while (queued := accept_queue_length(sockets)) and not self.force_exit:
+            if time.monotonic() >= deadline:
+                log.warning("closing the listener on unaccepted connections", count=queued)
+                return queued
+            await asyncio.sleep(0.01)
+        return queued
 
     def _busy(self) -> bool:
         return bool(self.server_state.connections or self.server_state.tasks)

@@ -74,9 +74,9 @@ async def test_sigterm_10_ms_after_a_burst_at_a_fresh_instance_answers_every_req
         responses = await asyncio.gather(*requests, return_exceptions=True)
     code = await asyncio.to_thread(posts.process.wait, 60)
     print(f"\n{ARRIVING} arriving at SIGTERM: {dict(Counter(map(outcome, responses)))}")
-    assert answered_or_told_to_retry(responses) == []
-    assert code == 0, posts.logs()
     drained = log_record(posts, "drained")
+    assert answered_or_told_to_retry(responses) == [], drained
+    assert code == 0, posts.logs()
     assert drained["clean"] is True
     assert drained["cut_off"] == drained["past_deadline"] == 0
     assert drained["closed_before_a_request"] == 0
