@@ -2,8 +2,8 @@
 the kernel completes their handshakes and queues them unaccepted, as it does whenever an
 instance lags. Closing the listener would reset each (the client has sent its request and
 gets ECONNRESET: before the fix, 99 of 100 with AGORA_SHUTDOWN_DELAY_S=0, up to 50 of 100
-with 1 s); the server closes it only once it has accepted them (waiting at most 2 s). docs/operations.md quotes
-the figures printed here."""
+with 1 s); the server closes it only once it has accepted them (waiting at most 2 s).
+docs/operations.md quotes the figures printed here."""
 
 from __future__ import annotations
 
