@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     # Proxies in front of the gateway (load balancers) that append their peer to
     # X-Forwarded-For: the client is that many entries from the right. 0: the TCP peer.
     gateway_trusted_hops: int = Field(default=0, ge=0, le=10)
+    # Upstream connections the gateway may hold to realtime for WebSockets, a budget of their
+    # own: however many sockets are open, HTTP to realtime keeps its 1024 (docs/security.md).
+    gateway_max_websockets: int = Field(default=8192, ge=1)
+    # How long the gateway waits for a whole request (headers and body; a WebSocket until its
+    # upgrade is answered): a slow body cannot hold a service's connection for Envoy's 300 s.
+    gateway_request_timeout_s: float = Field(default=30.0, ge=1, le=300)
 
     _split = field_validator(
         "database_replica_urls",
