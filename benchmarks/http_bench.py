@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -139,7 +140,7 @@ def process(
             if proc.poll() is not None:
                 raise RuntimeError(f"{args} exited early; see {log}")
             try:
-                if httpx.get(ready_url, timeout=1).status_code < 500:
+                if httpx.get(ready_url, timeout=1).status_code < HTTPStatus.INTERNAL_SERVER_ERROR:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from agora.cache.prefetch import Lookahead
 from agora.config import ServiceName, Settings
 from agora.db import Database
+from agora.flags import FaultSwitch, FeatureFlags
 from agora.health.monitor import HealthMonitor
 from agora.lifecycle import Lifecycle
 from agora.ratelimit.limiter import RateLimiter
@@ -45,6 +46,8 @@ class Infrastructure:
     deleted_users: DeletedUsers
     lifecycle: Lifecycle
     health: HealthMonitor
+    flags: FeatureFlags
+    faults: FaultSwitch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

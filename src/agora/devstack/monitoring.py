@@ -182,7 +182,7 @@ def plan(
     taken = {i.port for i in instances}
     ports = {name: _pick_port(port, taken) for name, port in DEFAULT_PORTS.items()}
     exporters = {name.removeprefix("prometheus-") for name in EXPORTERS if shutil.which(name)}
-    skipped = [] if len(exporters) == 2 else [install_hint(missing(EXPORTERS))]
+    skipped = [] if len(exporters) == len(EXPORTERS) else [install_hint(missing(EXPORTERS))]
     targets: dict[str, list[dict[str, Any]]] = {
         "agora": service_targets(instances),
         "gateway": [
@@ -281,6 +281,7 @@ def start(
     workdir: Path,
     instances: list[Instance],
     database_url: str,
+    *,
     supervisor: Supervisor,
     console: Console,
 ) -> Monitoring | None:

@@ -34,7 +34,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 def limiter_keys(server: RedisProcess) -> list[bytes]:
     client = redis.Redis(port=server.port)
     try:
-        return list(client.keys("agora:rl:*"))
+        return [k if isinstance(k, bytes) else k.encode() for k in client.keys("agora:rl:*")]
     finally:
         client.close()
 

@@ -34,7 +34,9 @@ def create_app(
                 early_refresh_beta=settings.cache_early_refresh_beta,
             ) as cache,
         ):
-            posts = PostsService(db=infra.db, redis=infra.redis, cache=cache, settings=settings)
+            posts = PostsService(
+                db=infra.db, redis=infra.redis, cache=cache, settings=settings, flags=infra.flags
+            )
             yield ServiceParts(
                 verifier=verifier,
                 parts=PostsParts(posts=posts, cache=cache),

@@ -17,6 +17,8 @@ from agora.config import Settings
 from agora.db import Database
 from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unprocessable
 from agora.events import Event, publish
+from agora.flags import FeatureFlags
+from agora.flags.catalog import NOTIFICATION_LIKE_COUNT
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
@@ -109,8 +111,10 @@ class PostsService:
         redis: Redis,
         cache: CacheService,
         settings: Settings,
+        flags: FeatureFlags,
     ) -> None:
         self._db = db
+        self._flags = flags
         self._redis = redis
         self._cache = cache
         self._settings = settings
@@ -120,11 +124,21 @@ class PostsService:
     async def _emit(self, event: Event) -> None:
         await publish(self._redis, self._channel, event, timeout_s=self._publish_timeout_s)
 
-    async def _notify(self, row: repo.NotificationRow | None) -> None:
+    async def _notify(
+        self, row: repo.NotificationRow | None, *, post: repo.PostRow | None = None
+    ) -> None:
         if row is None:
             return
         NOTIFICATIONS_SENT.inc()
-        payload = {"notification": notification_public(row).model_dump(mode="json")}
+        payload: dict[str, object] = {
+            "notification": notification_public(row).model_dump(mode="json")
+        }
+        # Rolled out gradually (flag notification-like-count, sticky per recipient): the
+        # author's client updates the post's counter without fetching it again.
+        if post is not None and self._flags.enabled(
+            NOTIFICATION_LIKE_COUNT, user_id=str(row.recipient_id)
+        ):
+            payload["post"] = {"id": str(post.id), "like_count": post.like_count}
         await self._emit(
             Event(type="notification", recipient_id=str(row.recipient_id), payload=payload)
         )
@@ -202,7 +216,7 @@ class PostsService:
             await self._cache.invalidate([caching.post_stamp(target)])
         if liked and result.changed:
             LIKES.inc()
-        await self._notify(result.notification)
+        await self._notify(result.notification, post=result.post)
         return post_public(result.post)
 
     async def set_follow(
