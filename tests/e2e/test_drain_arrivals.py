@@ -73,7 +73,9 @@ async def test_sigterm_10_ms_after_a_burst_at_a_fresh_instance_answers_every_req
         posts.process.send_signal(signal.SIGTERM)
         responses = await asyncio.gather(*requests, return_exceptions=True)
     code = await asyncio.to_thread(posts.process.wait, 60)
-    print(f"\n{ARRIVING} arriving at SIGTERM: {dict(Counter(map(outcome, responses)))}")
+    print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
+        f"\n{ARRIVING} arriving at SIGTERM: {dict(Counter(map(outcome, responses)))}"
+    )
     drained = log_record(posts, "drained")
     assert answered_or_told_to_retry(responses) == [], drained
     assert code == 0, posts.logs()
@@ -121,7 +123,9 @@ async def test_a_request_cut_off_while_its_token_is_checked_is_answered_503(
             posts.process.send_signal(signal.SIGTERM)
             responses = await asyncio.gather(*held, return_exceptions=True)
         code = await asyncio.to_thread(posts.process.wait, 30)
-    print(f"\ncut off in the identity step: {dict(Counter(map(outcome, responses)))}")
+    print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
+        f"\ncut off in the identity step: {dict(Counter(map(outcome, responses)))}"
+    )
     assert code == 1  # cut off: not a clean drain
     outcomes = Counter(map(outcome, responses))
     # Cut off: 503 with Retry-After. One may see its key fetch time out (2 s) within

