@@ -144,7 +144,9 @@ def middleware_stack(
     - identity before the limiter, which bills the verified user (and sends the cache
       lookup the route will make in the same round trip);
     - the limiter before CORS and the body limits: a flood is refused before any work;
-    - the drain's 503 around the routes it cuts off;
+    - the drain's 503 right inside the request context: a request the drain cuts off is
+      answered 503 with Retry-After wherever it waits (a key fetch in the identity step, the
+      limiter's Redis call, a route), never uvicorn's bare 500;
     - the service's shortcut innermost, just outside FastAPI's routing (``agora.fastpath``).
     """
     infra = runtime.infra
@@ -168,6 +170,7 @@ def middleware_stack(
             docs_csp=docs_csp,
         ),
         Middleware(RequestContextMiddleware, service=infra.service, access_log=access_log),
+        Middleware(AnswerCutOffRequests, lifecycle=infra.lifecycle),
         Middleware(IdentityMiddleware, verifier=runtime.verifier, exempt_paths=EXEMPT_PATHS),
     ]
     if settings.ratelimit_enabled:
@@ -191,7 +194,6 @@ def middleware_stack(
             timeout_s=settings.request_timeout_s,
         )
     )
-    stack.append(Middleware(AnswerCutOffRequests, lifecycle=infra.lifecycle))
     if runtime.shortcut is not None:
         stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     return stack

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
     # Proxies in front of the gateway (load balancers) that append their peer to
     # X-Forwarded-For: the client is that many entries from the right. 0: the TCP peer.
     gateway_trusted_hops: int = Field(default=0, ge=0, le=10)
+    # Upstream connections the gateway may hold to realtime for WebSockets, a budget of their
+    # own: however many sockets are open, HTTP to realtime keeps its 1024 (docs/security.md).
+    gateway_max_websockets: int = Field(default=8192, ge=1)
+    # How long the gateway waits for a whole request (headers and body; a WebSocket until its
+    # upgrade is answered): a slow body cannot hold a service's connection for Envoy's 300 s.
+    gateway_request_timeout_s: float = Field(default=30.0, ge=1, le=300)
 
     # Feature flags (an OpenFeature file provider) and the fault switch; docs/flags.md.
     flags_file: str | None = None
@@ -333,7 +339,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _shutdown_budget(self) -> Settings:
-        # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
+        # The drain must fit the 60 s hard limit with room for the accept queue (2 s), the
+        # WebSocket goodbye (5 s) and
         # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
         if self.effective_shutdown_delay_s + self.shutdown_timeout_s > MAX_DRAIN_S:
             raise ValueError(

@@ -26,6 +26,7 @@ class Lifecycle:
     def __init__(self) -> None:
         self.started_at = time.monotonic()
         self.shutting_down = False
+        self.cut_off = 0  # requests the drain ended, answered 503 (AnswerCutOffRequests)
         self._drain_hooks: list[DrainHook] = []
 
     @property
@@ -83,6 +84,7 @@ class AnswerCutOffRequests:
             if not self.lifecycle.shutting_down or started:
                 raise
             # The cancellation is the server ending this request; answering it is the point.
+            self.lifecycle.cut_off += 1
             await send_error(
                 send,
                 503,

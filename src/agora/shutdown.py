@@ -8,11 +8,13 @@ listens until its health check notices. So, in order:
 1. readiness answers 503 from the moment the signal arrives (set in the signal handler);
 2. the instance keeps serving for ``shutdown_delay_s`` (0 in development, 5 in production)
    while load balancers take it out of rotation;
-3. it stops accepting connections;
+3. it stops accepting connections, once those the kernel already queued are accepted;
 4. WebSocket clients get ``{"type": "server.draining", "reconnect_after_ms": n}`` and a 1012
    close, so they reconnect elsewhere instead of seeing 1006 (bounded by ``WS_DRAIN_S``);
 5. idle keep-alive connections are closed and in-flight requests finish, up to
-   ``shutdown_timeout_s`` (then uvicorn cancels what is left);
+   ``shutdown_timeout_s`` (then uvicorn cancels what is left, answered 503); a connection
+   whose request has arrived but is not read yet is served, not closed
+   (``agora.connection_drain``);
 6. the lifespan closes the database pool and Redis; logs and traces are flushed.
 
 A watchdog ends the process at ``HARD_LIMIT_S`` whatever hangs, within Kubernetes'
@@ -33,6 +35,7 @@ from types import FrameType
 
 import uvicorn
 
+from agora.connection_drain import ConnectionDrain, accept_queue_length
 from agora.lifecycle import Lifecycle
 from agora.observability.logging import get_logger
 
@@ -40,6 +43,12 @@ log = get_logger(__name__)
 
 HARD_LIMIT_S = 60.0
 WS_DRAIN_S = 5.0
+# How long a connection accepted just before the listener closed may take to send its
+# request (agora.connection_drain); capped by AGORA_SHUTDOWN_TIMEOUT_S.
+FIRST_REQUEST_GRACE_S = 5.0
+# How long the listener may stay open, after the pre-drain delay, for the event loop to accept
+# connections already in the kernel's accept queue (closing it resets them).
+ACCEPT_QUEUE_WAIT_S = 2.0
 # What uvicorn's own wait gets once ours is over: only stragglers are left by then.
 _UVICORN_GRACE_S = 1
 UNCLEAN_EXIT_CODE = 1
@@ -72,25 +81,39 @@ class GracefulServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         started = self._signalled_at or time.monotonic()
         self.lifecycle.begin_shutdown()  # also when stopped without a signal
-        log.info("draining", delay_s=self.delay_s, in_flight=len(self.server_state.connections))
+        state = self.server_state
+        log.info(
+            "draining",
+            delay_s=self.delay_s,
+            connections=len(state.connections),
+            in_flight=len(state.tasks),
+        )
         await self._sleep_unless_forced(self.delay_s - (time.monotonic() - started))
+        reset = await self._wait_for_accept_queue(min(ACCEPT_QUEUE_WAIT_S, self.drain_timeout_s))
         for server in self.servers:
             server.close()
+        served_before = state.total_requests
         if not self.force_exit and not await self.lifecycle.drain(WS_DRAIN_S):
             log.warning("some WebSocket clients did not close in time", limit_s=WS_DRAIN_S)
-        for connection in list(self.server_state.connections):
-            connection.shutdown()  # idle keep-alive: closed now; busy: closed after its response
+        grace_s = min(FIRST_REQUEST_GRACE_S, self.drain_timeout_s)
+        drain = ConnectionDrain(first_request_grace_s=grace_s)
         deadline = time.monotonic() + self.drain_timeout_s
         # Polling, as uvicorn does: its connection set and the force flag (set from a signal
-        # handler, where waking an asyncio.Event is unsafe) have no event to wait on.
-        while self._busy() and time.monotonic() < deadline and not self.force_exit:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        # handler, where waking an asyncio.Event is unsafe) have no event to wait on. Each
+        # pass also tells connections that took a new request since the last one to close
+        # after it.
+        while not self.force_exit:
+            drain.step(list(state.connections))
+            if not self._busy() or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        past_deadline = len(state.tasks)
         if self._busy():
             self.drained_cleanly = False
             log.error(
                 "drain timeout: cutting off in-flight work",
-                connections=len(self.server_state.connections),
-                tasks=len(self.server_state.tasks),
+                connections=len(state.connections),
+                tasks=past_deadline,
             )
         self.config.timeout_graceful_shutdown = _UVICORN_GRACE_S
         await super().shutdown(sockets)  # cancels stragglers, then the lifespan's shutdown
@@ -99,9 +122,27 @@ class GracefulServer(uvicorn.Server):
             "drained",
             seconds=round(self.drain_seconds, 3),
             clean=self.drained_cleanly,
-            served=self.server_state.total_requests,
+            served=state.total_requests,
+            served_while_draining=state.total_requests - served_before,
+            past_deadline=past_deadline,
+            cut_off=self.lifecycle.cut_off,
+            closed_idle=drain.closed_idle,
+            closed_before_a_request=drain.closed_silent,
+            reset_in_accept_queue=reset,
         )
         flush_telemetry()
+
+    async def _wait_for_accept_queue(self, limit_s: float) -> int:
+        """Waits (up to ``limit_s``) until the kernel holds no connection nobody has accepted:
+        closing the listener would reset them. Returns how many are left to be reset."""
+        sockets = [sock for server in self.servers for sock in server.sockets]
+        deadline = time.monotonic() + limit_s
+        while (queued := accept_queue_length(sockets)) and not self.force_exit:
+            if time.monotonic() >= deadline:
+                log.warning("closing the listener on unaccepted connections", count=queued)
+                return queued
+            await asyncio.sleep(0.01)
+        return queued
 
     def _busy(self) -> bool:
         return bool(self.server_state.connections or self.server_state.tasks)

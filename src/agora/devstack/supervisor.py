@@ -13,7 +13,7 @@ import socket
 import subprocess  # nosec B404 # starts our own service processes, never a shell
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -143,9 +143,12 @@ class Supervisor:
         if not self.stopping:
             raise RuntimeError(f"{instance.name} was not ready within {timeout_s:.0f}s")
 
-    def watch(self) -> None:
-        """Until asked to stop: restart (loudly, with backoff) any instance that died."""
+    def watch(self, also: Callable[[], None] | None = None) -> None:
+        """Until asked to stop: restart (loudly, with backoff) any instance that died; ``also``
+        runs on every round (the embedded servers' watch)."""
         while not self.stopping:
+            if also is not None:
+                also()
             now = time.monotonic()
             for instance in self.instances:
                 process = instance.process

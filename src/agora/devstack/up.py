@@ -14,7 +14,9 @@ from rich.table import Table
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack import monitoring as monitoring_stack
+from agora.devstack.dependencies import EmbeddedWatch
 from agora.devstack.embedded import EmbeddedServers, port_is_free
+from agora.devstack.lock import AlreadyRunning, UpLock
 from agora.devstack.supervisor import Instance, Supervisor
 from agora.gateway.config import local_topology
 from agora.gateway.process import envoy_argv, write_config
@@ -90,6 +92,23 @@ def write_state(workdir: Path, instances: list[Instance]) -> Path:
 
 def run(settings: Settings, *, replicas: int, workdir: Path, monitoring: bool = False) -> int:
     console = Console(stderr=True)
+    lock = UpLock(workdir)
+    try:
+        lock.acquire()  # before anything else: a running stack's files and ports are its own
+    except AlreadyRunning as exc:
+        console.print(f"[red]agora: {exc}[/]")
+        return 1
+    try:
+        return _run_locked(
+            settings, console, replicas=replicas, workdir=workdir, monitoring=monitoring
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    settings: Settings, console: Console, *, replicas: int, workdir: Path, monitoring: bool
+) -> int:
     embedded = EmbeddedServers(workdir=workdir)
     supervisor: Supervisor | None = None
     stack: monitoring_stack.Monitoring | None = None
@@ -120,7 +139,7 @@ def run(settings: Settings, *, replicas: int, workdir: Path, monitoring: bool = 
             _print_summary(console, settings, workdir, instances, stores)
             if stack is not None:
                 monitoring_stack.print_summary(console, stack)
-            supervisor.watch()
+            supervisor.watch(also=EmbeddedWatch(embedded).check)
         unclean = supervisor.stop_all()
         console.print("agora: all services stopped" + (f" ({unclean} unclean)" if unclean else ""))
     except (RuntimeError, ConfigError) as exc:

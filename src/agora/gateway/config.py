@@ -31,6 +31,7 @@ LOCAL_REPLIES: tuple[tuple[str, int, str, str], ...] = (
     ("EQ", 401, "unauthenticated", "%LOCAL_REPLY_BODY%"),
     ("EQ", 403, "forbidden", "%LOCAL_REPLY_BODY%"),
     ("EQ", 404, "not_found", "no such resource"),
+    ("EQ", 408, "request_timeout", "the request was not received in time"),
     ("EQ", 413, "payload_too_large", "the request body is too large"),
     ("EQ", 429, "rate_limited", "too many requests; slow down"),
     ("EQ", 503, "unavailable", "the service is unavailable; try again shortly"),
@@ -124,6 +125,27 @@ def jwks_cache_s(settings: Settings) -> int:
     return max(1, min(300, int(lead / 2)))
 
 
+WEBSOCKET_CLUSTER = "realtime_ws"
+HTTP_UPSTREAM_CONNECTIONS = 1024
+
+
+def websocket_cluster(settings: Settings, topology: Topology) -> dict[str, Any]:
+    """realtime's instances once more, as the cluster only ``/ws`` uses. Each open WebSocket
+    holds one upstream connection for its whole life; in the HTTP cluster 1,024 of them took
+    every connection its breaker allows, and HTTP to realtime queued behind them with no
+    answer. Here sockets have their own budget, and only an eighth of it may wait for a
+    connection (an upgrade waits while its connection is being made; the route has no
+    timeout, so a full budget would hold waiters for as long as the sockets live): beyond
+    that an upgrade is refused at once with 503."""
+    return {
+        "name": WEBSOCKET_CLUSTER,
+        "endpoints": topology.upstreams["realtime"],
+        "max_connections": settings.gateway_max_websockets,
+        "max_pending_requests": max(1, min(1024, settings.gateway_max_websockets // 8)),
+        "max_requests": settings.gateway_max_websockets,
+    }
+
+
 def render_config(
     settings: Settings,
     topology: Topology,
@@ -157,6 +179,9 @@ def render_config(
         "listen_address": topology.listen_address,
         "listeners": listeners,
         "services": services,
+        "websocket_cluster": websocket_cluster(settings, topology),
+        "http_upstream_connections": HTTP_UPSTREAM_CONNECTIONS,
+        "request_timeout_s": settings.gateway_request_timeout_s,
         "dns": topology.dns,
         "tls": {"cert_file": str(tls.cert_file), "key_file": str(tls.key_file)},
         "hsts": HSTS,
