@@ -11,6 +11,7 @@ import typer
 
 from agora.backup.cli import backup_app
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
+from agora.gateway.chaos_cli import chaos_app
 from agora.gateway.cli import gateway_app
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ breakers_app = typer.Typer(
 app.add_typer(breakers_app, name="breakers")
 app.add_typer(gateway_app, name="gateway", no_args_is_help=True)
 app.add_typer(backup_app, name="backup")
+app.add_typer(chaos_app, name="chaos")
 
 
 def _settings() -> Settings:
