@@ -132,8 +132,8 @@ def render_prometheus(
 
 _RANGE = re.compile(r"\[(\d+)([smhdw])\]")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# A rate over fewer than three samples is noise: a compressed window never gets shorter.
-MIN_RANGE_S = 3
+# Never shorter than two of Envoy's 5 s stats flushes (its histograms move only then).
+MIN_RANGE_S = 10
 
 
 def _scaled(text: str, scale: float, floor: float = 1.0) -> str:
@@ -228,7 +228,10 @@ def plan(
     directory = workdir / "monitoring"
     directory.mkdir(parents=True, exist_ok=True)
     taken = {i.port for i in instances}
-    ports = {name: _pick_port(port, taken) for name, port in DEFAULT_PORTS.items()}
+    # A stack on shifted ports (`agora up --port-base`) shifts these the same way: it stays
+    # off the contract ports 9090/9093 that the first stack uses.
+    shift = min((i.port for i in instances if i.service == "auth"), default=8080) - 8080
+    ports = {name: _pick_port(port + shift, taken) for name, port in DEFAULT_PORTS.items()}
     exporters = {name.removeprefix("prometheus-") for name in EXPORTERS if shutil.which(name)}
     skipped = [] if len(exporters) == 2 else [install_hint(missing(EXPORTERS))]
     targets: dict[str, list[dict[str, Any]]] = {

@@ -43,8 +43,14 @@ class Fault:
     def runtime(self) -> dict[str, str]:
         prefix = f"agora.fault.{self.route}"
         if self.kind == "delay":
-            return {f"{prefix}.delay_percent": str(self.percent), f"{prefix}.delay_ms": str(self.value)}
-        return {f"{prefix}.abort_percent": str(self.percent), f"{prefix}.abort_status": str(self.value)}
+            return {
+                f"{prefix}.delay_percent": str(self.percent),
+                f"{prefix}.delay_ms": str(self.value),
+            }
+        return {
+            f"{prefix}.abort_percent": str(self.percent),
+            f"{prefix}.abort_status": str(self.value),
+        }
 
 
 def check_allowed(settings: Settings) -> None:
