@@ -107,7 +107,7 @@ def _run(
     from agora.config import ConfigError
     from agora.gateway.chaos import Chaos
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=200)
 
     def log(message: str) -> None:
         console.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False)

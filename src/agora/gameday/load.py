@@ -28,6 +28,10 @@ class Sample:
     seconds: float
     route: str
 
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
 
 @dataclass
 class Load:
@@ -76,7 +80,7 @@ class Load:
 
     @staticmethod
     def errors(samples: list[Sample]) -> int:
-        return sum(1 for s in samples if not 200 <= s.status < 300)
+        return sum(1 for s in samples if not s.ok)
 
     def healthy(self, window_s: float, max_p95_s: float = 0.5) -> bool:
         """The SLIs over the last ``window_s``: every request succeeded, p95 under bound."""

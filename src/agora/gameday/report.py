@@ -33,6 +33,10 @@ def _row(result: Result) -> list[str]:
     ]
 
 
+def _by_route(result: Result) -> str:
+    return ", ".join(f"{k} ×{v}" for k, v in sorted(result.errors_by_route.items()))
+
+
 def print_table(console: Console, results: list[Result]) -> None:
     table = Table(title="Game day", title_justify="left")
     for column in COLUMNS:

@@ -31,6 +31,7 @@ class Result:
     sli_back_s: float | None = None
     requests: int = 0
     errors: int = 0
+    errors_by_route: dict[str, int] = field(default_factory=dict)
     wrong_service: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     runbook: str = ""
@@ -119,8 +120,14 @@ def run(ctx: Context, scenario: Scenario, timing: Timing, log: Any) -> Result:
     if scenario.remedy is not None:
         log(f"[{scenario.name}] applying the runbook's step")
         scenario.remedy(ctx)
-    sli_back = _wait(lambda: time.time() if load.healthy(sli_window) else None, resolve_timeout)
-    if sli_back is not None:
+    # A fault that heals itself may not have hurt yet: look only after a grace period.
+    time.sleep(max(0.0, started + sli_window * 2 - time.time()))
+    healthy_at = _wait(lambda: time.time() if load.healthy(sli_window) else None, resolve_timeout)
+    sli_back = None
+    if healthy_at is not None:
+        # The SLIs came back with the last failed request of the fault.
+        failed = [s.at + s.seconds for s in load.between(started, healthy_at) if not s.ok]
+        sli_back = max(failed, default=started)
         result.sli_back_s = round(sli_back - started, 1)
     for undo in ctx.cleanup:
         undo()
@@ -136,13 +143,17 @@ def run(ctx: Context, scenario: Scenario, timing: Timing, log: Any) -> Result:
             result.problems.append(f"{result.alert} never resolved")
         else:
             result.mttr_s = round(max(resolved[0], sli_back or resolved[0]) - started, 1)
-    elif not expects and sli_back is not None:
+    elif not expects:
         result.mttr_s = result.sli_back_s
-    if sli_back is None:
+    if healthy_at is None:
         result.problems.append("the SLIs did not come back")
     ended = time.time()
     samples = load.between(started, ended)
     result.requests, result.errors = len(samples), load.errors(samples)
+    for sample in samples:
+        if not sample.ok:
+            key = f"{sample.route} {sample.status or 'no response'}"
+            result.errors_by_route[key] = result.errors_by_route.get(key, 0) + 1
     result.wrong_service = wrong_service(stack.notifications(), expects, started)
     if result.wrong_service and result.alert is None:
         result.problems.append(f"fired for the wrong service: {', '.join(result.wrong_service)}")

@@ -195,7 +195,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("stop-redis", "Redis master and replica stopped", _stop_redis, _start_redis,
                  False, "agoradependencydown"),
         Scenario("sentinel-failover", "Redis master SIGKILLed; Sentinel promotes the replica",
-                 _failover, None, True, "redis-failover"),
+                 _failover, None, False, "redis-failover"),
         Scenario("gateway-latency", "800 ms added to every posts read at the gateway",
                  _fault("posts", "delay", 100, 800), _faults_off, True, "agoragatewayhighlatency"),
         Scenario("gateway-errors", "503 for 30% of posts reads at the gateway",
