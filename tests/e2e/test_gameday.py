@@ -1,0 +1,42 @@
+"""The short game day of `make test`: `agora gameday --fast` with two scenarios against its
+own `agora up --replicas 3 --monitoring` (own ports, PostgreSQL, Redis Sentinel): each
+expected alert reaches the webhook and resolves, and the load loses nothing on a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.monitoring.checks import needs_amtool, needs_promtool
+
+pytestmark = [pytest.mark.e2e, needs_promtool, needs_amtool]
+
+
+def test_short_game_day_detects_and_resolves_each_fault(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "agora", "gameday", "--fast", "--replicas", "3",
+            "-s", "kill-instance", "-s", "gateway-errors", "--workers", "4",
+            "--workdir", str(tmp_path / "stack"), "--report-dir", str(reports),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr[-6000:]
+    (report,) = reports.glob("gameday-fast-*.json")
+    results = {r["scenario"]: r for r in json.loads(report.read_text())["results"]}
+    print("\n" + next(reports.glob("gameday-fast-*.md")).read_text())
+    kill, errors = results["kill-instance"], results["gateway-errors"]
+    assert kill["alert"] in ("AgoraServiceDown", "AgoraInstanceRestarted")
+    assert kill["errors"] == 0 and kill["requests"] > 100, "reads retried on another instance"
+    assert errors["alert"] == "AgoraGatewayHighErrorRate"
+    assert errors["errors"] > 0, "the injected 503s reach the load"
+    for result in results.values():
+        assert result["passed"] and result["mttd_s"] < 60 and result["mttr_s"] < 300
