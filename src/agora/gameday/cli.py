@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -125,6 +127,12 @@ def _run(
         "replicas": replicas,
     }
     load: Load | None = None
+
+    def interrupted(signum: int, _: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # A SIGTERM (a test's timeout, a CI job cancelled) still stops the whole stack below.
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         log(f"starting the stack in {base} ({timing.name} monitoring config)…")
         stack.start()
