@@ -88,5 +88,9 @@ def test_a_port_base_moves_the_whole_stack_off_the_contract_ports(
     monkeypatch.setattr(up, "port_is_free", lambda port: True)
     instances = plan_instances(2, port_base=18080)
     ports = {(i.service, i.index): i.port for i in instances}
-    assert (ports[("auth", 1)], ports[("posts", 1)], ports[("realtime", 1)]) == (18080, 18081, 18082)
+    assert (ports[("auth", 1)], ports[("posts", 1)], ports[("realtime", 1)]) == (
+        18080,
+        18081,
+        18082,
+    )
     assert sorted(i.port for i in instances if i.index > 1) == [18083, 18084, 18085]

@@ -16,7 +16,11 @@ EXPECT = [Expect("AgoraServiceDown", {"service": one("posts"), "instance": one("
 
 
 def _note(at: float, status: str, receiver: str = "slack", **labels: str) -> dict[str, Any]:
-    alert = {"status": status, "fingerprint": "f1", "labels": {"alertname": "AgoraServiceDown", **labels}}
+    alert = {
+        "status": status,
+        "fingerprint": "f1",
+        "labels": {"alertname": "AgoraServiceDown", **labels},
+    }
     return {"received_at": at, "receiver": receiver, "payload": {"alerts": [alert]}}
 
 
@@ -30,7 +34,8 @@ def test_the_first_matching_firing_notification_after_the_fault_counts() -> None
     ]
     assert find_notification(notes, EXPECT, 10, "firing") == (14, notes[3]["payload"]["alerts"][0])
     resolved = find_notification(notes, EXPECT, 10, "resolved", "f1")
-    assert resolved is not None and resolved[0] == 30
+    assert resolved is not None
+    assert resolved[0] == 30
     assert find_notification(notes, EXPECT, 10, "resolved", "other") is None
     assert wrong_service(notes, EXPECT, 10) == ["AgoraServiceDown{service=auth}"]
 
@@ -38,7 +43,8 @@ def test_the_first_matching_firing_notification_after_the_fault_counts() -> None
 def test_a_result_without_its_alert_fails_and_says_why() -> None:
     result = Result("kill-instance", "SIGKILL", "fast", [EXPECT[0].describe()], requests=100)
     result.problems.append("no notification of AgoraServiceDown")
-    assert not result.passed and result.to_json()["passed"] is False
+    assert not result.passed
+    assert result.to_json()["passed"] is False
     text = markdown([result], {"started": "now", "command": "agora gameday", "timing": "fast",
                                "workers": 8, "websockets": 24})  # fmt: skip
     assert "| kill-instance | fast | MISSING |" in text
@@ -55,4 +61,5 @@ def test_every_scenario_of_the_issue_is_there() -> None:
 def test_an_unknown_scenario_is_refused_with_the_list() -> None:
     result = CliRunner().invoke(app, ["gameday", "--fast", "-s", "meteor"])
     assert result.exit_code == 2
-    assert "unknown scenario meteor" in result.output and "kill-instance" in result.output
+    assert "unknown scenario meteor" in result.output
+    assert "kill-instance" in result.output

@@ -102,11 +102,11 @@ def _run(
     workdir: Path | None,
     workers: int,
 ) -> int:
+    from agora.config import ConfigError
     from agora.gameday import report, runner
     from agora.gameday.load import Load
     from agora.gameday.scenarios import Context
     from agora.gameday.stack import FAST, PRODUCTION, Stack
-    from agora.config import ConfigError
     from agora.gateway.chaos import Chaos
 
     console = Console(stderr=True, width=200)

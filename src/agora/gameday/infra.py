@@ -40,7 +40,7 @@ class Node:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(  # nosec B603 # fixed argv, no shell
+            self.process = subprocess.Popen(  # noqa: S603  # nosec B603 # fixed argv, no shell
                 self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + 15
@@ -124,7 +124,7 @@ class RedisSentinel:
                 client.close()
             except redis.RedisError:
                 continue
-            if address:
+            if isinstance(address, tuple):
                 return int(address[1])
         return None
 
@@ -173,7 +173,7 @@ class Postgres:
 
     def stop_server(self) -> None:
         """The outage: an immediate stop (what a crash or a lost host looks like)."""
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(
             ["-w", "stop", "-m", "immediate"], pgdata=self.directory, user=self._server.system_user

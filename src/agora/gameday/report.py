@@ -34,7 +34,7 @@ def _row(result: Result) -> list[str]:
 
 
 def _by_route(result: Result) -> str:
-    return ", ".join(f"{k} ×{v}" for k, v in sorted(result.errors_by_route.items()))
+    return ", ".join(f"{k} x{v}" for k, v in sorted(result.errors_by_route.items()))
 
 
 def print_table(console: Console, results: list[Result]) -> None:

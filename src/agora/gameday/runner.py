@@ -80,9 +80,9 @@ def wrong_service(
             continue
         for alert in _alerts(entry):
             labels = alert["labels"]
-            if labels.get("alertname") in names and not any(e.matches(labels) for e in expects):
-                if alert.get("status") == "firing":
-                    wrong.add(f"{labels['alertname']}{{service={labels.get('service')}}}")
+            unexpected = not any(e.matches(labels) for e in expects)
+            if labels.get("alertname") in names and unexpected and alert.get("status") == "firing":
+                wrong.add(f"{labels['alertname']}{{service={labels.get('service')}}}")
     return sorted(wrong)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from agora.devstack.embedded import free_port, port_is_free
 from agora.gameday.infra import Postgres, RedisSentinel
@@ -133,7 +133,7 @@ class Stack:
             "--monitoring", "--workdir", str(self.workdir / "state"), "--port-base", str(base),
         ]  # fmt: skip
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(  # nosec B603 # our own CLI, fixed argv
+            self.process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own CLI, fixed argv
                 argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         text = wait_for(self._summary, timeout, f"agora up --monitoring (log: {self.log})")
