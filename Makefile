@@ -79,7 +79,7 @@ image-tools:
 lint: install ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check src tests benchmarks deploy/grafana
 	$(BIN)/ruff format --check src tests benchmarks deploy/grafana
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests benchmarks
 
 audit: install ## bandit over the package, pip-audit over the installed dependency versions
 	$(BIN)/bandit -q -c pyproject.toml -r src

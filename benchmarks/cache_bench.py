@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def wrk(base_url: str, script: Path, seconds: float) -> float:
 
 def _ready(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == HTTPStatus.OK
     except httpx.HTTPError:
         return False
 
@@ -244,7 +245,7 @@ async def invalidation_costs(redis: Redis) -> None:
     for followees in (10, 100, 1000):
         deps = [stamp("author", f"a{i}") for i in range(followees)]
 
-        async def load(storing: bool, deps: list[str] = deps) -> Loaded[Page]:
+        async def load(_storing: bool, deps: list[str] = deps) -> Loaded[Page]:
             return Loaded(Page(items=["x"] * 20), deps)
 
         key = f"bench{followees}"

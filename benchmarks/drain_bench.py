@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -64,12 +65,25 @@ def start(service: str, port: int, env: dict[str, str], log: Path) -> subprocess
         if proc.poll() is not None:
             raise RuntimeError(f"{service} exited early; see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == HTTPStatus.OK:
                 return proc
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{service} not ready; see {log}")
+
+
+async def _balancer(url: str, routed_away: asyncio.Event) -> None:
+    """A load balancer's view: the instance is routed away from once it stops being ready."""
+    async with httpx.AsyncClient(base_url=url, timeout=1) as probe:
+        while True:
+            try:
+                if (await probe.get("/readyz")).status_code != HTTPStatus.OK:
+                    break
+            except httpx.HTTPError:
+                break
+            await asyncio.sleep(0.2)
+    routed_away.set()
 
 
 async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Outcome:
@@ -78,7 +92,6 @@ async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Out
     in_flight = completed = failed = refused = 0
 
     async def client() -> None:
-        nonlocal in_flight, completed, failed, refused
         # One client (one keep-alive connection) per worker: httpx's shared pool gets slow
         # with hundreds of connections and would measure itself, not the server. They share
         # one TLS context: building one per client costs ~50 ms of CPU each.
@@ -96,23 +109,12 @@ async def under_load(url: str, token: str, proc: subprocess.Popen[bytes]) -> Out
             except httpx.HTTPError:
                 failed += 1
             else:
-                completed += response.status_code == 200
-                failed += response.status_code != 200
+                completed += response.status_code == HTTPStatus.OK
+                failed += response.status_code != HTTPStatus.OK
             finally:
                 in_flight -= 1
 
-    async def balancer() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=1) as probe:
-            while True:
-                try:
-                    if (await probe.get("/readyz")).status_code != 200:
-                        break
-                except httpx.HTTPError:
-                    break
-                await asyncio.sleep(0.2)
-        routed_away.set()
-
-    watcher = asyncio.create_task(balancer())
+    watcher = asyncio.create_task(_balancer(url, routed_away))
     clients = [asyncio.create_task(client()) for _ in range(CLIENTS)]
     await asyncio.sleep(LOAD_S)
     at_signal, before = in_flight, completed
@@ -143,7 +145,7 @@ async def held(url: str, token: str, proc: subprocess.Popen[bytes], database_url
             responses = await asyncio.gather(*requests, return_exceptions=True)
     code = await asyncio.to_thread(proc.wait, 65)
     drain_s = time.monotonic() - signalled
-    ok = sum(isinstance(r, httpx.Response) and r.status_code == 200 for r in responses)
+    ok = sum(isinstance(r, httpx.Response) and r.status_code == HTTPStatus.OK for r in responses)
     return Outcome(CLIENTS, ok, CLIENTS - ok, 0, drain_s, code)
 
 

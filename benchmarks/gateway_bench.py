@@ -15,11 +15,12 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
 
-from agora.config import Settings
+from agora.config import DEFAULT_PORTS, Settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
 from agora.gateway.config import local_topology
@@ -44,7 +45,7 @@ def main() -> int:
     results: dict[str, WrkResult] = {}
     with dependencies(workdir) as (database_url, redis_url):
         upgrade_to_head(database_url)
-        ports = {name: free_port() for name in ("auth", "posts", "realtime")}
+        ports = {name: free_port() for name in DEFAULT_PORTS}
         settings = Settings(
             gateway_http_port=free_port(),
             gateway_https_port=free_port(),
@@ -119,7 +120,7 @@ def _explain_refusals(envoy_log: Path) -> None:
     for line in envoy_log.read_text(errors="replace").splitlines():
         if '"agora.gateway.access"' in line:
             entry = json.loads(line)
-            if entry["http.response.status_code"] >= 300:
+            if entry["http.response.status_code"] >= HTTPStatus.MULTIPLE_CHOICES:
                 kinds[
                     f"{entry['http.response.status_code']} {entry['gateway.response_flags']} "
                     f"{entry['gateway.response_code_details']}"

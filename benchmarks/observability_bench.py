@@ -29,9 +29,15 @@ from typing import Any
 import httpx
 import psutil
 
+from agora.config import load_settings
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
+from agora.observability.middleware import RequestContextMiddleware
+from agora.server import serve
 from benchmarks.http_bench import CONNECTIONS, DURATION_S, WrkResult, dependencies, process, wrk
+
+_CHILD_ARGC = 3  # a child process: argv is [script, role, port]
+
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 VARIANTS = (
@@ -52,14 +58,11 @@ VARIANTS = (
 
 def serve_bare(port: int) -> None:
     """posts with the access line and HTTP metrics removed (request ids and errors stay)."""
-    from agora.config import load_settings
-    from agora.observability.middleware import RequestContextMiddleware
-    from agora.server import serve
 
     def observe_nothing(*_: Any) -> None:
         return None
 
-    RequestContextMiddleware._observe = observe_nothing  # type: ignore[method-assign]
+    RequestContextMiddleware._observe = observe_nothing  # type: ignore[method-assign,assignment]
     serve("posts", load_settings(), host="127.0.0.1", port=port)
 
 
@@ -226,9 +229,9 @@ def _report(results: list[tuple[str, Run]]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "bare":
+    if len(sys.argv) == _CHILD_ARGC and sys.argv[1] == "bare":
         serve_bare(int(sys.argv[2]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "sink":
+    elif len(sys.argv) == _CHILD_ARGC and sys.argv[1] == "sink":
         serve_sink(int(sys.argv[2]))
     else:
         sys.exit(main())

@@ -16,12 +16,12 @@ from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 
-from agora.db import Database
+from agora.db import Connection, Database
 from agora.resilience.breaker import CircuitBreaker
 
 CALLS, CONCURRENCY, RUNS = 5000, 32, 3
 
-Acquire = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+Acquire = Callable[[], AbstractAsyncContextManager[Connection]]
 
 
 async def sequential(acquire: Acquire) -> tuple[float, float]:
@@ -64,8 +64,8 @@ async def main(url: str) -> None:
     await no_leak_check.connect()
     try:
 
-        def bare_acquire() -> AbstractAsyncContextManager[asyncpg.Connection]:
-            return bare.acquire()  # type: ignore[no-any-return]
+        def bare_acquire() -> AbstractAsyncContextManager[Connection]:
+            return bare.acquire()
 
         await measure("bare asyncpg pool", bare_acquire)
         await measure("Database.connection()", db.connection)

@@ -42,7 +42,7 @@ async def _per_call_us(call: Callable[[], Awaitable[object]], n: int) -> tuple[f
     return statistics.median(walls), statistics.median(cpus)
 
 
-async def _app(scope: Scope, receive: Receive, send: Send) -> None:
+async def _app(_scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"{}"})
@@ -61,7 +61,7 @@ def _asgi_call(
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": b'{"content": "hello"}', "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(_message: dict[str, object]) -> None:
         return None
 
     async def call() -> None:

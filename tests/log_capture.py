@@ -33,7 +33,7 @@ JsonLines = Callable[[], list[dict[str, Any]]]
 
 
 @pytest.fixture
-def json_logs(restore_logging: None) -> JsonLines:
+def json_logs(restore_logging: None) -> JsonLines:  # noqa: ARG001  # requested for its side effect
     """JSON logging as configured for production, its stdout handler writing to a buffer;
     returns a reader of the lines written since the last read."""
     configure_logging("posts", "DEBUG", "json")
@@ -52,7 +52,7 @@ def json_logs(restore_logging: None) -> JsonLines:
 
 
 @pytest.fixture
-def log_file(tmp_path: Path, restore_logging: None) -> Path:
+def log_file(tmp_path: Path, restore_logging: None) -> Path:  # noqa: ARG001  # requested for its side effect
     path = tmp_path / "logs" / "agora.log"
     configure_logging("auth", "INFO", "console", log_file=path)
     return path

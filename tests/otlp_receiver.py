@@ -79,25 +79,23 @@ class OtlpReceiver:
 
     def _accept(self, path: str, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
-        received = []
+        received: list[ReceivedSpan] = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    received.append(
-                        ReceivedSpan(
-                            service=str(resource.get("service.name")),
-                            name=span.name,
-                            kind=KINDS.get(span.kind, str(span.kind)),
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_id=span.parent_span_id.hex(),
-                            attributes={a.key: _value(a.value) for a in span.attributes},
-                            links=[
-                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
-                            ],
-                        )
+                received.extend(
+                    ReceivedSpan(
+                        service=str(resource.get("service.name")),
+                        name=span.name,
+                        kind=KINDS.get(span.kind, str(span.kind)),
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_id=span.parent_span_id.hex(),
+                        attributes={a.key: _value(a.value) for a in span.attributes},
+                        links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
                     )
+                    for span in scope_spans.spans
+                )
         with self._lock:
             self.paths.append(path)
             self.spans.extend(received)

@@ -30,7 +30,7 @@ def _bindir() -> Path | None:
         if (path / "initdb").exists():
             return path
     try:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415  # only without PostgreSQL on PATH: the binaries pgserver ships
     except ImportError:
         return None
     path = Path(POSTGRES_BIN_PATH)

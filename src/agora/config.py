@@ -22,7 +22,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agora.flags.provider import FlagFileError, load_flag_file
 from agora.ratelimit.rates import Rate, parse_rate
+from agora.security.settings import check_fernet_keys, production_problems
+
+MIN_TOKEN_CHARS = 16  # the internal and admin tokens: guessing one must be out of reach
+MAX_DRAIN_S = 50  # shutdown delay + drain timeout (see _shutdown_budget)
+
 
 ServiceName = Literal["auth", "posts", "realtime"]
 
@@ -45,7 +51,7 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     debug: bool = False
-    instance_id: str = Field(default_factory=lambda: socket.gethostname())
+    instance_id: str = Field(default_factory=socket.gethostname)
 
     database_url: str | None = None
     database_replica_urls: CommaList = []
@@ -79,6 +85,10 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8192)
     password_hash_parallelism: int = Field(default=4, ge=1)
+    # Hashes at once (None: one per usable core) and sign-ins waiting for a turn; beyond that
+    # a sign-in is refused with 503 at once (agora.security.passwords says why).
+    password_hash_concurrency: int | None = Field(default=None, ge=1)
+    password_hash_max_waiting: int = Field(default=32, ge=0)
 
     cookie_secure: bool | None = None
 
@@ -156,6 +166,12 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=2, le=256)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=128)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # Admission control (agora.resilience.admission; sized in docs/performance.md): HTTP
+    # requests one instance works on at once, how many more may wait for a turn and how long;
+    # past that, 503 before any work.
+    max_in_flight: int = Field(default=64, ge=1)
+    admission_queue: int = Field(default=1024, ge=0)
+    admission_queue_timeout_s: float = Field(default=1.0, ge=0)
     login_backoff_threshold: int = Field(default=5, ge=1)
     login_backoff_max_s: int = Field(default=900, ge=1)
     signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
@@ -176,6 +192,14 @@ class Settings(BaseSettings):
     # in production; true enables it in production too (a game day on a staging copy).
     gateway_fault_injection: bool | None = None
 
+    # Feature flags (an OpenFeature file provider) and the fault switch; docs/flags.md.
+    flags_file: str | None = None
+    flags_reload_s: float = Field(default=2.0, gt=0, le=300)
+    # None: allowed outside production, refused in production (an explicit true allows it).
+    fault_injection: bool | None = None
+    # SIGUSR2 heap snapshots (agora.observability.heap; docs/runbook.md).
+    heap_snapshot_dir: str = "/tmp"  # noqa: S108  # nosec B108 # the image's writable tmpfs
+
     _split = field_validator(
         "database_replica_urls",
         "cors_origins",
@@ -192,8 +216,10 @@ class Settings(BaseSettings):
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if raw is None or raw == "":
             return None
-        if not isinstance(raw, str) or len(raw) < 16:
-            raise ValueError("must be at least 16 characters: it bypasses every rate limit")
+        if not isinstance(raw, str) or len(raw) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters: it bypasses every rate limit"
+            )
         return value
 
     @field_validator(
@@ -203,6 +229,7 @@ class Settings(BaseSettings):
         "log_file",
         "gateway_tls_cert_file",
         "gateway_tls_key_file",
+        "flags_file",
         mode="before",
     )
     @classmethod
@@ -253,8 +280,10 @@ class Settings(BaseSettings):
     @field_validator("admin_token")
     @classmethod
     def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (it guards the admin endpoints)")
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters (it guards the admin endpoints)"
+            )
         return value
 
     @field_validator("redis_url")
@@ -281,10 +310,19 @@ class Settings(BaseSettings):
                 raise ValueError("AGORA_CORS_ORIGINS must not be '*' in production")
         return self
 
+    @field_validator("flags_file")
+    @classmethod
+    def _readable_flags(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                load_flag_file(value)
+            except FlagFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("key_encryption_key")
     @classmethod
     def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from agora.security.settings import check_fernet_keys
 
         check_fernet_keys([item.get_secret_value() for item in value])
         return value
@@ -292,8 +330,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_security(self) -> Settings:
         if self.env == "production":
-            from agora.security.settings import production_problems
-
             problems = production_problems(self)
             if problems:
                 raise ValueError("production refuses development defaults: " + "; ".join(problems))
@@ -303,9 +339,10 @@ class Settings(BaseSettings):
     def _shutdown_budget(self) -> Settings:
         # The drain must fit the 60 s hard limit with room for the WebSocket goodbye and
         # closing the pool and Redis (agora.shutdown.HARD_LIMIT_S).
-        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > 50:
+        if self.effective_shutdown_delay_s + self.shutdown_timeout_s > MAX_DRAIN_S:
             raise ValueError(
-                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed 50 seconds"
+                "AGORA_SHUTDOWN_DELAY_S + AGORA_SHUTDOWN_TIMEOUT_S must not exceed "
+                f"{MAX_DRAIN_S} seconds"
             )
         if self.health_check_timeout_s > self.health_check_interval_s:
             raise ValueError(
@@ -319,6 +356,12 @@ class Settings(BaseSettings):
         if self.shutdown_delay_s is not None:
             return self.shutdown_delay_s
         return 5.0 if self.is_production else 0.0
+
+    @property
+    def effective_password_hash_concurrency(self) -> int:
+        if self.password_hash_concurrency is not None:
+            return self.password_hash_concurrency
+        return max(1, len(os.sched_getaffinity(0)))
 
     @property
     def is_production(self) -> bool:
@@ -347,6 +390,10 @@ class Settings(BaseSettings):
         if self.log_sample_ratio is not None:
             return self.log_sample_ratio
         return 0.1 if self.is_production else 1.0
+
+    @property
+    def effective_fault_injection(self) -> bool:
+        return (not self.is_production) if self.fault_injection is None else self.fault_injection
 
     @property
     def effective_cookie_secure(self) -> bool:

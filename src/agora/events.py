@@ -75,7 +75,7 @@ async def publish(redis: Redis, channel: str, event: Event, *, timeout_s: float)
         try:
             async with asyncio.timeout(timeout_s):
                 await redis.publish(channel, event.encode())
-            return True
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("event not published", event_type=event.type, error=str(exc))
             return False
+        return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 
 # The contract ports (agora.config.DEFAULT_PORTS), repeated to keep this probe import-free.
@@ -42,7 +43,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 # fixed loopback http URL
-            return 0 if response.status == 200 else 1
+            return 0 if response.status == HTTPStatus.OK else 1
     except OSError as exc:
         print(f"healthcheck: {url}: {exc}", file=sys.stderr)
         return 1

@@ -22,6 +22,8 @@ from starlette.requests import HTTPConnection
 from agora.cache.prefetch import Lookahead
 from agora.config import ServiceName, Settings
 from agora.db import Database
+from agora.fastpath import Shortcut
+from agora.flags import FaultSwitch, FeatureFlags
 from agora.health.monitor import HealthMonitor
 from agora.lifecycle import Lifecycle
 from agora.ratelimit.limiter import RateLimiter
@@ -45,17 +47,21 @@ class Infrastructure:
     deleted_users: DeletedUsers
     lifecycle: Lifecycle
     health: HealthMonitor
+    flags: FeatureFlags
+    faults: FaultSwitch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceParts(Generic[P]):
     """What a service's own start-up hook yields: its token verifier, its own parts and, if
     it knows before routing which cache entry a request reads, the lookahead that lets the
-    rate limiter fetch it in its own round trip."""
+    rate limiter fetch it in its own round trip; and a shortcut that answers what it can
+    before FastAPI's routing (``agora.fastpath``)."""
 
     verifier: TokenVerifier
     parts: P
     lookahead: Lookahead | None = None
+    shortcut: Shortcut | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +70,7 @@ class Runtime(Generic[P]):
     verifier: TokenVerifier
     parts: P
     lookahead: Lookahead | None = None
+    shortcut: Shortcut | None = None
 
 
 class ServiceApp(FastAPI, Generic[P]):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from agora.config import ServiceName, Settings
+from agora.observability import heap
 from agora.observability.logging import configure_logging
 from agora.runtime import ServiceApp
 from agora.shutdown import UNCLEAN_EXIT_CODE, GracefulServer
@@ -61,6 +63,7 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
     # clean drain exits 0, as supervisors and Kubernetes expect.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    heap.install(service, Path(settings.heap_snapshot_dir))
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE_EXIT_CODE)

@@ -36,12 +36,14 @@ def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def injections(workflow: dict[str, Any]) -> list[str]:
     """Every expression inside a `run:` script, except those no outsider can influence."""
-    found = []
+    found: list[str] = []
     for job_name, job in workflow.get("jobs", {}).items():
         for step in job.get("steps", []):
-            for expression in EXPRESSION.findall(step.get("run", "")):
-                if not SAFE_IN_SCRIPTS.match(expression):
-                    found.append(f"{job_name}: ${{{{{expression}}}}}")
+            found.extend(
+                f"{job_name}: ${{{{{expression}}}}}"
+                for expression in EXPRESSION.findall(step.get("run", ""))
+                if not SAFE_IN_SCRIPTS.match(expression)
+            )
     return found
 
 

@@ -129,7 +129,10 @@ def service_env(database_url: str, redis_url: str, **overrides: str) -> dict[str
 
 @pytest.fixture
 def cluster(
-    database_url: str, redis_url: str, clean_state: None, tmp_path: Path
+    database_url: str,
+    redis_url: str,
+    clean_state: None,  # noqa: ARG001  # requested for its side effect
+    tmp_path: Path,
 ) -> Iterator[Cluster]:
     running = Cluster(env=service_env(database_url, redis_url), workdir=tmp_path)
     yield running

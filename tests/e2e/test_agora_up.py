@@ -136,6 +136,11 @@ def test_up_runs_everything_on_embedded_servers_and_stops_cleanly(tmp_path: Path
 
 def _pid_listening_on(port: int) -> int:
     for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+        if (
+            conn.status == psutil.CONN_LISTEN
+            and conn.laddr
+            and conn.laddr.port == port
+            and conn.pid
+        ):
             return int(conn.pid)
     raise AssertionError(f"nothing listens on {port}")

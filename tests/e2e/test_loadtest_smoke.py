@@ -29,8 +29,9 @@ SMOKE_ARGS += ["--seed-users", "500", "--seed-posts", "5000"]
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.usefixtures("clean_state")
 def test_smoke_run_meets_its_thresholds_and_loses_no_write(
-    database_url: str, redis_url: str, clean_state: None, tmp_path: Path
+    database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     busy = [port for port in CONTRACT_PORTS + GATEWAY_PORTS if not port_is_free(port)]
     assert not busy, f"the contract ports {busy} must be free for `agora up`"

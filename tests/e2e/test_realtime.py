@@ -68,7 +68,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_post_like_and_presence_across_two_realtime_instances(
+async def test_post_like_and_presence_across_two_realtime_instances(  # noqa: PLR0915  # one story, step by step: its order is the assertion
     cluster: Cluster, http: httpx.AsyncClient
 ) -> None:
     auth = cluster.start("auth")

@@ -45,7 +45,7 @@ async def eventually_offline(realtime: ServiceProcess, user_id: str, token: str)
             await asyncio.sleep(0.2)
 
 
-async def test_three_instances_of_each_service_behave_as_one(
+async def test_three_instances_of_each_service_behave_as_one(  # noqa: C901  # one story, step by step: its order is the assertion
     cluster: Cluster, http: httpx.AsyncClient
 ) -> None:
     auths = cluster.start_many("auth", 3, extra_env=ENV)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agora.config import ServiceName, Settings
+from agora.config import DEFAULT_PORTS, ServiceName, Settings
 from agora.gateway.config import HealthCheck, local_topology
 from agora.gateway.process import envoy_argv, write_config
 from tests.conftest import free_port
@@ -62,11 +62,11 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
     def access_log(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.logs().splitlines():
-            if line.startswith("{") and '"agora.gateway.access"' in line:
-                lines.append(json.loads(line))
-        return lines
+        return [
+            json.loads(line)
+            for line in self.logs().splitlines()
+            if line.startswith("{") and '"agora.gateway.access"' in line
+        ]
 
     def access_entry(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """Envoy writes the access line when the stream ends; wait for it."""
@@ -257,7 +257,7 @@ def stack(
     workdir = tmp_path_factory.mktemp("stack")
     cluster = Cluster(env=service_env(database_url, redis_url), workdir=workdir)
     try:
-        ports = {name: [cluster.start(name).port] for name in ("auth", "posts", "realtime")}
+        ports = {name: [cluster.start(name).port] for name in DEFAULT_PORTS}
         gateway = start_gateway(
             gateway_settings(cors_origins=["https://app.example"]), ports, workdir / "gw"
         )

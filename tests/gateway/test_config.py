@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from agora.cli import app
-from agora.config import ConfigError, Settings
+from agora.config import ConfigError, ServiceName, Settings
 from agora.devstack.supervisor import Instance
 from agora.devstack.up import plan_gateway
 from agora.gateway.certs import ensure_dev_certificate
@@ -28,7 +28,7 @@ from agora.gateway.config import (
 from agora.gateway.process import resolve_tls, validate_config
 from tests.conftest import free_port, production_settings
 
-THREE_REPLICAS = {
+THREE_REPLICAS: dict[ServiceName, list[int]] = {
     "auth": [8080, 8083, 8086],
     "posts": [8081, 8084, 8087],
     "realtime": [8082, 8085, 8088],
@@ -47,7 +47,9 @@ def render(settings: Settings, tls: TlsFiles, **topology: Any) -> dict[str, Any]
 
 
 def cluster(config: dict[str, Any], name: str) -> dict[str, Any]:
-    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    clusters: dict[str, dict[str, Any]] = {
+        c["name"]: c for c in config["static_resources"]["clusters"]
+    }
     return clusters[name]
 
 

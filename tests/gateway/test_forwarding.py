@@ -14,6 +14,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from agora.config import DEFAULT_PORTS
 from agora.gateway.certs import ensure_dev_certificate
 from tests.conftest import free_port
 from tests.gateway.conftest import (
@@ -207,7 +208,7 @@ def test_traces_are_continued_and_exported_over_otlp(recorder: Recorder, tmp_pat
 
 def test_no_instance_to_send_to_is_a_503_with_the_error_contract(tmp_path: Path) -> None:
     nowhere = free_port()  # nothing listens there
-    ports = {name: [nowhere] for name in ("auth", "posts", "realtime")}
+    ports = {name: [nowhere] for name in DEFAULT_PORTS}
     gateway = start_gateway(gateway_settings(), ports, tmp_path)
     try:
         response = httpx.get(f"{gateway.url}/api/v1/auth/users/x", timeout=10)

@@ -18,21 +18,21 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from agora.config import ServiceName
 from agora.gateway.config import HealthCheck
-from tests.e2e.conftest import Cluster, ServiceProcess
+from tests.e2e.conftest import Cluster, ServiceProcess, service_env
 from tests.gateway.conftest import (
     Gateway,
     bearer,
     gateway_settings,
     register_and_login,
-    service_env,
     start_gateway,
     wait_healthy,
 )
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("auth", "posts", "realtime")
+SERVICES: tuple[ServiceName, ...] = ("auth", "posts", "realtime")
 CONCURRENCY = 8
 PACE_S = 0.02
 # Readiness turns 503 at SIGTERM and the instance keeps serving this long: enough for the
@@ -225,7 +225,7 @@ def test_rolling_restart_under_load_fails_no_request(fleet: Fleet) -> None:
         for name, value in fleet.gateway.stats().items()
         if name.endswith(".upstream_rq_retry") and name.startswith("cluster.")
     )
-    print(
+    print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
         f"\nrolling restart of 9 instances under load: {load.total} requests in {elapsed:.1f}s, "
         f"{load.total - load.results['ok']} failed, {retries} retried by the gateway"
     )
@@ -259,7 +259,7 @@ def test_sigkill_of_an_instance_costs_under_a_thousandth_and_ejects_it(fleet: Fl
     ejections = stats.get("cluster.posts.outlier_detection.ejections_enforced_total", 0)
     flags = fleet.gateway.hosts("posts")[address]["health_status"]
     failed = load.total - load.results["ok"]
-    print(
+    print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
         f"\nSIGKILL of posts {address} under load: {failed} of {load.total} requests failed "
         f"({100 * failed / load.total:.3f}%); out of the pool after {detected_s:.2f}s "
         f"(health flags {sorted(k for k, v in flags.items() if v is True)}, "

@@ -18,14 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agora.config import ServiceName
 from tests.conftest import TEST_DB_NAME, scratch_database
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, service_env
 from tests.gateway.conftest import (
     PASSWORD,
     bearer,
     gateway_settings,
     register_and_login,
-    service_env,
     start_gateway,
 )
 
@@ -42,7 +42,7 @@ def rotation_database(postgres_admin_url: str) -> Iterator[str]:
 
 
 def kid_of(token: str) -> str:
-    header = token.split(".")[0]
+    header = token.split(".", 1)[0]
     return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
 
 
@@ -55,7 +55,11 @@ def test_rotated_key_is_accepted_from_its_first_token(
         auth = cluster.start("auth")
         posts = cluster.start("posts")
         # realtime is not exercised here; its cluster points at posts' port for the render.
-        ports = {"auth": [auth.port], "posts": [posts.port], "realtime": [posts.port]}
+        ports: dict[ServiceName, list[int]] = {
+            "auth": [auth.port],
+            "posts": [posts.port],
+            "realtime": [posts.port],
+        }
         settings = gateway_settings(signing_key_refresh_s=1, jwks_refetch_cooldown_s=0.5)
         gateway = start_gateway(settings, ports, tmp_path / "gw")
         try:

@@ -94,7 +94,8 @@ def test_keys_rotate_adds_a_published_key_and_schedules_the_old_ones_retirement(
     assert rows[1][0] in second.stdout
 
 
-def test_commands_that_need_the_database_say_so(env: dict[str, str]) -> None:
+@pytest.mark.usefixtures("env")
+def test_commands_that_need_the_database_say_so() -> None:
     bare = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
     for args in (("seed",), ("keys", "rotate"), ("migrate",)):
         result = subprocess.run(

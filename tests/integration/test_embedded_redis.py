@@ -27,7 +27,7 @@ def test_a_port_taken_after_the_check_is_retried_on_another(
     real_free_port = embedded.free_port
     offered = iter([taken_port])  # the race: "free" when checked, bound by someone else
     monkeypatch.setattr(
-        embedded, "free_port", lambda preferred=None: next(offered, None) or real_free_port()
+        embedded, "free_port", lambda _preferred=None: next(offered, None) or real_free_port()
     )
     servers = EmbeddedServers(workdir=tmp_path)
     try:
@@ -41,7 +41,7 @@ def test_a_port_taken_after_the_check_is_retried_on_another(
 def test_no_port_to_start_on_is_a_clear_error(
     tmp_path: Path, taken_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded, "free_port", lambda preferred=None: taken_port)
+    monkeypatch.setattr(embedded, "free_port", lambda _preferred=None: taken_port)
     monkeypatch.setattr(embedded, "_REDIS_START_ATTEMPTS", 1)  # each failure waits ~10 s
     servers = EmbeddedServers(workdir=tmp_path)
     with pytest.raises(RuntimeError, match=r"embedded Redis did not start.*AGORA_REDIS_URL"):

@@ -53,5 +53,5 @@ async def test_a_working_redis_delivers_to_subscribers(redis_url: str) -> None:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
         assert Event.decode(message["data"]) == EVENT
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         await redis.aclose()

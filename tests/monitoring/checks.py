@@ -73,9 +73,11 @@ def alert_problems(path: Path, anchors: set[str]) -> list[str]:
             labels, notes = rule.get("labels", {}), rule.get("annotations", {})
             if labels.get("severity") not in SEVERITIES:
                 problems.append(f"{where}: severity must be one of {sorted(SEVERITIES)}")
-            for key in ("summary", "description", "runbook_url"):
-                if not notes.get(key):
-                    problems.append(f"{where}: missing annotation {key}")
+            problems.extend(
+                f"{where}: missing annotation {key}"
+                for key in ("summary", "description", "runbook_url")
+                if not notes.get(key)
+            )
             url = notes.get("runbook_url", "")
             if url and not url.startswith(RUNBOOK_URL):
                 problems.append(f"{where}: runbook_url must start with {RUNBOOK_URL}")
@@ -131,14 +133,16 @@ def load_dashboard(path: Path) -> dict[str, Any]:
 
 def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     """(panel title, PromQL) for every Prometheus query of every panel (rows included)."""
-    found = []
+    found: list[tuple[str, str]] = []
     panels = list(dashboard.get("panels", []))
     while panels:
         panel = panels.pop(0)
         panels.extend(panel.get("panels", []))
-        for target in panel.get("targets", []):
-            if target.get("expr"):
-                found.append((panel.get("title", "?"), target["expr"]))
+        found.extend(
+            (panel.get("title", "?"), target["expr"])
+            for target in panel.get("targets", [])
+            if target.get("expr")
+        )
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -112,7 +113,7 @@ def test_a_broken_config_fails_with_file_and_line(tmp_path: Path) -> None:
     assert "line" in result.stdout + result.stderr
 
 
-ALERT = {
+ALERT: dict[str, Any] = {
     "status": "firing",
     "labels": {"alertname": "AgoraServiceDown", "severity": "P1", "service": "posts"},
     "annotations": {

@@ -34,6 +34,7 @@ def test_dashboard_reads_back_and_has_what_operators_expect(name: str) -> None:
     data = load_dashboard(DASHBOARD_DIR / name)
     board = Dashboard.from_json(data)
     assert board.uid
+    assert board.title is not None
     assert board.title.startswith("Agora / ")
     assert panel_queries(data), "a dashboard without queries"
     annotations = [a["name"] for a in data["annotations"]["list"]]

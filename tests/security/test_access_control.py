@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agora.config import Settings
 from agora.resilience import BreakerState
+from agora.services.auth.app import create_app as create_auth
 from agora.services.posts.app import create_app as create_posts
 from tests.conftest import free_port
 from tests.integration.auth.conftest import PASSWORD
@@ -156,7 +157,6 @@ async def test_deletion_is_refused_whole_when_it_cannot_be_announced(
     settings: Settings,
     app_client: Callable[[FastAPI], Awaitable[httpx.AsyncClient]],
 ) -> None:
-    from agora.services.auth.app import create_app as create_auth
 
     alice = await system.account("alice")
     no_redis = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})

@@ -95,7 +95,7 @@ def endpoints(service: str, app: FastAPI) -> list[Endpoint]:
 
 def _all_endpoints() -> list[Endpoint]:
     settings = Settings()
-    apps = {
+    apps: dict[str, FastAPI] = {
         "auth": create_auth(settings),
         "posts": create_posts(settings),
         "realtime": create_realtime(settings),

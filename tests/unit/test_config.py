@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from agora.config import ConfigError, Settings, load_settings
@@ -92,7 +93,6 @@ def test_replica_urls_must_be_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_secrets_dir_files_set_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cryptography.fernet import Fernet
 
     key = Fernet.generate_key().decode()
     (tmp_path / "agora_key_encryption_key").write_text(key)

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from agora import config
 from agora.cache.client import parse_sentinel_url
 from agora.devstack import up
+from agora.devstack.supervisor import Instance
 from agora.devstack.up import plan_instances, pool_size_per_process
+from agora.resilience.remote import targets_from_state
 
 
 def test_first_instances_take_the_contract_ports_and_extras_follow(
@@ -30,13 +33,13 @@ def test_a_busy_contract_port_is_a_clear_error() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        original = up.DEFAULT_PORTS["auth"]
-        up.DEFAULT_PORTS["auth"] = port
+        original = config.DEFAULT_PORTS["auth"]
+        config.DEFAULT_PORTS["auth"] = port
         try:
             with pytest.raises(RuntimeError, match=f"port {port} for auth is already in use"):
                 plan_instances(1)
         finally:
-            up.DEFAULT_PORTS["auth"] = original
+            config.DEFAULT_PORTS["auth"] = original
 
 
 @pytest.mark.parametrize("replicas", [1, 2, 3, 5])
@@ -72,8 +75,6 @@ def test_operator_pool_bounds_win_and_the_minimum_follows_a_small_maximum() -> N
 
 
 def test_state_file_lists_every_instance_for_the_breakers_command(tmp_path: Path) -> None:
-    from agora.devstack.supervisor import Instance
-    from agora.resilience.remote import targets_from_state
 
     instances = [Instance("auth", 1, 8080), Instance("posts", 2, 8083)]
     up.write_state(tmp_path, instances)

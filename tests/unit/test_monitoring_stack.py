@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,10 @@ def test_postgres_exporter_is_told_not_to_ask_for_tls() -> None:
 
 
 def test_group_wait_is_capped_at_the_setting_everywhere() -> None:
-    route = {"group_wait": "30s", "routes": [{"group_wait": "10m"}, {}, {"group_wait": "10s"}]}
+    route: dict[str, Any] = {
+        "group_wait": "30s",
+        "routes": [{"group_wait": "10m"}, {}, {"group_wait": "10s"}],
+    }
     monitoring._cap_group_wait(route, 20.0, 30.0)
     assert [route["group_wait"], *(r["group_wait"] for r in route["routes"])] == [
         "20s",

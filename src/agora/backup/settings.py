@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora.config import ConfigError, describe_validation_error
 
+MIN_PASSPHRASE_CHARS = 16
+
 
 class BackupSettings(BaseSettings):
     """Where the cluster is, where backups go, how they are encrypted and how long kept."""
@@ -108,8 +110,10 @@ class BackupSettings(BaseSettings):
                 "no backup passphrase: set AGORA_BACKUP_PASSPHRASE_FILE (a file holding it) "
                 "or AGORA_BACKUP_PASSPHRASE; keep a copy off this host, no backup opens without it"
             )
-        if len(value) < 16:
-            raise ConfigError("the backup passphrase must be at least 16 characters")
+        if len(value) < MIN_PASSPHRASE_CHARS:
+            raise ConfigError(
+                f"the backup passphrase must be at least {MIN_PASSPHRASE_CHARS} characters"
+            )
         return value
 
     def require_pg_data(self) -> Path:

@@ -7,16 +7,19 @@ request (redis-py #2995); retries on connection errors so a Sentinel failover is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from agora.flags.faults import FaultSwitch, redis_connection_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,28 @@ class _ClientOptions(TypedDict):
     max_connections: int
 
 
-def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: int = 200) -> Redis:
+def _connection_class(url: str, faults: FaultSwitch | None) -> dict[str, Any]:
+    """With the fault switch (agora.flags.faults), the URL scheme's connection class with the
+    switch in front of every command; without it, redis-py's own choice."""
+    if faults is None:
+        return {}
+    base: type[Any] = Connection
+    if url.startswith("redis+sentinel://"):
+        base = SentinelManagedConnection
+    elif url.startswith("rediss://"):
+        base = SSLConnection
+    elif url.startswith("unix://"):
+        base = UnixDomainSocketConnection
+    return {"connection_class": redis_connection_class(base, faults)}
+
+
+def create_redis(
+    url: str,
+    *,
+    socket_timeout_s: float = 0.5,
+    max_connections: int = 200,
+    faults: FaultSwitch | None = None,
+) -> Redis:
     options = _ClientOptions(
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
@@ -78,8 +102,12 @@ def create_redis(url: str, *, socket_timeout_s: float = 0.5, max_connections: in
             socket_connect_timeout=socket_timeout_s,
         )
         client: SentinelRedis = sentinel.master_for(
-            target.service_name, redis_class=SentinelRedis, db=target.db, **options
+            target.service_name,
+            redis_class=SentinelRedis,
+            db=target.db,
+            **options,
+            **_connection_class(url, faults),
         )
         client.sentinels = sentinel
         return client
-    return Redis.from_url(url, **options)
+    return Redis.from_url(url, **options, **_connection_class(url, faults))

@@ -45,6 +45,12 @@ def withdraw(token: Token[tuple[str, list[Any]] | None]) -> None:
     _offered.reset(token)
 
 
+def peek(entry: str) -> list[Any] | None:
+    """The lookup reply offered for ``entry`` in this request, left in place."""
+    offered = _offered.get()
+    return offered[1] if offered is not None and offered[0] == entry else None
+
+
 def take(entry: str) -> list[Any] | None:
     """The lookup reply offered for ``entry`` in this request, once."""
     offered = _offered.get()

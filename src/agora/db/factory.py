@@ -11,11 +11,17 @@ from agora.db.routing import RecentWriters
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from agora.flags.faults import FaultSwitch
     from agora.resilience.registry import Breakers
 
 
 def database_from_settings(
-    settings: Settings, *, application_name: str, breakers: Breakers, redis: Redis
+    settings: Settings,
+    *,
+    application_name: str,
+    breakers: Breakers,
+    redis: Redis,
+    faults: FaultSwitch | None = None,
 ) -> Database:
     return Database(
         settings.require_database_url(),
@@ -35,4 +41,5 @@ def database_from_settings(
         health_check_after_idle_s=settings.db_health_check_after_idle_s,
         leak_threshold_s=settings.db_leak_threshold_s,
         application_name=application_name,
+        faults=faults,
     )

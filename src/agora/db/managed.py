@@ -12,15 +12,24 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import asyncpg
+from asyncpg.connection import LoggedQuery
+from asyncpg.pool import PoolConnectionProxy
 
 from agora.db.errors import is_connectivity_error
 from agora.db.leaks import LeakDetector
 from agora.observability.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
 
-Connection: TypeAlias = asyncpg.Connection
+if TYPE_CHECKING:
+    from agora.flags.faults import FaultSwitch
+
+# What the pool hands out: asyncpg's proxy, typed apart from the connection it wraps.
+Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+# What a repository takes: a pooled connection (the services) or a direct one (migrations,
+# tools, tests). Both have the same query methods.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 PoolRole = Literal["primary", "replica"]
 
 _OPERATIONS = frozenset({"select", "insert", "update", "delete", "with", "begin", "commit"})
@@ -52,7 +61,7 @@ def _operation(query: str) -> str:
     return verb if verb in _OPERATIONS else "other"
 
 
-async def _keep_session(_: Connection) -> None:
+async def _keep_session(_: asyncpg.Connection[asyncpg.Record]) -> None:
     """Replaces asyncpg's reset-on-release, a round trip per checkout (``RESET ALL``, ``UNLISTEN
     *``, unlock all advisory locks). Agora never changes session state: no SET, LISTEN or
     session-level advisory lock (only transaction-level ones). asyncpg still rolls back a
@@ -60,12 +69,15 @@ async def _keep_session(_: Connection) -> None:
 
 
 class ManagedPool:
-    def __init__(self, dsn: str, *, role: PoolRole, config: PoolConfig) -> None:
+    def __init__(
+        self, dsn: str, *, role: PoolRole, config: PoolConfig, faults: FaultSwitch | None = None
+    ) -> None:
         self.dsn = dsn
+        self.faults = faults
         self.role = role
         self.config = config
         self.leaks = LeakDetector(pool=role, threshold_s=config.leak_threshold_s)
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._born: dict[int, float] = {}
         self._last_used: dict[int, float] = {}
         self._waiting = 0
@@ -104,15 +116,18 @@ class ManagedPool:
             await pool.close()
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         if self._pool is None:
             raise RuntimeError("the pool is not open")
         return self._pool
 
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[Connection]:
+    async def acquire(self) -> AsyncIterator[Pooled]:
         """A healthy connection; :class:`PoolTimeout` when none frees up in time, connectivity
         errors as the driver raises them."""
+        if self.faults is not None:
+            # The fault switch's boundary: an injected error looks like an unreachable server.
+            await self.faults.before_call("postgres")
         self._waiting += 1
         self._publish()
         try:
@@ -134,7 +149,7 @@ class ManagedPool:
         size, idle = self._pool.get_size(), self._pool.get_idle_size()
         return {"active": size - idle, "idle": idle, "waiting": self._waiting, "size": size}
 
-    async def _checkout(self) -> Connection:
+    async def _checkout(self) -> Pooled:
         pool, cfg = self.pool, self.config
         deadline = time.monotonic() + cfg.acquire_timeout_s
         # Every stale or broken connection found is closed and the next one tried; bounded
@@ -144,7 +159,7 @@ class ManagedPool:
             if remaining <= 0:
                 break
             try:
-                conn: Connection = await pool.acquire(timeout=remaining)
+                conn = await pool.acquire(timeout=remaining)
             except TimeoutError as exc:
                 # asyncpg raises the same error for "no slot freed up" and "connecting took
                 # too long"; with free slots left, nobody was waiting for a slot.
@@ -162,7 +177,7 @@ class ManagedPool:
             await pool.release(conn)
         raise PoolTimeout
 
-    async def _usable(self, conn: Connection) -> bool:
+    async def _usable(self, conn: Pooled) -> bool:
         pid = conn.get_server_pid()
         now = time.monotonic()
         if now - self._born.get(pid, now) > self.config.max_lifetime_s:
@@ -177,7 +192,7 @@ class ManagedPool:
             raise
         return True
 
-    async def _checkin(self, conn: Connection) -> None:
+    async def _checkin(self, conn: Pooled) -> None:
         if not is_lost(conn):
             pid = conn.get_server_pid()
             now = time.monotonic()
@@ -188,7 +203,7 @@ class ManagedPool:
                 conn.terminate()
         await self.pool.release(conn)
 
-    async def _on_connect(self, conn: Connection) -> None:
+    async def _on_connect(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
         pid = conn.get_server_pid()
         self._born[pid] = self._last_used[pid] = time.monotonic()
 
@@ -199,7 +214,7 @@ class ManagedPool:
         conn.add_termination_listener(forget)
         conn.add_query_logger(self._observe)
 
-    def _observe(self, record: Any) -> None:
+    def _observe(self, record: LoggedQuery) -> None:
         self._durations[_operation(record.query)].observe(record.elapsed)
 
     def _publish(self) -> None:

@@ -6,6 +6,7 @@ from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, pool, text
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -30,7 +31,6 @@ def upgrade_to_head(database_url: str) -> None:
 
 
 def current_revision(database_url: str) -> str | None:
-    from sqlalchemy import create_engine, pool, text
 
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:

@@ -12,7 +12,9 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
 
 from agora.db.errors import is_connectivity_error, is_rolled_back
 from agora.db.managed import Connection, ManagedPool, PoolConfig, PoolTimeout, is_lost
@@ -20,6 +22,9 @@ from agora.db.routing import RecentWriters, ReplicaSet
 from agora.errors import ServiceUnavailable
 from agora.observability.logging import get_logger
 from agora.resilience.breaker import CircuitBreaker, CircuitOpenError
+
+if TYPE_CHECKING:
+    from agora.flags.faults import FaultSwitch
 
 log = get_logger(__name__)
 
@@ -56,7 +61,7 @@ class DatabaseUnavailable(ServiceUnavailable):
 class Database:
     """Owns the pools; repositories get connections from it, one unit of work at a time."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  # keyword-only collaborators, wired once in db.factory
         self,
         url: str,
         *,
@@ -65,12 +70,18 @@ class Database:
         writers: RecentWriters | None = None,
         retry_attempts: int = 3,
         replica_cooldown_s: float = 5.0,
+        faults: FaultSwitch | None = None,
         **config: Any,
     ) -> None:
         self.config = PoolConfig(**config)
-        self.primary = ManagedPool(asyncpg_dsn(url), role="primary", config=self.config)
+        self.primary = ManagedPool(
+            asyncpg_dsn(url), role="primary", config=self.config, faults=faults
+        )
         self.replicas = ReplicaSet(
-            [ManagedPool(asyncpg_dsn(u), role="replica", config=self.config) for u in replica_urls],
+            [
+                ManagedPool(asyncpg_dsn(u), role="replica", config=self.config, faults=faults)
+                for u in replica_urls
+            ],
             cooldown_s=replica_cooldown_s,
         )
         self.breaker = breaker
@@ -88,7 +99,7 @@ class Database:
             await pool.close()
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         """The primary's asyncpg pool (for tools that need the raw driver)."""
         return self.primary.pool
 
@@ -221,16 +232,7 @@ class Database:
     @asynccontextmanager
     async def _primary_connection(self) -> AsyncIterator[Connection]:
         breaker = self.breaker
-        if breaker is not None:
-            try:
-                breaker.allow()
-            except CircuitOpenError as exc:
-                raise DatabaseUnavailable(
-                    "the database is unavailable; try again later",
-                    retry_after_s=exc.retry_after_s,
-                    transient=False,
-                    before_work=True,
-                ) from None
+        _admit(breaker)
         acquired = lost = False
         try:
             async with self.primary.acquire() as conn:
@@ -241,8 +243,7 @@ class Database:
                     lost = is_lost(conn)  # checked before release detaches it
                     raise
         except PoolTimeout:
-            if breaker is not None:
-                breaker.release()
+            _release(breaker)
             raise DatabaseUnavailable(
                 "the database is busy; try again shortly",
                 retry_after_s=1,
@@ -250,23 +251,48 @@ class Database:
                 before_work=True,
             ) from None
         except asyncio.CancelledError:
-            if breaker is not None:
-                breaker.release()
+            _release(breaker)
             raise
         except Exception as exc:
             if not (lost or is_connectivity_error(exc)):
                 if breaker is not None:
                     breaker.record_success()  # the server answered
                 raise
-            if breaker is not None:
-                breaker.record_failure()
-            retry_after = breaker.retry_after_s if breaker is not None else 0.0
-            raise DatabaseUnavailable(
-                "the database is unavailable; try again later",
-                retry_after_s=retry_after or 5.0,
-                transient=True,
-                before_work=not acquired,
-            ) from exc
+            raise _unavailable(breaker, before_work=not acquired) from exc
         else:
             if breaker is not None:
                 breaker.record_success()
+
+
+def _release(breaker: CircuitBreaker | None) -> None:
+    """The call told nothing about the dependency (no connection was had, or cancelled)."""
+    if breaker is not None:
+        breaker.release()
+
+
+def _admit(breaker: CircuitBreaker | None) -> None:
+    """Through the breaker, or a 503 without trying while it is open."""
+    if breaker is None:
+        return
+    try:
+        breaker.allow()
+    except CircuitOpenError as exc:
+        raise DatabaseUnavailable(
+            "the database is unavailable; try again later",
+            retry_after_s=exc.retry_after_s,
+            transient=False,
+            before_work=True,
+        ) from None
+
+
+def _unavailable(breaker: CircuitBreaker | None, *, before_work: bool) -> DatabaseUnavailable:
+    """A connection failed: counted by the breaker, a 503 that may be retried."""
+    if breaker is not None:
+        breaker.record_failure()
+    retry_after = breaker.retry_after_s if breaker is not None else 0.0
+    return DatabaseUnavailable(
+        "the database is unavailable; try again later",
+        retry_after_s=retry_after or 5.0,
+        transient=True,
+        before_work=before_work,
+    )

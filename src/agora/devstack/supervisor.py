@@ -7,7 +7,6 @@ backoff, and every restart is announced: nothing is restarted silently.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import signal
 import socket
@@ -16,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -29,10 +29,18 @@ STOP_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 60.0
 
 
+# Loaded here, in the parent: the child between fork and exec only makes the one call (loading a
+# library there could wait on a lock another thread of the supervisor held at the fork).
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # pragma: no cover - not glibc: children are still stopped by stop_all
+    _LIBC = None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """If the supervisor is killed outright, its children get SIGTERM instead of lingering."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 ProcessKind = (
@@ -97,7 +105,7 @@ class Supervisor:
                 argv,
                 env=self.instance_env(instance),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509  # one prctl call, nothing that locks
                 stdout=log,
                 stderr=log,
             )
@@ -127,7 +135,7 @@ class Supervisor:
                 raise RuntimeError(f"{instance.name} exited with code {code} during start-up")
             try:
                 ready_url = f"{instance.url}{instance.ready_path}"
-                if httpx.get(ready_url, timeout=1.0).status_code == 200:
+                if httpx.get(ready_url, timeout=1.0).status_code == HTTPStatus.OK:
                     return
             except httpx.HTTPError:
                 pass

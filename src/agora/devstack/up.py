@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -101,58 +102,90 @@ def run(
     supervisor: Supervisor | None = None
     stack: monitoring_stack.Monitoring | None = None
     try:
-        database_url = settings.database_url
-        if database_url is None:
-            console.print(f"[bold]PostgreSQL[/]: none configured, starting embedded in {workdir}")
-            database_url = embedded.start_postgres()
-        redis_url = settings.redis_url
-        if redis_url is None:
-            console.print(f"[bold]Redis[/]: none configured, starting embedded in {workdir}")
-            redis_url = embedded.start_redis()
-
+        stores = _stores(console, settings, embedded, workdir)
         console.print("[bold]Migrations[/]: applying…")
-        upgrade_to_head(database_url)
+        upgrade_to_head(stores.database_url)
 
         instances = plan_instances(replicas, port_base)
         env = dict(os.environ)
-        env.update({"AGORA_DATABASE_URL": database_url, "AGORA_REDIS_URL": redis_url})
+        env.update({"AGORA_DATABASE_URL": stores.database_url, "AGORA_REDIS_URL": stores.redis_url})
         env.update(pool_env(env, replicas))
         write_state(workdir, instances)
         gateway = plan_gateway(settings, instances, workdir)
         supervisor = Supervisor(env=env, instances=instances)
         supervisor.install_signal_handlers()
-        # auth first: it creates the first signing key that posts and realtime will fetch.
-        for service in SERVICES:
-            for instance in instances:
-                if instance.service == service and not supervisor.stopping:
-                    console.print(f"starting {instance.name} on port {instance.port}…")
-                    supervisor.start(instance)
-        if not supervisor.stopping:
-            console.print(f"starting the gateway on port {settings.gateway_http_port}…")
-            instances.append(gateway)
-            supervisor.start(gateway)
+        _start_all(console, supervisor, instances, gateway, settings.gateway_http_port)
         if monitoring and not supervisor.stopping:
             stack = monitoring_stack.start(
-                settings, workdir, instances, database_url, supervisor, console
+                settings,
+                workdir,
+                instances,
+                stores.database_url,
+                supervisor=supervisor,
+                console=console,
             )
         if not supervisor.stopping:
-            _print_summary(console, settings, workdir, instances, database_url, redis_url, embedded)
+            _print_summary(console, settings, workdir, instances, stores)
             if stack is not None:
                 monitoring_stack.print_summary(console, stack)
             supervisor.watch()
         unclean = supervisor.stop_all()
         console.print("agora: all services stopped" + (f" ({unclean} unclean)" if unclean else ""))
-        return 0 if unclean == 0 else 1
     except (RuntimeError, ConfigError) as exc:
         console.print(f"[red]agora: {exc}[/]")
         if supervisor is not None:
             supervisor.stop_all()
         return 1
+    else:
+        return 0 if unclean == 0 else 1
     finally:
         (workdir / STATE_FILE).unlink(missing_ok=True)
         if stack is not None:
             stack.webhook.stop()
         embedded.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Stores:
+    """The PostgreSQL and Redis of this stack: configured, or embedded when not."""
+
+    database_url: str
+    redis_url: str
+    embedded: EmbeddedServers
+
+
+def _stores(
+    console: Console, settings: Settings, embedded: EmbeddedServers, workdir: Path
+) -> _Stores:
+    database_url = settings.database_url
+    if database_url is None:
+        console.print(f"[bold]PostgreSQL[/]: none configured, starting embedded in {workdir}")
+        database_url = embedded.start_postgres()
+    redis_url = settings.redis_url
+    if redis_url is None:
+        console.print(f"[bold]Redis[/]: none configured, starting embedded in {workdir}")
+        redis_url = embedded.start_redis()
+    return _Stores(database_url, redis_url, embedded)
+
+
+def _start_all(
+    console: Console,
+    supervisor: Supervisor,
+    instances: list[Instance],
+    gateway: Instance,
+    gateway_port: int,
+) -> None:
+    """Every instance, then the gateway, unless a signal came meanwhile."""
+    # auth first: it creates the first signing key that posts and realtime will fetch.
+    for service in SERVICES:
+        for instance in instances:
+            if instance.service == service and not supervisor.stopping:
+                console.print(f"starting {instance.name} on port {instance.port}…")
+                supervisor.start(instance)
+    if not supervisor.stopping:
+        console.print(f"starting the gateway on port {gateway_port}…")
+        instances.append(gateway)
+        supervisor.start(gateway)
 
 
 def _redact(url: str) -> str:
@@ -169,9 +202,7 @@ def _print_summary(
     settings: Settings,
     workdir: Path,
     instances: list[Instance],
-    database_url: str,
-    redis_url: str,
-    embedded: EmbeddedServers,
+    stores: _Stores,
 ) -> None:
     table = Table(title="Agora is up", title_justify="left")
     for column in ("instance", "url", "docs", "health / metrics"):
@@ -193,9 +224,9 @@ def _print_summary(
         f"[bold]Use the API through the gateway[/]: {gateway} (HTTPS with the self-signed "
         f"certificate in {settings.gateway_tls_cert_file or workdir / 'tls' / 'gateway.crt'})"
     )
-    pg_kind = "embedded" if embedded.database_url else "configured"
-    redis_kind = "embedded" if embedded.redis_url else "configured"
-    console.print(f"PostgreSQL ({pg_kind}): {_redact(database_url)}")
-    console.print(f"Redis ({redis_kind}): {_redact(redis_url)}")
+    pg_kind = "embedded" if stores.embedded.database_url else "configured"
+    redis_kind = "embedded" if stores.embedded.redis_url else "configured"
+    console.print(f"PostgreSQL ({pg_kind}): {_redact(stores.database_url)}")
+    console.print(f"Redis ({redis_kind}): {_redact(stores.redis_url)}")
     console.print("Press Ctrl-C to stop everything gracefully.", style="bold")
     sys.stderr.flush()

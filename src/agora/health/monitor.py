@@ -98,7 +98,7 @@ class HealthMonitor:
             state.last_error = error
             state.last_error_at = now
         DEPENDENCY_UP.labels(name).set(1 if error is None else 0)
-        if previous != state.status and previous != "pending":
+        if previous not in (state.status, "pending"):
             # Transitions only: a dependency that stays down must not flood the logs.
             level = log.info if error is None else log.warning
             level("health check changed", check=name, status=state.status, error=error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import resource
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +14,9 @@ from rich.console import Console
 
 from agora.config import ConfigError, load_settings
 from agora.loadtest.cpu import cpu_seconds, snapshot
-from agora.loadtest.integrity import check_sync
+from agora.loadtest.integrity import Integrity, check_sync
 from agora.loadtest.report import merge, print_summary, write_summary
-from agora.loadtest.runner import THRESHOLDS_FAILED, k6_binary, plan_shards, run_shards
+from agora.loadtest.runner import THRESHOLDS_FAILED, Shard, k6_binary, plan_shards, run_shards
 from agora.loadtest.scenarios import SCENARIOS
 from agora.loadtest.seeding import ensure_seed
 from agora.loadtest.stack import StackError, running_stack
@@ -25,7 +25,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command()
-def main(
+def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line option
     scenario: Annotated[str, typer.Argument(help="smoke, load, stress or soak")],
     duration: Annotated[str, typer.Option(help="Override the run's length, e.g. 3m")] = "",
     ramp: Annotated[str, typer.Option(help="Override the users' arrival ramp, e.g. 60s")] = "",
@@ -58,6 +58,7 @@ def main(
             seed_users=seed_users or known.seed_users,
             seed_posts=known.seed_posts if seed_posts < 0 else seed_posts,
         )
+    overrides = _k6_overrides(duration, ramp, rate_per_user, refresh_after, min_rps)
     try:
         k6_binary()
         settings = load_settings()
@@ -67,17 +68,6 @@ def main(
     out = results.resolve() / f"{scenario}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
     workdir = workdir.resolve()
-    overrides = {
-        name: value
-        for name, value in {
-            "DURATION": duration,
-            "RAMP": ramp,
-            "RATE_PER_USER": str(rate_per_user) if rate_per_user else "",
-            "REFRESH_AFTER_S": str(refresh_after) if refresh_after else "",
-            "MIN_RPS": str(min_rps) if min_rps >= 0 else "",
-        }.items()
-        if value
-    }
     try:
         with running_stack(
             settings,
@@ -112,6 +102,39 @@ def main(
     except (StackError, ConfigError) as exc:
         console.print(f"[red]loadtest: {exc}[/]")
         raise typer.Exit(2) from None
+    _report(console, out, scenario, _Outcome(shards, codes, cpu, integrity))
+
+
+def _k6_overrides(
+    duration: str, ramp: str, rate_per_user: float, refresh_after: float, min_rps: float
+) -> dict[str, str]:
+    """The scenario settings the command line overrides (k6 reads them from its environment)."""
+    return {
+        name: value
+        for name, value in {
+            "DURATION": duration,
+            "RAMP": ramp,
+            "RATE_PER_USER": str(rate_per_user) if rate_per_user else "",
+            "REFRESH_AFTER_S": str(refresh_after) if refresh_after else "",
+            "MIN_RPS": str(min_rps) if min_rps >= 0 else "",
+        }.items()
+        if value
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a run left: the k6 shards and their exit codes, CPU seconds, the integrity check."""
+
+    shards: list[Shard]
+    codes: list[int]
+    cpu: dict[str, float]
+    integrity: Integrity
+
+
+def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
+    """Merge the k6 summaries, write and print the report; exit 1 on any failed check."""
+    shards, codes, cpu, integrity = outcome.shards, outcome.codes, outcome.cpu, outcome.integrity
     summaries = [json.loads(s.summary.read_text()) for s in shards if s.summary.exists()]
     if len(summaries) != len(shards):
         logs = ", ".join(str(s.log) for s in shards)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-import psutil  # type: ignore[import-untyped]  # the dev extras bring it, like k6
+import psutil  # the dev extras bring it (and types-psutil), like k6
 
 Snapshot = dict[int, tuple[str, float]]
 

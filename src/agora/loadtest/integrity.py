@@ -13,6 +13,7 @@ import random
 import re
 import ssl
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,10 @@ async def _patient(
             if attempt == RETRIES - 1:
                 raise
         else:
-            if response.status_code != 429 and response.status_code < 500:
+            if (
+                response.status_code != HTTPStatus.TOO_MANY_REQUESTS
+                and response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR
+            ):
                 return response
             if attempt == RETRIES - 1:
                 return response
@@ -138,11 +142,11 @@ async def check(
         transport = httpx.AsyncHTTPTransport(local_address=address, verify=trust)
         async with httpx.AsyncClient(base_url=gateway, transport=transport, timeout=30) as client:
             try:
-                found = await _in_feed(client, follower, post_id)
+                in_feed = await _in_feed(client, follower, post_id)
             except httpx.HTTPError:
                 unverified += 1
                 continue
-            missing_in_feeds += not found
+            missing_in_feeds += not in_feed
     return Integrity(
         acknowledged=len(posts),
         missing_in_database=len(posts) - len(stored),

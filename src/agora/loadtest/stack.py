@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -53,7 +54,10 @@ class Stack:
 
 def gateway_ready(admin_port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200
+        return (
+            httpx.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code
+            == HTTPStatus.OK
+        )
     except httpx.HTTPError:
         return False
 

@@ -55,25 +55,14 @@ ERROR_TYPES = (
 
 
 def preinitialise(service: str, routes: Sequence[BaseRoute]) -> None:
+    """Every label set a dashboard or alert reads exists from the start, at zero."""
     for path, route in effective_routes(routes):
         if path in UNTRACKED_PATHS:
             continue
         if isinstance(route, WebSocketRoute):
-            WEBSOCKET_CONNECTIONS.labels(service)
-            for kind in WS_MESSAGES_IN:
-                WEBSOCKET_MESSAGES.labels("in", kind)
-            for kind in WS_MESSAGES_OUT:
-                WEBSOCKET_MESSAGES.labels("out", kind)
-            continue
-        if not isinstance(route, APIRoute):
-            continue  # documentation pages
-        success = str(route.status_code or 200)
-        for method in sorted(route.methods or ()):
-            if method == "HEAD":
-                continue
-            HTTP_REQUEST_DURATION.labels(service, method, path)
-            for status in (success, *ROUTE_STATUSES):
-                HTTP_REQUESTS.labels(service, method, path, status)
+            _websocket_series(service)
+        elif isinstance(route, APIRoute):  # not the documentation pages
+            _route_series(service, path, route)
     for pool in POOLS:
         for state in POOL_STATES:
             DB_POOL_CONNECTIONS.labels(state, pool)
@@ -82,6 +71,24 @@ def preinitialise(service: str, routes: Sequence[BaseRoute]) -> None:
         CIRCUIT_BREAKER_FAILURES.labels(breaker)
     for error_type in ERROR_TYPES:
         ERRORS.labels(error_type)
+
+
+def _websocket_series(service: str) -> None:
+    WEBSOCKET_CONNECTIONS.labels(service)
+    for kind in WS_MESSAGES_IN:
+        WEBSOCKET_MESSAGES.labels("in", kind)
+    for kind in WS_MESSAGES_OUT:
+        WEBSOCKET_MESSAGES.labels("out", kind)
+
+
+def _route_series(service: str, path: str, route: APIRoute) -> None:
+    success = str(route.status_code or 200)
+    for method in sorted(route.methods or ()):
+        if method == "HEAD":
+            continue
+        HTTP_REQUEST_DURATION.labels(service, method, path)
+        for status in (success, *ROUTE_STATUSES):
+            HTTP_REQUESTS.labels(service, method, path, status)
 
 
 def render_metrics() -> tuple[bytes, str]:

@@ -78,6 +78,20 @@ RATELIMIT_REJECTIONS = Counter(
     "agora_ratelimit_rejections_total", "Requests or messages refused by a limit.", ["limit"]
 )
 ERRORS = Counter("agora_errors_total", "Errors, by type.", ["type"])
+ADMISSION_REJECTIONS = Counter(
+    "agora_admission_rejections_total",
+    "HTTP requests refused with 503 because the instance had its maximum in flight.",
+)
+ADMISSION_IN_FLIGHT = Gauge(
+    "agora_admission_in_flight", "HTTP requests in the application now (admission control)."
+)
+ADMISSION_WAITING = Gauge(
+    "agora_admission_waiting", "HTTP requests waiting for a turn (admission control)."
+)
+PASSWORD_HASH_REJECTIONS = Counter(
+    "agora_password_hash_rejections_total",
+    "Sign-ins refused with 503 because every password-hashing turn and queue slot was taken.",
+)
 CIRCUIT_BREAKER_STATE = Gauge(
     "agora_circuit_breaker_state",
     "Circuit breaker state: 0 closed, 1 open, 2 half-open.",

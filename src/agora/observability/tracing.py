@@ -74,7 +74,7 @@ class _NoOrphanClientSpans(Sampler):
     def __init__(self, ratio: float) -> None:
         self._inner = ParentBased(TraceIdRatioBased(ratio))
 
-    def should_sample(
+    def should_sample(  # noqa: PLR0913, PLR0917  # OpenTelemetry's Sampler signature
         self,
         parent_context: Context | None,
         trace_id: int,
@@ -99,7 +99,7 @@ class _PeerService(SpanProcessor):
     """``peer.service`` on database spans, so Jaeger and Tempo draw PostgreSQL as a node of
     the service graph (the asyncpg instrumentation sets ``db.system`` when the span starts)."""
 
-    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:  # noqa: ARG002  # SpanProcessor's signature
         attributes = span.attributes or {}
         system = attributes.get("db.system") or attributes.get("db.system.name")
         if system is not None:
@@ -126,7 +126,7 @@ def build_provider(service: str, endpoint: str, ratio: float) -> TracerProvider:
 def start(service: str, endpoint: str | None, ratio: float, *, redis: Any = None) -> bool:
     """Install tracing for this process (one service per process); True when this call did,
     and only then should the caller ``stop`` it. Nothing is installed without an endpoint."""
-    global _active
+    global _active  # noqa: PLW0603  # one tracer provider per process, as OpenTelemetry's own global
     if endpoint is None or _active is not None:
         return False
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", _SEMCONV)

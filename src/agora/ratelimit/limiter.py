@@ -47,6 +47,7 @@ class RateLimiter:
         self.fallbacks = 0
         self._retry_redis_at = 0.0
         self._on_fallback = False
+        self._answered_at = float("-inf")  # when Redis last answered a call of this limiter
 
     @property
     def using_redis(self) -> bool:
@@ -68,7 +69,8 @@ class RateLimiter:
     async def _decide(
         self, key: str, rate: Rate, exists_key: str | None, lookup: tuple[str, str] | None
     ) -> tuple[Decision, bool | None, list[Any] | None]:
-        if time.monotonic() >= self._retry_redis_at:
+        started = time.monotonic()
+        if started >= self._retry_redis_at:
             looked: list[Any] | None = None
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -82,8 +84,15 @@ class RateLimiter:
                             key, rate, exists_key, lookup, strike_ttl_s=self.max_backoff_s
                         )
             except (RedisError, OSError, TimeoutError) as exc:
-                self._fall_back(exc)
+                if not (isinstance(exc, TimeoutError) and self._answered_at > started):
+                    self._fall_back(exc)
+                # else Redis answered other calls while this one waited: the wait was this
+                # process's (an event loop too busy to read the reply in time, as under
+                # overload), not Redis's. Only this request is decided in process; switching
+                # every request to the fallback would add the round trips the limiter's
+                # pipeline saves (deletion mark, cache lookup) just when the process is busiest.
             else:
+                self._answered_at = time.monotonic()
                 if self._on_fallback:
                     self._on_fallback = False
                     log.info("rate limiter back on Redis")

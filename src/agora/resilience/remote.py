@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -46,7 +47,7 @@ def reset_everywhere(targets: list[str], name: str, token: str) -> list[Outcome]
             except httpx.HTTPError as exc:
                 outcomes.append(Outcome(target, False, f"unreachable: {exc}"))
                 continue
-            ok = response.status_code == 204
+            ok = response.status_code == HTTPStatus.NO_CONTENT
             outcomes.append(Outcome(target, ok, "reset" if ok else _error(response)))
     return outcomes
 
@@ -60,7 +61,7 @@ def list_everywhere(targets: list[str], token: str) -> list[Outcome]:
             except httpx.HTTPError as exc:
                 outcomes.append(Outcome(target, False, f"unreachable: {exc}"))
                 continue
-            if response.status_code != 200:
+            if response.status_code != HTTPStatus.OK:
                 outcomes.append(Outcome(target, False, _error(response)))
                 continue
             states = ", ".join(f"{b['name']}={b['state']}" for b in response.json()["breakers"])

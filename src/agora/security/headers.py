@@ -28,6 +28,12 @@ _COMMON: tuple[tuple[bytes, bytes], ...] = (
 _NO_STORE = (b"cache-control", b"no-store")
 
 
+def api_security_headers() -> tuple[tuple[bytes, bytes], ...]:
+    """The headers an API answer made outside this middleware must carry itself (the load
+    shedder's 503 answers before any middleware runs)."""
+    return (*_COMMON, (b"content-security-policy", API_CSP.encode()), _NO_STORE)
+
+
 class SecurityHeadersMiddleware:
     """Adds the headers a response does not set itself (a route may choose its own
     ``Cache-Control``, as the JWKS does). ``no_store`` marks every other response uncacheable:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from http import HTTPStatus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,7 +59,7 @@ class _BodyTooLarge(Exception):
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
     # 413: the rest of the body is never read, so the connection cannot be reused.
-    headers = ((b"connection", b"close"),) if status == 413 else ()
+    headers = ((b"connection", b"close"),) if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE else ()
     await send_error(send, status, code, message, headers=headers)
 
 

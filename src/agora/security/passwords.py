@@ -4,6 +4,12 @@ A hash costs tens of milliseconds of CPU and memory by design; run inline it wou
 other request of the process, so hashing and verifying go to a worker thread. Verifying a login
 for a user that does not exist runs the same argon2 work against a dummy hash, so response time
 does not reveal which usernames exist.
+
+Hashing is also bounded: at most ``concurrency`` hashes run at once (one per core is all the CPU
+there is) and at most ``max_waiting`` wait for a turn. Beyond that a login is refused at once
+with 503 + ``Retry-After`` instead of joining a queue it would leave only after its client gave
+up: unbounded, a burst of logins at production cost (~180 ms each) queued for seconds, every
+other request of the process starved behind it, and the load test's auth service collapsed.
 """
 
 from __future__ import annotations
@@ -12,16 +18,40 @@ import asyncio
 import functools
 import gzip
 import secrets
+from collections.abc import Callable
 from importlib.resources import files
+from typing import TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from agora.config import Settings
+from agora.errors import ServiceUnavailable
+from agora.observability.metrics import PASSWORD_HASH_REJECTIONS
+
+
+class PasswordHashingBusy(ServiceUnavailable):
+    code = "overloaded"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "too many sign-ins at once; try again in a moment", headers={"Retry-After": "1"}
+        )
+
+
+T = TypeVar("T")
 
 
 class PasswordHasher:
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    def __init__(
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        concurrency: int = 2,
+        max_waiting: int = 32,
+    ) -> None:
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_kib,
@@ -29,6 +59,10 @@ class PasswordHasher:
             type=argon2.Type.ID,
         )
         self._dummy_hash: str | None = None
+        self._turns = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._max_waiting = max_waiting
+        self._admitted = 0  # running + waiting
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PasswordHasher:
@@ -36,17 +70,31 @@ class PasswordHasher:
             time_cost=settings.password_hash_time_cost,
             memory_kib=settings.password_hash_memory_kib,
             parallelism=settings.password_hash_parallelism,
+            concurrency=settings.effective_password_hash_concurrency,
+            max_waiting=settings.password_hash_max_waiting,
         )
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._in_turn(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; ``None`` (no such user) costs the same and is False."""
         if password_hash is None:
-            await asyncio.to_thread(self._verify, await self.dummy_hash(), password)
+            await self._in_turn(self._verify, await self.dummy_hash(), password)
             return False
-        return await asyncio.to_thread(self._verify, password_hash, password)
+        return await self._in_turn(self._verify, password_hash, password)
+
+    async def _in_turn(self, work: Callable[[str, str], T] | Callable[[str], T], *args: str) -> T:
+        """``work`` on a worker thread once a turn is free; refused when the queue is full."""
+        if self._admitted >= self._concurrency + self._max_waiting:
+            PASSWORD_HASH_REJECTIONS.inc()
+            raise PasswordHashingBusy
+        self._admitted += 1
+        try:
+            async with self._turns:
+                return await asyncio.to_thread(work, *args)  # type: ignore[arg-type]
+        finally:
+            self._admitted -= 1
 
     def needs_rehash(self, password_hash: str) -> bool:
         """True when the hash was made with other parameters than the configured ones."""

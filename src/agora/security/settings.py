@@ -1,7 +1,7 @@
 """The security rules of the settings object: what production refuses to start with.
 
 Kept here rather than in ``config.py`` so the security policy reads in one place; ``config``
-imports this module lazily (it must not import anything that imports ``config``).
+imports this module, so it must not import anything that imports ``config``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+_LATIN1_MAX = 0xFF  # the highest code point an HTTP header can carry (latin-1)
+
 
 def storable(value: str) -> str:
     """``value`` unchanged, or a ``ValueError`` (a 422) when PostgreSQL could not store it."""
@@ -37,7 +39,7 @@ def header_safe(value: str) -> str:
     storable(value)
     if "\r" in value or "\n" in value:
         raise ValueError("must not contain line breaks (CR or LF)")
-    if not value.isascii() and any(ord(ch) > 0xFF for ch in value):
+    if not value.isascii() and any(ord(ch) > _LATIN1_MAX for ch in value):
         raise ValueError("must contain only latin-1 characters")
     return value
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from agora.config import Settings
 from agora.db import Database
+from agora.runtime import ServiceApp
 from agora.services.auth.app import create_app
 from agora.services.auth.keys import KeyStore
 
@@ -20,7 +20,7 @@ PASSWORD = "correct horse battery"
 
 @dataclass
 class AuthHarness:
-    app: FastAPI
+    app: ServiceApp[Any]
     client: httpx.AsyncClient
 
     @property
@@ -55,7 +55,7 @@ class AuthHarness:
 
 
 @pytest.fixture
-async def auth(settings: Settings, app_client: Callable[[FastAPI], Any]) -> AuthHarness:
+async def auth(settings: Settings, app_client: Callable[[ServiceApp[Any]], Any]) -> AuthHarness:
     app = create_app(settings)
     client: httpx.AsyncClient = await app_client(app)
     return AuthHarness(app=app, client=client)

@@ -29,7 +29,9 @@ async def test_spent_and_revoked_tokens_are_remembered_for_one_refresh_lifetime(
     second = (await auth.client.post(REFRESH, json={"refresh_token": first})).json()
     store = redis.Redis.from_url(settings.require_redis_url())
     try:
-        assert store.get(session_key(first)).startswith(b"spent ")  # type: ignore[union-attr]
+        spent = store.get(session_key(first))
+        assert isinstance(spent, bytes)
+        assert spent.startswith(b"spent ")
         ttl_ms = store.pttl(session_key(first))
         assert settings.refresh_token_ttl_s * 1000 - 5000 < ttl_ms
         assert ttl_ms <= settings.refresh_token_ttl_s * 1000

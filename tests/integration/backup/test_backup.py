@@ -22,6 +22,7 @@ import pytest
 
 from agora.backup.cluster import wait_promoted
 from agora.backup.drill import drill
+from agora.backup.physical import backups
 from agora.backup.settings import BackupSettings
 from tests.conftest import free_port
 from tests.integration.backup.s3_stack import S3Stack, s3_stack
@@ -190,7 +191,7 @@ def test_full_backup_disaster_and_restore_latest_loses_at_most_archive_timeout(e
     last_back_at = dict(acked)[back[-1]]
     rpo_s = disaster_at - last_back_at
     size_mb = sum(f.stat().st_size for f in env.cluster.datadir.rglob("*") if f.is_file()) / 1e6
-    print(
+    print(  # noqa: T201  # the measured figure is this test's report (pytest -s)
         f"\nrestore: {len(back)}/{len(acked)} acknowledged writes back; RPO {rpo_s:.2f}s "
         f"(archive_timeout {ARCHIVE_TIMEOUT_S}s); RTO {rto_s:.2f}s (restore {restore_s:.2f}s) "
         f"for {size_mb:.1f} MB: {size_mb / restore_s:.1f} MB/s restore throughput"
@@ -283,7 +284,6 @@ def test_wrong_passphrase_fails_clearly(env: Env) -> None:
 )
 def test_expiry_keeps_the_newest_full_backups(env: Env) -> None:
     first = env.settings()
-    from agora.backup.physical import backups
 
     before = [b["label"] for b in backups(first) if b["type"] == "full"]
     agora(env, "run", "full")
@@ -299,7 +299,7 @@ def test_expiry_keeps_the_newest_full_backups(env: Env) -> None:
 def test_drill_passes_on_the_real_cluster(env: Env) -> None:
     out = agora(env, "drill")
     assert "drill passed" in out.stdout
-    print("\n" + out.stdout)
+    print("\n" + out.stdout)  # noqa: T201  # the measured figure is this test's report (pytest -s)
     metrics = (env.root / "textfile" / "agora_backup.prom").read_text()
     assert 'agora_backup_restore_drill_success{kind="drill"} 1.0' in metrics
 

@@ -35,7 +35,7 @@ def sentinel_group(tmp_path: Path) -> Iterator[tuple[RedisProcess, RedisProcess,
 
 
 def hits() -> float:
-    return CACHE_REQUESTS.labels(cache="post", result="hit")._value.get()
+    return float(CACHE_REQUESTS.labels(cache="post", result="hit")._value.get())
 
 
 async def test_the_cache_follows_a_sentinel_failover(
@@ -72,7 +72,7 @@ async def test_the_cache_follows_a_sentinel_failover(
             recovered = time.monotonic() - killed
             break
         await asyncio.sleep(0.1)
-    print(f"\ncache working again {recovered} s after the master was killed")
+    print(f"\ncache working again {recovered} s after the master was killed")  # noqa: T201  # the measured figure is this test's report (pytest -s)
     assert recovered is not None
     assert recovered < 15
     promoted = redis.Redis(port=replica.port)

@@ -206,7 +206,7 @@ async def test_a_read_whose_connection_dropped_is_retried(db: Database) -> None:
 # The postgres breaker: connectivity failures only.
 
 
-async def test_breaker_opens_on_an_unreachable_server_then_fails_fast(database_url: str) -> None:
+async def test_breaker_opens_on_an_unreachable_server_then_fails_fast() -> None:
     breaker = CircuitBreaker("postgres", failure_threshold=3, window_s=10, open_s=30)
     dead = Database(
         f"postgresql://postgres@127.0.0.1:{free_port()}/x",

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from agora.db import Database
+from agora.db import Connection, Database
 from agora.db.routing import RecentWriters
 from tests.pgcluster import PgCluster, needs_pg_tools, new_primary, new_replica, remove
 
@@ -33,7 +33,7 @@ def clusters() -> Iterator[tuple[PgCluster, PgCluster]]:
 
 
 @pytest.fixture
-async def redis(redis_url: str, clean_state: None) -> AsyncIterator[Redis]:
+async def redis(redis_url: str, clean_state: None) -> AsyncIterator[Redis]:  # noqa: ARG001  # requested for its side effect
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
@@ -89,8 +89,9 @@ async def test_reads_go_to_the_replica_and_writes_to_the_primary(
         await db.close()
 
 
+@pytest.mark.usefixtures("paused")
 async def test_a_user_reads_their_own_write_on_any_instance(
-    clusters: tuple[PgCluster, PgCluster], redis: Redis, paused: None
+    clusters: tuple[PgCluster, PgCluster], redis: Redis
 ) -> None:
     writer_instance = await make_db(clusters, redis)
     other_instance = await make_db(clusters, redis)  # its own local markers: only Redis links them
@@ -117,7 +118,7 @@ async def test_a_cache_fill_reads_the_primary_without_pinning_the_reader(
     other_instance = await make_db(clusters, redis)
     viewer = str(uuid.uuid4())
 
-    async def in_recovery(conn: asyncpg.Connection) -> bool:
+    async def in_recovery(conn: Connection) -> bool:
         return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
 
     try:
@@ -137,8 +138,9 @@ async def test_a_cache_fill_reads_the_primary_without_pinning_the_reader(
         await other_instance.close()
 
 
+@pytest.mark.usefixtures("paused")
 async def test_without_redis_the_writing_instance_still_reads_its_users_writes(
-    clusters: tuple[PgCluster, PgCluster], paused: None
+    clusters: tuple[PgCluster, PgCluster],
 ) -> None:
     db = await make_db(clusters, None)
     alice, body = str(uuid.uuid4()), f"solo {uuid.uuid4()}"

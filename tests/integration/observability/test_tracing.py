@@ -33,7 +33,11 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture
 def traced_cluster(
-    database_url: str, redis_url: str, clean_state: None, tmp_path: Path, receiver: OtlpReceiver
+    database_url: str,
+    redis_url: str,
+    clean_state: None,  # noqa: ARG001  # requested for its side effect
+    tmp_path: Path,
+    receiver: OtlpReceiver,
 ) -> Iterator[Cluster]:
     env = service_env(
         database_url,
@@ -64,7 +68,7 @@ def _one(spans: list[ReceivedSpan], service: str, name: str) -> ReceivedSpan:
     return found[0]
 
 
-async def test_one_request_is_one_trace_across_services(
+async def test_one_request_is_one_trace_across_services(  # noqa: PLR0915  # one story, step by step: its order is the assertion
     traced_cluster: Cluster, receiver: OtlpReceiver
 ) -> None:
     auth = traced_cluster.start("auth")

@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from agora.security.keys import generate_signing_key
 from tests.conftest import TokenFactory
 from tests.integration.posts.conftest import Headers
 
@@ -257,8 +259,6 @@ async def test_expired_and_foreign_tokens_are_rejected(
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_token"
 
-    from agora.security.keys import generate_signing_key
-
     stranger = tokens.issuer.issue(alice, generate_signing_key())
     response = await client.post(
         "/api/v1/posts", json={"content": "x"}, headers={"Authorization": f"Bearer {stranger}"}
@@ -280,7 +280,6 @@ async def test_token_of_a_deleted_account_cannot_post(
 async def test_domain_counters_count_real_changes_only(
     client: httpx.AsyncClient, auth: Headers, make_user: Callable[[], str], create_post: CreatePost
 ) -> None:
-    from prometheus_client import REGISTRY
 
     names = ("agora_posts_created", "agora_likes", "agora_follows", "agora_notifications_sent")
 

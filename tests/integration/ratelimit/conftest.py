@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from agora.config import Settings
+from agora.runtime import ServiceApp
 from tests.conftest import FAST_HASH
 
 # The realtime tests' uvicorn fixture, for the WebSocket limit tests.
@@ -29,7 +30,7 @@ REAL_LIMITS = {
 class Running:
     """A started app; ``client(address)`` talks to it as if from that TCP peer."""
 
-    def __init__(self, app: FastAPI, asgi: Any) -> None:
+    def __init__(self, app: ServiceApp[Any], asgi: Any) -> None:
         self.app = app
         self._asgi = asgi
         self._clients: list[httpx.AsyncClient] = []
@@ -45,7 +46,7 @@ class Running:
             await client.aclose()
 
 
-Start = Callable[[FastAPI], Awaitable[Running]]
+Start = Callable[[ServiceApp[Any]], Awaitable[Running]]
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def limited_settings(settings: Settings) -> Callable[..., Settings]:
 async def start() -> AsyncIterator[Start]:
     started: list[tuple[LifespanManager, Running]] = []
 
-    async def run(app: FastAPI) -> Running:
+    async def run(app: ServiceApp[Any]) -> Running:
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         running = Running(app, manager.app)
@@ -85,7 +86,6 @@ async def start() -> AsyncIterator[Start]:
 
 
 def rejections(limit: str) -> float:
-    from prometheus_client import REGISTRY
 
     value = REGISTRY.get_sample_value("agora_ratelimit_rejections_total", {"limit": limit})
     return value or 0.0

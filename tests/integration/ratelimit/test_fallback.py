@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,8 +14,10 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
+from agora.cache.client import create_redis
 from agora.config import Settings
 from agora.ratelimit.limiter import RateLimiter
+from agora.ratelimit.rates import parse_rate
 from agora.services.posts.app import create_app
 from tests.conftest import TokenFactory
 from tests.integration.ratelimit.conftest import Start
@@ -34,7 +37,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 def limiter_keys(server: RedisProcess) -> list[bytes]:
     client = redis.Redis(port=server.port)
     try:
-        return list(client.keys("agora:rl:*"))
+        return [k if isinstance(k, bytes) else k.encode() for k in client.keys("agora:rl:*")]
     finally:
         client.close()
 
@@ -123,3 +126,28 @@ async def test_a_frozen_redis_costs_one_short_timeout(
     assert time.monotonic() - started < 2.0
     assert limiter.fallbacks == 1
     assert response.headers["x-ratelimit-limit"] == "100"
+
+
+async def test_a_wait_redis_did_not_cause_does_not_switch_to_the_fallback(
+    settings: Settings, frozen_redis: TcpProxy
+) -> None:
+    """Under overload a reply can sit unread past the limiter's bound while Redis answers
+    everyone else: that request is decided in process, the others stay on Redis (a switch
+    would add the round trips the limiter's pipeline saves, just when the process is
+    busiest)."""
+    db = urlsplit(settings.require_redis_url()).path
+    redis_client = create_redis(f"redis://127.0.0.1:{frozen_redis.port}{db}", socket_timeout_s=5.0)
+    limiter = RateLimiter(redis_client, timeout_s=0.3, fallback_s=30.0)
+    rate, key = parse_rate("100/minute"), f"test:{uuid.uuid4()}"
+    try:
+        assert (await limiter.hit(key, rate)).allowed  # one pooled connection
+        frozen_redis.blackhole()  # ... which now carries nothing
+        stuck = asyncio.create_task(limiter.hit(key, rate))  # takes that connection
+        await asyncio.sleep(0.05)
+        assert (await limiter.hit(key, rate)).allowed  # a new connection: Redis answers
+        assert (await stuck).allowed  # timed out, decided in process
+        assert limiter.using_redis
+        assert limiter.fallbacks == 0
+        # (A wait with no answer to anyone: test_a_frozen_redis_costs_one_short_timeout.)
+    finally:
+        await redis_client.aclose()

@@ -14,12 +14,12 @@ import orjson
 import psycopg
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from agora.config import Settings
 from agora.events import Event, publish
+from agora.runtime import ServiceApp
 from agora.services.realtime.app import create_app
 from agora.services.realtime.service import EventDispatcher
 from tests.conftest import TokenFactory, free_port
@@ -27,7 +27,7 @@ from tests.conftest import TokenFactory, free_port
 
 @dataclass
 class RunningServer:
-    app: FastAPI
+    app: ServiceApp[Any]
     server: uvicorn.Server
     task: asyncio.Task[None]
     port: int
@@ -46,7 +46,7 @@ class RunningServer:
         return dispatcher
 
 
-Serve = Callable[[FastAPI], Awaitable[RunningServer]]
+Serve = Callable[[ServiceApp[Any]], Awaitable[RunningServer]]
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ async def serve() -> AsyncIterator[Serve]:
     """Start apps on uvicorn (wsproto, like production) and stop them after the test."""
     running: list[RunningServer] = []
 
-    async def start(app: FastAPI) -> RunningServer:
+    async def start(app: ServiceApp[Any]) -> RunningServer:
         port = free_port()
         config = uvicorn.Config(
             app,

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from agora.config import Settings
 from agora.events import Event
+from agora.services.realtime.app import create_app
 from tests.conftest import TokenFactory
 from tests.integration.realtime.conftest import (
     RunningServer,
@@ -120,7 +121,6 @@ async def test_each_instance_delivers_to_its_own_sockets(
     emit: Emit,
     serve: Serve,
 ) -> None:
-    from agora.services.realtime.app import create_app
 
     first = await serve(create_app(settings, key_resolver=tokens.resolver))
     second = await serve(create_app(settings, key_resolver=tokens.resolver))

@@ -56,9 +56,9 @@ async def publish_until_received(
                 async with asyncio.timeout(0.1):
                     while await received.get() != data:
                         pass
-                return
             except TimeoutError:
                 continue
+            return
 
 
 async def stop(task: asyncio.Task[None], redis: Redis) -> None:

@@ -4,6 +4,7 @@ and a reset really closes an open breaker of this instance."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from agora.app import build_app
 from agora.config import Settings
 from agora.resilience.breaker import BreakerState
 from agora.resilience.registry import Breakers
+from agora.runtime import ServiceApp
 
 Client = Callable[[FastAPI], Awaitable[httpx.AsyncClient]]
 TOKEN = "a-long-enough-admin-token"
@@ -33,9 +35,11 @@ async def test_endpoints_are_disabled_without_a_token(
 
 
 @pytest.fixture
-async def admin_app(settings: Settings, app_client: Client) -> tuple[FastAPI, httpx.AsyncClient]:
+async def admin_app(
+    settings: Settings, app_client: Client
+) -> tuple[ServiceApp[Any], httpx.AsyncClient]:
     # model_copy skips validation: the field must hold a SecretStr as validation would make it.
-    app = build_app(
+    app: ServiceApp[Any] = build_app(
         "posts", settings.model_copy(update={"admin_token": SecretStr(TOKEN)}), routers=[]
     )
     return app, await app_client(app)
@@ -46,7 +50,7 @@ async def admin_app(settings: Settings, app_client: Client) -> tuple[FastAPI, ht
     [{}, bearer("wrong-token-of-some-length"), {"Authorization": TOKEN}, bearer(TOKEN[:-1])],
 )
 async def test_a_missing_or_wrong_token_is_refused(
-    admin_app: tuple[FastAPI, httpx.AsyncClient], headers: dict[str, str]
+    admin_app: tuple[ServiceApp[Any], httpx.AsyncClient], headers: dict[str, str]
 ) -> None:
     _, client = admin_app
     response = await client.post("/admin/breakers/postgres/reset", headers=headers)
@@ -54,7 +58,7 @@ async def test_a_missing_or_wrong_token_is_refused(
     assert response.json()["error"]["code"] == "invalid_admin_token"
 
 
-async def test_list_and_reset(admin_app: tuple[FastAPI, httpx.AsyncClient]) -> None:
+async def test_list_and_reset(admin_app: tuple[ServiceApp[Any], httpx.AsyncClient]) -> None:
     app, client = admin_app
     breakers: Breakers = app.runtime.infra.breakers
     for _ in range(breakers.postgres.failure_threshold):

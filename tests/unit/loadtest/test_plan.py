@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from agora.loadtest.__main__ import app
 from agora.loadtest.runner import local_ips, plan_shards
 from agora.loadtest.scenarios import SCENARIOS
 
@@ -24,9 +27,6 @@ def test_smoke_and_load_need_one_process() -> None:
 
 
 def test_an_unknown_scenario_is_refused_with_the_choices() -> None:
-    from typer.testing import CliRunner
-
-    from agora.loadtest.__main__ import app
 
     result = CliRunner().invoke(app, ["spike"])
     assert result.exit_code == 2

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -32,9 +33,8 @@ def test_json_lines_use_ecs_field_names(json_logs: JsonLines) -> None:
     assert stdlib["service.name"] == "agora-posts"
 
 
-def test_levels_are_named_as_operators_write_them(
-    json_logs: JsonLines, restore_logging: None
-) -> None:
+@pytest.mark.usefixtures("restore_logging")
+def test_levels_are_named_as_operators_write_them(json_logs: JsonLines) -> None:
     log = structlog.get_logger("agora.test")
     log.warning("w")
     log.critical("c")

@@ -87,7 +87,7 @@ def test_plain_lines_are_left_alone() -> None:
 
 def test_exceptions_are_redacted_too(json_logs: JsonLines) -> None:
     try:
-        raise ValueError("no such user alice@example.com")
+        raise ValueError("no such user alice@example.com")  # noqa: TRY301  # a real traceback to log
     except ValueError:
         logging.getLogger("library").exception("failed")
         structlog.get_logger("agora").exception("failed again")

@@ -27,7 +27,7 @@ class FakeSocket:
         await self._open.wait()
         self.frames.append(data)
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:  # noqa: ARG002  # the socket's signature
         self.closed_with = code
 
 
@@ -91,7 +91,7 @@ async def test_a_slow_consumer_is_closed_and_others_keep_receiving(hub: Hub) -> 
 
 async def test_the_sender_ends_quietly_when_the_client_is_gone() -> None:
     class GoneSocket(FakeSocket):
-        async def send_text(self, data: str) -> None:
+        async def send_text(self, data: str) -> None:  # noqa: ARG002  # the socket's signature
             raise OSError("connection reset")
 
     conn = Connection("u", GoneSocket())

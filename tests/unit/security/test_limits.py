@@ -40,7 +40,7 @@ def _client(app: object, timeout_s: float) -> httpx.AsyncClient:
 
 
 async def test_a_request_past_its_deadline_is_answered_504() -> None:
-    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+    async def slow(_scope: Scope, _receive: Receive, _send: Send) -> None:
         await asyncio.sleep(10)
 
     async with _client(slow, timeout_s=0.05) as client:
@@ -50,7 +50,7 @@ async def test_a_request_past_its_deadline_is_answered_504() -> None:
 
 
 async def test_a_timeout_of_the_apps_own_is_not_turned_into_504() -> None:
-    async def dependency_timeout(scope: Scope, receive: Receive, send: Send) -> None:
+    async def dependency_timeout(_scope: Scope, _receive: Receive, _send: Send) -> None:
         raise TimeoutError("redis read timed out")
 
     async with _client(dependency_timeout, timeout_s=5) as client:
@@ -61,7 +61,7 @@ async def test_a_timeout_of_the_apps_own_is_not_turned_into_504() -> None:
 async def test_a_declared_length_over_the_limit_is_refused_unread() -> None:
     reached = False
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    async def app(_scope: Scope, _receive: Receive, _send: Send) -> None:
         nonlocal reached
         reached = True
 
@@ -71,7 +71,7 @@ async def test_a_declared_length_over_the_limit_is_refused_unread() -> None:
     assert not reached
 
 
-async def _ok(scope: Scope, receive: Receive, send: Send) -> None:
+async def _ok(_scope: Scope, _receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"reached"})
 

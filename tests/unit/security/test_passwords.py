@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
 
 from agora.config import Settings
-from agora.security.passwords import PasswordHasher
+from agora.security.passwords import PasswordHasher, PasswordHashingBusy
 
 FAST = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}
 
@@ -108,3 +109,44 @@ async def test_hashing_does_not_block_the_event_loop() -> None:
     # The loop kept running while argon2 worked in a thread (inline it would tick ~0 times).
     assert elapsed > 0.02
     assert ticks >= 5
+
+
+async def test_hashing_is_bounded_and_the_excess_is_refused_at_once() -> None:
+    bounded = PasswordHasher(**FAST, concurrency=1, max_waiting=2)
+    stored = await bounded.hash("correct horse battery")
+    results = await asyncio.gather(
+        *(bounded.verify(stored, "correct horse battery") for _ in range(6)),
+        return_exceptions=True,
+    )
+    refused = [result for result in results if isinstance(result, PasswordHashingBusy)]
+    assert results.count(True) == 3  # one running + two waiting
+    assert len(refused) == 3
+    assert refused[0].status_code == 503
+    assert refused[0].code == "overloaded"
+    assert refused[0].headers == {"Retry-After": "1"}
+    # the turns are handed back: a later sign-in is served again
+    assert await bounded.verify(stored, "correct horse battery")
+
+
+async def test_no_more_hashes_run_at_once_than_the_concurrency() -> None:
+    bounded = PasswordHasher(**FAST, concurrency=2, max_waiting=50)
+    running = peak = 0
+    real_verify = bounded._verify
+
+    def observed(password_hash: str, password: str) -> bool:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        time.sleep(0.02)
+        running -= 1
+        return real_verify(password_hash, password)
+
+    bounded._verify = observed  # type: ignore[method-assign]
+    stored = await bounded.hash("pw")
+    assert all(await asyncio.gather(*(bounded.verify(stored, "pw") for _ in range(10))))
+    assert peak == 2
+
+
+def test_the_concurrency_defaults_to_the_usable_cores() -> None:
+    assert Settings().effective_password_hash_concurrency == len(os.sched_getaffinity(0))
+    assert Settings(password_hash_concurrency=3).effective_password_hash_concurrency == 3

@@ -19,7 +19,8 @@ def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_a_complete_production_configuration_starts(production: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("production")
+def test_a_complete_production_configuration_starts() -> None:
     settings = load_settings()
     assert settings.is_production
     assert settings.effective_cookie_secure is True

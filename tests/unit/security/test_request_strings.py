@@ -71,11 +71,11 @@ def _inputs(app: FastAPI) -> Iterator[tuple[str, Any]]:
             ):
                 info = field.field_info
                 annotation = (
-                    Annotated[(info.annotation, *info.metadata)]  # type: ignore[valid-type]
+                    Annotated[(info.annotation, *info.metadata)]
                     if info.metadata
                     else info.annotation
                 )
-                yield f"{sorted(route.methods)} {path} {field.name}", annotation
+                yield f"{sorted(route.methods or ())} {path} {field.name}", annotation
 
 
 def _apps() -> list[FastAPI]:

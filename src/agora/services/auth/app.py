@@ -20,7 +20,9 @@ from agora.services.auth.service import AuthService
 
 
 def create_app(
-    settings: Settings, *, key_resolver: KeyResolver | None = None
+    settings: Settings,
+    *,
+    key_resolver: KeyResolver | None = None,  # noqa: ARG001  # every service's create_app takes it
 ) -> ServiceApp[AuthParts]:
     """``key_resolver`` is ignored: auth verifies its own tokens with its key store."""
 

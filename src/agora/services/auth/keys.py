@@ -31,7 +31,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agora.config import Settings
-from agora.db import Database
+from agora.db import Connection, Database
 from agora.observability.logging import get_logger
 from agora.security.keys import (
     KeyCipher,
@@ -287,7 +287,7 @@ async def encrypt_signing_keys(db: Database, settings: Settings) -> tuple[int, i
     return len(rows), plain
 
 
-async def _insert_key(conn: asyncpg.Connection, key: SigningKey, cipher: KeyCipher) -> None:
+async def _insert_key(conn: Connection, key: SigningKey, cipher: KeyCipher) -> None:
     await repo.insert_signing_key(
         conn, kid=key.kid, private_key=cipher.seal(key), public_jwk=json.dumps(key.public_jwk())
     )

@@ -10,6 +10,8 @@ import uuid
 
 import asyncpg
 
+from agora.db import Connection
+
 # Fixed key of the advisory lock that serialises signing-key creation and rotation across
 # every auth process sharing the database.
 SIGNING_KEY_LOCK_ID = 0x61676F7261_01
@@ -19,10 +21,10 @@ SIGNING_KEY_LOCK_ID = 0x61676F7261_01
 
 
 async def insert_user(
-    conn: asyncpg.Connection, *, username: str, email: str, password_hash: str, display_name: str
+    conn: Connection, *, username: str, email: str, password_hash: str, display_name: str
 ) -> asyncpg.Record:
     """Raises asyncpg.UniqueViolationError when the username or e-mail is taken."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "INSERT INTO users (username, email, password_hash, display_name) "
         "VALUES ($1, $2, $3, $4) "
         "RETURNING id::text AS id, username, display_name, bio, created_at",
@@ -31,48 +33,45 @@ async def insert_user(
         password_hash,
         display_name,
     )
+    if row is None:  # an INSERT without ON CONFLICT returns its row or raises
+        raise RuntimeError("INSERT INTO users returned no row")
+    return row
 
 
-async def find_credentials_by_username(
-    conn: asyncpg.Connection, username: str
-) -> asyncpg.Record | None:
+async def find_credentials_by_username(conn: Connection, username: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id, password_hash FROM users WHERE lower(username) = lower($1)", username
     )
 
 
-async def find_credentials_by_email(conn: asyncpg.Connection, email: str) -> asyncpg.Record | None:
+async def find_credentials_by_email(conn: Connection, email: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)", email
     )
 
 
-async def find_credentials_by_id(
-    conn: asyncpg.Connection, user_id: uuid.UUID
-) -> asyncpg.Record | None:
+async def find_credentials_by_id(conn: Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT id, password_hash FROM users WHERE id = $1", user_id)
 
 
-async def delete_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
+async def delete_user(conn: Connection, user_id: uuid.UUID) -> bool:
     """Deletes the user and, by cascade, their sessions, posts, follows, likes, notifications."""
     deleted = await conn.fetchval("DELETE FROM users WHERE id = $1 RETURNING true", user_id)
     return bool(deleted)
 
 
-async def update_password_hash(
-    conn: asyncpg.Connection, *, user_id: uuid.UUID, password_hash: str
-) -> None:
+async def update_password_hash(conn: Connection, *, user_id: uuid.UUID, password_hash: str) -> None:
     await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
 
 
-async def get_public_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_public_user(conn: Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id::text AS id, username, display_name, bio, created_at FROM users WHERE id = $1",
         user_id,
     )
 
 
-async def get_own_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_own_user(conn: Connection, user_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT id::text AS id, username, display_name, bio, created_at, email, updated_at "
         "FROM users WHERE id = $1",
@@ -81,7 +80,7 @@ async def get_own_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.
 
 
 async def update_profile(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     user_id: uuid.UUID,
     display_name: str | None,
@@ -102,7 +101,7 @@ async def update_profile(
 
 
 async def insert_refresh_token(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     user_id: uuid.UUID,
     family_id: uuid.UUID,
@@ -119,7 +118,7 @@ async def insert_refresh_token(
     )
 
 
-async def lock_refresh_token(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+async def lock_refresh_token(conn: Connection, token_hash: bytes) -> asyncpg.Record | None:
     """The token's row, locked until the transaction ends (concurrent rotations serialise)."""
     return await conn.fetchrow(
         "SELECT id, family_id, user_id, used_at, revoked_at, expires_at <= now() AS expired "
@@ -129,7 +128,7 @@ async def lock_refresh_token(conn: asyncpg.Connection, token_hash: bytes) -> asy
 
 
 async def spend_refresh_token(
-    conn: asyncpg.Connection, *, token_id: uuid.UUID, successor_hash: bytes, ttl_s: int
+    conn: Connection, *, token_id: uuid.UUID, successor_hash: bytes, ttl_s: int
 ) -> None:
     """Mark the token used and add its successor to the family, in one round trip."""
     await conn.execute(
@@ -144,14 +143,14 @@ async def spend_refresh_token(
     )
 
 
-async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:
+async def revoke_family(conn: Connection, family_id: uuid.UUID) -> None:
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
         family_id,
     )
 
 
-async def revoke_family_of_token(conn: asyncpg.Connection, token_hash: bytes) -> None:
+async def revoke_family_of_token(conn: Connection, token_hash: bytes) -> None:
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now() "
         "WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) "
@@ -163,19 +162,19 @@ async def revoke_family_of_token(conn: asyncpg.Connection, token_hash: bytes) ->
 # --- signing keys ------------------------------------------------------------------------
 
 
-async def lock_signing_keys(conn: asyncpg.Connection) -> None:
+async def lock_signing_keys(conn: Connection) -> None:
     """Held until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", SIGNING_KEY_LOCK_ID)
 
 
-async def has_active_signing_key(conn: asyncpg.Connection) -> bool:
+async def has_active_signing_key(conn: Connection) -> bool:
     return bool(
         await conn.fetchval("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)")
     )
 
 
 async def insert_signing_key(
-    conn: asyncpg.Connection, *, kid: str, private_key: bytes, public_jwk: str
+    conn: Connection, *, kid: str, private_key: bytes, public_jwk: str
 ) -> None:
     await conn.execute(
         "INSERT INTO signing_keys (kid, private_key, public_jwk) VALUES ($1, $2, $3::jsonb)",
@@ -185,25 +184,23 @@ async def insert_signing_key(
     )
 
 
-async def newest_signing_key_age_s(conn: asyncpg.Connection) -> float | None:
+async def newest_signing_key_age_s(conn: Connection) -> float | None:
     age: float | None = await conn.fetchval(
         "SELECT EXTRACT(EPOCH FROM now() - max(created_at))::float8 FROM signing_keys"
     )
     return age
 
 
-async def all_signing_key_blobs(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def all_signing_key_blobs(conn: Connection) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch("SELECT kid, private_key FROM signing_keys")
     return rows
 
 
-async def update_signing_key_blob(
-    conn: asyncpg.Connection, *, kid: str, private_key: bytes
-) -> None:
+async def update_signing_key_blob(conn: Connection, *, kid: str, private_key: bytes) -> None:
     await conn.execute("UPDATE signing_keys SET private_key = $2 WHERE kid = $1", kid, private_key)
 
 
-async def retire_signing_keys(conn: asyncpg.Connection, *, after_s: float) -> None:
+async def retire_signing_keys(conn: Connection, *, after_s: float) -> None:
     """Schedule the retirement of every active key ``after_s`` seconds from now."""
     await conn.execute(
         "UPDATE signing_keys SET retired_at = now() + make_interval(secs => $1) "
@@ -213,7 +210,7 @@ async def retire_signing_keys(conn: asyncpg.Connection, *, after_s: float) -> No
 
 
 async def published_signing_keys(
-    conn: asyncpg.Connection, *, retired_within_s: float
+    conn: Connection, *, retired_within_s: float
 ) -> list[asyncpg.Record]:
     """Active keys and those retired less than ``retired_within_s`` ago, newest first.
 

@@ -19,7 +19,7 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from agora.cache import CacheService, Loaded, stamp
-from agora.db import Database
+from agora.db import Connection, Database
 from agora.errors import (
     ApiError,
     Conflict,
@@ -68,7 +68,7 @@ def new_refresh_token() -> str:
 
 
 _Profile = TypeVar("_Profile", UserProfile, UserPublic)
-_UserQuery = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
+_UserQuery = Callable[[Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
 def _account_gone() -> Unauthenticated:
@@ -76,7 +76,7 @@ def _account_gone() -> Unauthenticated:
 
 
 class AuthService:
-    def __init__(
+    def __init__(  # noqa: PLR0913  # keyword-only collaborators, wired once in parts.py
         self,
         *,
         db: Database,
@@ -251,10 +251,10 @@ class AuthService:
         try:
             async with self._db.transaction() as conn:
                 # Cascades to its refresh tokens: every session of the account ends with it.
-                if not await repo.delete_user(conn, parsed):
-                    raise _account_gone()
+                deleted = await repo.delete_user(conn, parsed)
                 # Announced before the commit: if Redis cannot take the mark, nothing is deleted.
-                await self._deleted_users.mark(account)
+                if deleted:
+                    await self._deleted_users.mark(account)
         except RedisError as exc:
             raise ServiceUnavailable(
                 "the account cannot be deleted right now; try again shortly",
@@ -263,6 +263,8 @@ class AuthService:
         except BaseException:
             await self._deleted_users.unmark(account)
             raise
+        if not deleted:  # gone meanwhile (a concurrent delete): nothing was marked
+            raise _account_gone()
         await self._deleted_users.announce(account)
         log.info("account deleted", user_id=account)
 
@@ -284,7 +286,7 @@ class AuthService:
         return profile
 
     async def update_profile(self, user_id: str, update: ProfileUpdate) -> UserProfile:
-        async def apply(conn: asyncpg.Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
+        async def apply(conn: Connection, parsed: uuid.UUID) -> asyncpg.Record | None:
             return await repo.update_profile(
                 conn, user_id=parsed, display_name=update.display_name, bio=update.bio
             )

@@ -13,8 +13,9 @@ from agora.runtime import Infrastructure, ServiceApp, ServiceParts
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
 from agora.services.posts.caching import post_entry_for
+from agora.services.posts.fast_read import cached_post_shortcut
 from agora.services.posts.parts import PostsParts
-from agora.services.posts.routes import router
+from agora.services.posts.routes import get_post, route_of, router
 from agora.services.posts.service import PostsService
 
 
@@ -34,11 +35,14 @@ def create_app(
                 early_refresh_beta=settings.cache_early_refresh_beta,
             ) as cache,
         ):
-            posts = PostsService(db=infra.db, redis=infra.redis, cache=cache, settings=settings)
+            posts = PostsService(
+                db=infra.db, redis=infra.redis, cache=cache, settings=settings, flags=infra.flags
+            )
             yield ServiceParts(
                 verifier=verifier,
                 parts=PostsParts(posts=posts, cache=cache),
                 lookahead=Lookahead(post_entry_for, cache.lookup_sha),
+                shortcut=cached_post_shortcut(posts, route_of(get_post)),
             )
 
     return build_app("posts", settings, routers=[router], start=start)

@@ -52,17 +52,18 @@ def decode_cursor(value: str) -> Cursor:
         padded = value + "=" * (-len(value) % 4)
         raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
         version, stamp, item_id = raw.split("|")
-        if version != _VERSION:
-            raise InvalidCursor("unsupported cursor version")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    if version != _VERSION:
+        raise InvalidCursor("unsupported cursor version")
+    try:
         created_at = datetime.fromisoformat(stamp)
         parsed_id = uuid.UUID(item_id)
-        if created_at.tzinfo is None:
-            raise InvalidCursor("malformed cursor")
         # The database driver converts to UTC: an instant at the edge of datetime's range with
         # a far offset (0001-01-01T00:00+14:00) has no UTC form, and must fail here, as a 400.
-        created_at = created_at.astimezone(UTC)
-    except InvalidCursor:
-        raise
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as exc:
+        in_utc = created_at.astimezone(UTC) if created_at.tzinfo is not None else None
+    except (ValueError, OverflowError) as exc:
         raise InvalidCursor("malformed cursor") from exc
-    return Cursor(created_at=created_at, id=parsed_id)
+    if in_utc is None:
+        raise InvalidCursor("malformed cursor")
+    return Cursor(created_at=in_utc, id=parsed_id)

@@ -12,11 +12,13 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal, TypeAlias
 
 import asyncpg
 
-Conn = Any  # asyncpg.Connection (asyncpg ships no type information)
+from agora.db import Connection
+
+Conn: TypeAlias = Connection  # the name the posts repositories share
 
 
 class MissingReference(Exception):
@@ -65,7 +67,7 @@ class FollowResult:
 DeleteOutcome = Literal["deleted", "forbidden", "not_found"]
 
 
-def post_row(record: Any, *, liked_by_me: bool | None = None) -> PostRow:
+def post_row(record: asyncpg.Record, *, liked_by_me: bool | None = None) -> PostRow:
     return PostRow(
         id=record["id"],
         author_id=record["author_id"],
@@ -76,7 +78,7 @@ def post_row(record: Any, *, liked_by_me: bool | None = None) -> PostRow:
     )
 
 
-def notification_row(record: Any, prefix: str = "") -> NotificationRow:
+def notification_row(record: asyncpg.Record, prefix: str = "") -> NotificationRow:
     """A row of ``notifications`` (its columns optionally prefixed, as in a joined result)."""
     return NotificationRow(
         id=record[f"{prefix}id"],
@@ -89,11 +91,19 @@ def notification_row(record: Any, prefix: str = "") -> NotificationRow:
     )
 
 
-async def _write(conn: Conn, query: str, *args: Any) -> Any:
+async def _write(conn: Conn, query: str, *args: object) -> asyncpg.Record | None:
     try:
         return await conn.fetchrow(query, *args)
     except asyncpg.ForeignKeyViolationError as exc:
         raise MissingReference(exc.constraint_name or "") from exc
+
+
+def _one(record: asyncpg.Record | None) -> asyncpg.Record:
+    """The row of a statement that always returns one (an INSERT's RETURNING, a SELECT of
+    EXISTS): none means the statement is not the one this module wrote."""
+    if record is None:
+        raise RuntimeError("the statement returned no row")
+    return record
 
 
 _INSERT_POST = """
@@ -103,7 +113,7 @@ RETURNING id, author_id, content, like_count, created_at
 
 
 async def insert_post(conn: Conn, *, author_id: uuid.UUID, content: str) -> PostRow:
-    record = await _write(conn, _INSERT_POST, author_id, content)
+    record = _one(await _write(conn, _INSERT_POST, author_id, content))
     return post_row(record, liked_by_me=False)
 
 
@@ -131,7 +141,7 @@ SELECT EXISTS (SELECT 1 FROM removed) AS deleted,
 
 
 async def delete_post(conn: Conn, *, post_id: uuid.UUID, author_id: uuid.UUID) -> DeleteOutcome:
-    record = await conn.fetchrow(_DELETE_POST, post_id, author_id)
+    record = _one(await conn.fetchrow(_DELETE_POST, post_id, author_id))
     if record["deleted"]:
         return "deleted"
     # The author's own post that is already gone (a concurrent delete) is simply not found.
@@ -241,7 +251,7 @@ SELECT EXISTS (SELECT 1 FROM users WHERE id = $2) AS found,
 async def set_follow(
     conn: Conn, *, follower_id: uuid.UUID, followee_id: uuid.UUID, following: bool
 ) -> FollowResult:
-    record = await _write(conn, _FOLLOW if following else _UNFOLLOW, follower_id, followee_id)
+    record = _one(await _write(conn, _FOLLOW if following else _UNFOLLOW, follower_id, followee_id))
     notification = None
     if following and record["n_id"] is not None:
         notification = notification_row(record, prefix="n_")

@@ -6,9 +6,11 @@ Order matters: the fixed paths (``/feed``, ``/notifications``, ``/users/...``,
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.routing import APIRoute
 
 from agora.runtime import parts_of
 from agora.security.dependencies import CurrentPrincipal
@@ -131,3 +133,11 @@ async def like(post_id: Text, principal: CurrentPrincipal, service: Service) -> 
 )
 async def unlike(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.set_like(principal=principal, post_id=post_id, liked=False)
+
+
+def route_of(endpoint: Callable[..., Awaitable[object]]) -> APIRoute:
+    """The route of ``endpoint`` in this router (a shortcut answers in its name)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is endpoint:
+            return route
+    raise LookupError(f"{endpoint.__name__} is not a route of {router.prefix}")

@@ -13,10 +13,13 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from agora.cache import CacheService, Loaded
+from agora.cache.service import Loader
 from agora.config import Settings
 from agora.db import Database
 from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unprocessable
 from agora.events import Event, publish
+from agora.flags import FeatureFlags
+from agora.flags.catalog import NOTIFICATION_LIKE_COUNT
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
@@ -109,8 +112,10 @@ class PostsService:
         redis: Redis,
         cache: CacheService,
         settings: Settings,
+        flags: FeatureFlags,
     ) -> None:
         self._db = db
+        self._flags = flags
         self._redis = redis
         self._cache = cache
         self._settings = settings
@@ -120,11 +125,21 @@ class PostsService:
     async def _emit(self, event: Event) -> None:
         await publish(self._redis, self._channel, event, timeout_s=self._publish_timeout_s)
 
-    async def _notify(self, row: repo.NotificationRow | None) -> None:
+    async def _notify(
+        self, row: repo.NotificationRow | None, *, post: repo.PostRow | None = None
+    ) -> None:
         if row is None:
             return
         NOTIFICATIONS_SENT.inc()
-        payload = {"notification": notification_public(row).model_dump(mode="json")}
+        payload: dict[str, object] = {
+            "notification": notification_public(row).model_dump(mode="json")
+        }
+        # Rolled out gradually (flag notification-like-count, sticky per recipient): the
+        # author's client updates the post's counter without fetching it again.
+        if post is not None and self._flags.enabled(
+            NOTIFICATION_LIKE_COUNT, user_id=str(row.recipient_id)
+        ):
+            payload["post"] = {"id": str(post.id), "like_count": post.like_count}
         await self._emit(
             Event(type="notification", recipient_id=str(row.recipient_id), payload=payload)
         )
@@ -151,9 +166,7 @@ class PostsService:
         )
         return post
 
-    async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
-        target, viewer = parse_id(post_id, "post"), caller_id(principal)
-
+    def _post_loader(self, target: uuid.UUID, viewer: uuid.UUID) -> Loader[PostPublic]:
         async def load(storing: bool) -> Loaded[PostPublic]:
             row = await self._db.run(
                 lambda conn: repo.get_post(conn, post_id=target, viewer_id=viewer),
@@ -165,16 +178,34 @@ class PostsService:
                 return Loaded(None, None)
             return Loaded(post_public(row), [caching.post_stamp(target)])
 
+        return load
+
+    async def get_post(self, *, principal: Principal, post_id: str) -> PostPublic:
+        target, viewer = parse_id(post_id, "post"), caller_id(principal)
         post = await self._cache.get_or_load(
             "post",
             caching.post_key(target, viewer),
             PostPublic,
-            load,
+            self._post_loader(target, viewer),
             ttl_s=self._settings.cache_post_ttl_s,
         )
         if post is None:
             raise NotFound("post not found")
         return post
+
+    def cached_post_json(self, *, principal: Principal, post_id: str) -> bytes | None:
+        """``get_post``'s answer as the cache holds it (``PostPublic`` JSON), when the lookup
+        sent ahead in this request found it fresh; None when ``get_post`` must answer (a miss,
+        an id that names nothing, no lookup sent ahead)."""
+        target, viewer = parse_uuid(post_id), parse_uuid(principal.user_id)
+        if target is None or viewer is None:
+            return None
+        return self._cache.cached_json(
+            "post",
+            caching.post_key(target, viewer),
+            self._post_loader(target, viewer),
+            ttl_s=self._settings.cache_post_ttl_s,
+        )
 
     async def delete_post(self, *, principal: Principal, post_id: str) -> None:
         target, caller = parse_id(post_id, "post"), caller_id(principal)
@@ -202,7 +233,7 @@ class PostsService:
             await self._cache.invalidate([caching.post_stamp(target)])
         if liked and result.changed:
             LIKES.inc()
-        await self._notify(result.notification)
+        await self._notify(result.notification, post=result.post)
         return post_public(result.post)
 
     async def set_follow(

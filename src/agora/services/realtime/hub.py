@@ -22,6 +22,10 @@ from typing import Literal, Protocol
 
 from agora.observability.metrics import WEBSOCKET_CONNECTIONS, WEBSOCKET_MESSAGES
 
+# Room the goodbye needs in a full queue: the frame itself and the close after it.
+_GOODBYE_SLOTS = 2
+
+
 QUEUE_SIZE = 256
 SLOW_CONSUMER_CLOSE_CODE = 1013
 # RFC 6455 "service restart": the client should reconnect (to another instance).
@@ -84,7 +88,7 @@ class Connection:
         if self.closing:
             return False
         self.closing = True
-        if self._queue.maxsize - self._queue.qsize() < 2:
+        if self._queue.maxsize - self._queue.qsize() < _GOODBYE_SLOTS:
             self._discard_backlog()
         self._queue.put_nowait(frame)
         self._queue.put_nowait(SERVICE_RESTART_CLOSE_CODE)

@@ -23,6 +23,9 @@ from agora.services.realtime.hub import ACCOUNT_DELETED_CLOSE_CODE, Connection, 
 from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
 from agora.services.realtime.schemas import PONG_FRAME, error_frame, event_frame
 
+_SHOWN_TYPE_CHARS = 64  # an unknown type echoed back is cut: the reply must stay small
+
+
 log = get_logger(__name__)
 
 _RECEIVED = {
@@ -64,7 +67,7 @@ def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
         _RECEIVED["ping"].inc()
         return PONG_FRAME, "pong"
     _RECEIVED["unknown"].inc()
-    shown = repr(kind) if isinstance(kind, str) and len(kind) <= 64 else "this type"
+    shown = repr(kind) if isinstance(kind, str) and len(kind) <= _SHOWN_TYPE_CHARS else "this type"
     return error_frame("unknown_type", f'unknown message type {shown}; "ping" is accepted'), "error"
 
 

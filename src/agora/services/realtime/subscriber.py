@@ -31,7 +31,7 @@ class Subscriber:
     lockstep after a Redis restart. Only cancellation stops it.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  # four keyword-only tuning knobs with defaults
         self,
         redis: Redis,
         channel: str,
