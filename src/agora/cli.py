@@ -12,6 +12,8 @@ import typer
 
 from agora.backup.cli import backup_app
 from agora.config import DEFAULT_PORTS, ConfigError, ServiceName, Settings, load_settings
+from agora.gameday.cli import gameday_app
+from agora.gateway.chaos_cli import chaos_app
 from agora.gateway.cli import gateway_app
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ breakers_app = typer.Typer(
 app.add_typer(breakers_app, name="breakers")
 app.add_typer(gateway_app, name="gateway", no_args_is_help=True)
 app.add_typer(backup_app, name="backup")
+app.add_typer(chaos_app, name="chaos")
+app.add_typer(gameday_app, name="gameday")
 
 
 def _settings() -> Settings:
@@ -93,6 +97,16 @@ def up(
             "alert webhook, on loopback (install them with `make monitoring-tools`)"
         ),
     ] = False,
+    port_base: Annotated[
+        int | None,
+        typer.Option(
+            min=1024,
+            max=65000,
+            help="First instances' ports from here instead of the contract's 8080-8082 (a "
+            "second stack beside the first; set AGORA_AUTH_JWKS_URL and the gateway ports "
+            "to match)",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole system in the foreground: dependencies, migrations, every service.
 
@@ -102,7 +116,13 @@ def up(
     from agora.devstack.up import run
 
     raise typer.Exit(
-        run(_settings(), replicas=replicas, workdir=workdir.resolve(), monitoring=monitoring)
+        run(
+            _settings(),
+            replicas=replicas,
+            workdir=workdir.resolve(),
+            monitoring=monitoring,
+            port_base=port_base,
+        )
     )
 
 

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Alertmanager's group wait; the defaults are production's, the tests use 1 s and 0 s.
     monitoring_scrape_interval_s: float = Field(default=15.0, ge=1.0)
     monitoring_group_wait_s: float = Field(default=30.0, ge=0.0)
+    # Compresses time in the rendered rules and routing (docs/gameday.md): every `for:`, range
+    # window and Alertmanager group interval multiplied by it. 1 is production; the fast game
+    # day uses 1/15 with a 1 s scrape (15 s -> 1 s, so every alert keeps its shape).
+    monitoring_time_scale: float = Field(default=1.0, gt=0.0, le=1.0)
     trace_sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
     # Observability (docs/observability.md): file sink, access-log sampling, active users.
     log_file: str | None = None
@@ -193,6 +197,9 @@ class Settings(BaseSettings):
     # How long the gateway waits for a whole request (headers and body; a WebSocket until its
     # upgrade is answered): a slow body cannot hold a service's connection for Envoy's 300 s.
     gateway_request_timeout_s: float = Field(default=30.0, ge=1, le=300)
+    # The gateway's fault-injection switch (docs/gameday.md): None = on in development, off
+    # in production; true enables it in production too (a game day on a staging copy).
+    gateway_fault_injection: bool | None = None
 
     # Feature flags (an OpenFeature file provider) and the fault switch; docs/flags.md.
     flags_file: str | None = None
@@ -369,6 +376,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def effective_gateway_fault_injection(self) -> bool:
+        if self.gateway_fault_injection is not None:
+            return self.gateway_fault_injection
+        return not self.is_production
 
     @property
     def effective_log_format(self) -> Literal["json", "console"]:

@@ -81,3 +81,17 @@ def test_state_file_lists_every_instance_for_the_breakers_command(tmp_path: Path
     assert targets_from_state(tmp_path) == ["http://127.0.0.1:8080", "http://127.0.0.1:8083"]
     with pytest.raises(LookupError, match="agora up"):
         targets_from_state(tmp_path / "elsewhere")
+
+
+def test_a_port_base_moves_the_whole_stack_off_the_contract_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(up, "port_is_free", lambda _port: True)
+    instances = plan_instances(2, port_base=18080)
+    ports = {(i.service, i.index): i.port for i in instances}
+    assert (ports[("auth", 1)], ports[("posts", 1)], ports[("realtime", 1)]) == (
+        18080,
+        18081,
+        18082,
+    )
+    assert sorted(i.port for i in instances if i.index > 1) == [18083, 18084, 18085]

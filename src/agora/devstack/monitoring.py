@@ -10,6 +10,7 @@ written as file-based service discovery, so `--replicas N` needs no edit.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ def render_prometheus(
         evaluation_interval=interval,
         scrape_timeout=_duration(min(10.0, settings.monitoring_scrape_interval_s)),
     )
-    config["rule_files"] = [str(DEPLOY_DIR / "prometheus" / "rules" / "*.rules.yml")]
+    config["rule_files"] = [str(render_rules(settings.monitoring_time_scale, directory))]
     am = f"127.0.0.1:{ports['alertmanager']}"
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [am]}]}]
     self_targets = {"prometheus": ports["prometheus"], "alertmanager": ports["alertmanager"]}
@@ -129,6 +130,51 @@ def render_prometheus(
     return path
 
 
+_RANGE = re.compile(r"\[(\d+)([smhdw])\]")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Never shorter than two of Envoy's 5 s stats flushes (its histograms move only then).
+MIN_RANGE_S = 10
+
+
+def _scaled(text: str, scale: float, floor: float = 1.0) -> str:
+    return _duration(max(floor, round(_seconds(text) * scale)))
+
+
+def scale_expr(expr: str, scale: float) -> str:
+    def replace(match: re.Match[str]) -> str:
+        seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+        return f"[{_duration(max(MIN_RANGE_S, round(seconds * scale)))}]"
+
+    return _RANGE.sub(replace, expr)
+
+
+def render_rules(scale: float, directory: Path) -> Path:
+    """deploy/'s rule files, or (scale < 1: the fast game day) copies with every ``for:`` and
+    range window multiplied by ``scale``: the same alerts on a compressed clock."""
+    source = DEPLOY_DIR / "prometheus" / "rules"
+    if scale == 1.0:
+        return source / "*.rules.yml"
+    target = directory / "rules"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.rules.yml")):
+        data = _load(path)
+        for group in data["groups"]:
+            for rule in group["rules"]:
+                rule["expr"] = scale_expr(str(rule["expr"]), scale)
+                if "for" in rule:
+                    rule["for"] = _scaled(rule["for"], scale)
+        (target / path.name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return target / "*.rules.yml"
+
+
+def _scale_intervals(route: dict[str, Any], scale: float) -> None:
+    for key in ("group_interval", "repeat_interval"):
+        if key in route:
+            route[key] = _scaled(route[key], scale)
+    for child in route.get("routes", []):
+        _scale_intervals(child, scale)
+
+
 def _cap_group_wait(route: dict[str, Any], cap: float, inherited: float) -> None:
     own = route.get("group_wait")
     wait = min(cap, _seconds(own) if own else inherited)
@@ -138,8 +184,8 @@ def _cap_group_wait(route: dict[str, Any], cap: float, inherited: float) -> None
 
 
 def _seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for unit in ("ms", "s", "m", "h"):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    for unit in ("ms", "s", "m", "h", "d"):
         if text.endswith(unit):
             return float(text[: -len(unit)]) * units[unit]
     raise ValueError(f"unsupported duration {text!r}")
@@ -154,6 +200,8 @@ def render_alertmanager(settings: Settings, directory: Path, webhook_url: str) -
         for r in config["receivers"]
     ]
     _cap_group_wait(config["route"], settings.monitoring_group_wait_s, 30.0)
+    if settings.monitoring_time_scale != 1.0:
+        _scale_intervals(config["route"], settings.monitoring_time_scale)
     path = directory / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -180,7 +228,10 @@ def plan(
     directory = workdir / "monitoring"
     directory.mkdir(parents=True, exist_ok=True)
     taken = {i.port for i in instances}
-    ports = {name: _pick_port(port, taken) for name, port in DEFAULT_PORTS.items()}
+    # A stack on shifted ports (`agora up --port-base`) shifts these the same way: it stays
+    # off the contract ports 9090/9093 that the first stack uses.
+    shift = min((i.port for i in instances if i.service == "auth"), default=8080) - 8080
+    ports = {name: _pick_port(port + shift, taken) for name, port in DEFAULT_PORTS.items()}
     exporters = {name.removeprefix("prometheus-") for name in EXPORTERS if shutil.which(name)}
     skipped = [] if len(exporters) == len(EXPORTERS) else [install_hint(missing(EXPORTERS))]
     targets: dict[str, list[dict[str, Any]]] = {

@@ -29,17 +29,18 @@ FIRST_EXTRA_PORT = 8083
 DB_CONNECTION_BUDGET = 90
 
 
-def plan_instances(replicas: int) -> list[Instance]:
+def plan_instances(replicas: int, port_base: int | None = None) -> list[Instance]:
     """Contract ports for the first instance of each service; later ones take the next free
-    ports from 8083 upward."""
+    ports from 8083 upward. With ``port_base`` (a stack beside another one, e.g. the game
+    day's), the first instances take port_base, +1, +2 and later ones the next free ports."""
     instances: list[Instance] = []
-    for service in SERVICES:
-        port = DEFAULT_PORTS[service]
+    for offset, service in enumerate(SERVICES):
+        port = DEFAULT_PORTS[service] if port_base is None else port_base + offset
         if not port_is_free(port):
             raise RuntimeError(f"port {port} for {service} is already in use")
         instances.append(Instance(service, 1, port))
     taken = {i.port for i in instances}
-    candidate = FIRST_EXTRA_PORT
+    candidate = FIRST_EXTRA_PORT if port_base is None else port_base + len(SERVICES)
     for index in range(2, replicas + 1):
         for service in SERVICES:
             while candidate in taken or not port_is_free(candidate):
@@ -90,7 +91,14 @@ def write_state(workdir: Path, instances: list[Instance]) -> Path:
     return path
 
 
-def run(settings: Settings, *, replicas: int, workdir: Path, monitoring: bool = False) -> int:
+def run(
+    settings: Settings,
+    *,
+    replicas: int,
+    workdir: Path,
+    monitoring: bool = False,
+    port_base: int | None = None,
+) -> int:
     console = Console(stderr=True)
     lock = UpLock(workdir)
     try:
@@ -100,14 +108,25 @@ def run(settings: Settings, *, replicas: int, workdir: Path, monitoring: bool = 
         return 1
     try:
         return _run_locked(
-            settings, console, replicas=replicas, workdir=workdir, monitoring=monitoring
+            settings,
+            console,
+            replicas=replicas,
+            workdir=workdir,
+            monitoring=monitoring,
+            port_base=port_base,
         )
     finally:
         lock.release()
 
 
 def _run_locked(
-    settings: Settings, console: Console, *, replicas: int, workdir: Path, monitoring: bool
+    settings: Settings,
+    console: Console,
+    *,
+    replicas: int,
+    workdir: Path,
+    monitoring: bool,
+    port_base: int | None,
 ) -> int:
     embedded = EmbeddedServers(workdir=workdir)
     supervisor: Supervisor | None = None
@@ -117,7 +136,7 @@ def _run_locked(
         console.print("[bold]Migrations[/]: applying…")
         upgrade_to_head(stores.database_url)
 
-        instances = plan_instances(replicas)
+        instances = plan_instances(replicas, port_base)
         env = dict(os.environ)
         env.update({"AGORA_DATABASE_URL": stores.database_url, "AGORA_REDIS_URL": stores.redis_url})
         env.update(pool_env(env, replicas))

@@ -205,6 +205,7 @@ def render_config(
             "cache_s": jwks_cache_s(settings),
         },
         "health_check": health_check or HealthCheck(),
+        "fault_injection": settings.effective_gateway_fault_injection,
         "trace_sample_percent": round(100 * settings.effective_trace_sample_ratio, 3),
         "otlp": _otlp(settings.otlp_endpoint),
         "local_replies": [
