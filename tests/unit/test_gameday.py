@@ -8,6 +8,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from agora.cli import app
+from agora.gameday import SCENARIO_NAMES
 from agora.gameday.report import markdown
 from agora.gameday.runner import Result, find_notification, wrong_service
 from agora.gameday.scenarios import SCENARIOS, Expect, one
@@ -63,3 +64,7 @@ def test_an_unknown_scenario_is_refused_with_the_list() -> None:
     assert result.exit_code == 2
     assert "unknown scenario meteor" in result.output
     assert "kill-instance" in result.output
+
+
+def test_the_command_lines_scenario_names_are_the_scenarios() -> None:
+    assert tuple(SCENARIOS) == SCENARIO_NAMES

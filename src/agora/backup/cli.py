@@ -134,6 +134,8 @@ def restore_logical_command(
     if (target_url is None) == (output is None):
         raise _fail("give exactly one of --target-url (restore) or --output (the decrypted file)")
     if output is not None:
+        if not output.parent.is_dir():
+            raise _fail(f"--output {output}: no directory {output.parent}; create it first")
         got = _guarded("fetching", lambda s: fetch(s, key, output))
         typer.echo(f"{got} decrypted into {output} (pg_restore --list {output})")
         return

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agora.gameday.scenarios import SCENARIOS
+from agora.gameday import SCENARIO_NAMES
 
 gameday_app = typer.Typer(
     help="Game day: faults injected into `agora up --replicas 3 --monitoring` under load, "
@@ -47,7 +47,7 @@ def gameday(
         typer.Option(
             "--scenario",
             "-s",
-            help=f"Repeatable; default every one: {', '.join(SCENARIOS)}",
+            help=f"Repeatable; default every one: {', '.join(SCENARIO_NAMES)}",
         ),
     ] = None,
     fast: Annotated[
@@ -77,11 +77,12 @@ def gameday(
     or the load lost >= 0.1% of requests while an instance survived; 2 on bad usage."""
     if ctx.invoked_subcommand is not None:
         return
-    chosen = scenario or list(SCENARIOS)
-    unknown = [s for s in chosen if s not in SCENARIOS]
+    chosen = scenario or list(SCENARIO_NAMES)
+    unknown = [s for s in chosen if s not in SCENARIO_NAMES]
     if unknown:
         typer.secho(
-            f"agora: unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}",
+            f"agora: unknown scenario {', '.join(unknown)}; "
+            f"choose from {', '.join(SCENARIO_NAMES)}",
             fg=typer.colors.RED,
             err=True,
         )
@@ -105,7 +106,7 @@ def _run(
     from agora.config import ConfigError
     from agora.gameday import report, runner
     from agora.gameday.load import Load
-    from agora.gameday.scenarios import Context
+    from agora.gameday.scenarios import SCENARIOS, Context
     from agora.gameday.stack import FAST, PRODUCTION, Stack
     from agora.gateway.chaos import Chaos
 

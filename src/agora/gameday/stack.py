@@ -13,13 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-import psutil
 
 from agora.devstack.embedded import free_port, port_is_free
 from agora.gameday.infra import Postgres, RedisSentinel
+
+if TYPE_CHECKING:
+    import psutil
 
 T = TypeVar("T")
 
@@ -175,6 +177,8 @@ class Stack:
         ]
 
     def instance_process(self, port: int) -> psutil.Process:
+        import psutil  # the dev tools' (a game day's); the production image has none
+
         assert self.process is not None
         for child in psutil.Process(self.process.pid).children(recursive=True):
             cmdline = child.cmdline()

@@ -174,6 +174,14 @@ def test_wrong_passphrase_fails_clearly(env: Env) -> None:
     assert not out.exists(), "a partial plaintext file was left behind"
 
 
+def test_an_output_in_a_missing_directory_is_refused_clearly(env: Env) -> None:
+    out = env.root / "no-such-directory" / "dump.pgdump"
+    done = agora(env, "restore-logical", "--output", str(out), check=False)
+    assert done.returncode == 2
+    assert f"no directory {out.parent}; create it first" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def tmp_output(env: Env) -> Path:
     return env.root / f"out-{time.monotonic_ns()}.pgdump"
 
