@@ -133,11 +133,12 @@ class Load:
         self._ids.update(author=author, reader=reader, reader_name=f"gdreader{tag}")
         auth = {"Authorization": f"Bearer {self._token}"}
         (await client.put(f"/api/v1/posts/follows/{author}", headers=auth)).raise_for_status()
-        post = await client.post(
-            "/api/v1/posts",
-            json={"content": "game day"},
-            headers={"Authorization": f"Bearer {author_token}"},
-        )
+        author_auth = {"Authorization": f"Bearer {author_token}"}
+        # Presence is visible to the accounts a user follows (docs/security.md): the author
+        # follows the reader back, so the reader may see whether the author is online.
+        follow_back = await client.put(f"/api/v1/posts/follows/{reader}", headers=author_auth)
+        follow_back.raise_for_status()
+        post = await client.post("/api/v1/posts", json={"content": "game day"}, headers=author_auth)
         post.raise_for_status()
         self._ids["post"] = post.json()["id"]
 
