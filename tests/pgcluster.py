@@ -77,7 +77,18 @@ class PgCluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1"
-        _run(["pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.log), "-w", "start"])
+        if not (self.datadir / "postmaster.pid").exists():
+            # The socket directory is the data directory here, so a backup of a running
+            # cluster carries its socket lock file; restored, it names the old postmaster's
+            # pid, and a live process that has since taken that pid makes the start refuse.
+            for stale in self.datadir.glob(".s.PGSQL.*.lock"):
+                stale.unlink()
+        try:
+            log = str(self.log)
+            _run(["pg_ctl", "-D", str(self.datadir), "-o", options, "-l", log, "-w", "start"])
+        except subprocess.CalledProcessError as exc:
+            tail = self.log.read_text()[-3000:] if self.log.exists() else "(no log)"
+            raise RuntimeError(f"pg_ctl start failed for {self.datadir}:\n{tail}") from exc
 
     def stop(self, mode: str = "fast") -> None:
         _run(["pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop"])
