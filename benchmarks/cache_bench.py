@@ -42,9 +42,9 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from agora.cache import CacheService, Loaded, stamp
-from agora.cache.client import create_redis
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
+from agora.redis.client import create_redis
 from agora.resilience import CircuitBreaker
 from agora.security.keys import SigningKey, generate_signing_key
 from agora.security.tokens import TokenIssuer

@@ -27,12 +27,12 @@ from typing import Any
 
 import httpx
 
-from agora.cache.client import create_redis
 from agora.config import Settings
 from agora.db import Database
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
 from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
+from agora.redis.client import create_redis
 from agora.resilience import CircuitBreaker
 from agora.security.identity import IdentityMiddleware, identity_of
 from agora.security.keys import generate_signing_key

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agora.cache.client import create_redis
 from agora.events import Event, publish
+from agora.redis.client import create_redis
 
 EVENT = Event(type="post.created", author_id="a", payload={"post": {"id": "p"}})
 

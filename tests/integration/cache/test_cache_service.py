@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from agora.cache import CacheService, Loaded, stamp
-from agora.cache.client import create_redis
 from agora.observability.metrics import CACHE_EVICTIONS, CACHE_HIT_RATIO, CACHE_REQUESTS
+from agora.redis.client import create_redis
 from agora.resilience import BreakerState, CircuitBreaker
 from tests.conftest import free_port
 from tests.redis_servers import redis_server

@@ -14,10 +14,10 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from agora.cache.client import create_redis
 from agora.config import Settings
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import parse_rate
+from agora.redis.client import create_redis
 from agora.services.posts.app import create_app
 from tests.conftest import TokenFactory
 from tests.integration.ratelimit.conftest import Start

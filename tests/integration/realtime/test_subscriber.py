@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from agora.cache.client import create_redis
 from agora.config import Settings
+from agora.redis.client import create_redis
 from agora.services.realtime.subscriber import Subscriber
 from tests.integration.realtime.conftest import TcpProxy
 
