@@ -14,12 +14,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
 from agora.observability.metrics import ACTIVE_USERS
 from agora.redis import keys, uses
-from agora.redis.access import RedisAccess, RedisUnavailable
+from agora.redis.policy import RedisUnavailable
+
+if TYPE_CHECKING:
+    # Only a type here: the access layer imports the error contract, which imports this
+    # module's package (request context), so a runtime import would be a cycle.
+    from agora.redis.access import RedisAccess
 
 BUCKET_S = 10
 WINDOW_S = 300

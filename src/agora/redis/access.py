@@ -19,12 +19,10 @@ docs/architecture.md ("Redis access"). Keys come from ``agora.redis.keys`` only.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -33,7 +31,10 @@ from redis.exceptions import RedisError
 
 from agora.errors import ServiceUnavailable
 from agora.observability.logging import get_logger
+from agora.redis.policy import Degrade, RedisUnavailable, TimeoutName, Use
 from agora.resilience.breaker import CircuitBreaker, CircuitOpenError
+
+__all__ = ["REDIS_ERRORS", "Degrade", "RedisAccess", "RedisUnavailable", "Use"]
 
 log = get_logger(__name__)
 
@@ -44,40 +45,6 @@ T = TypeVar("T")
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
 _FAILURES: tuple[type[Exception], ...] = (CircuitOpenError, *REDIS_ERRORS)
 _WARN_EVERY_S = 10.0
-
-TimeoutName = Literal["socket", "ratelimit"]
-"""``socket``: ``AGORA_REDIS_SOCKET_TIMEOUT_S``; ``ratelimit``: ``AGORA_RATELIMIT_REDIS_TIMEOUT_S``
-(the limiter sits on every request, so it gives up sooner)."""
-
-
-class Degrade(enum.Enum):
-    """What a use does when Redis cannot answer."""
-
-    OPEN = "fail open"  # carry on without it: the feature is skipped for this call
-    FALLBACK = "fall back"  # another source answers (PostgreSQL, in-process state, primary)
-    CLOSED = "fail closed"  # refuse the operation: 503 with Retry-After
-
-
-@dataclass(frozen=True, slots=True)
-class Use:
-    name: str
-    degrade: Degrade
-    without_redis: str
-    """What happens without Redis, in words: logged with the failure, listed in the docs."""
-    guarded: bool = True
-    """Behind the ``redis`` breaker: while it is open the call fails at once, no wait."""
-    timeout: TimeoutName = "socket"
-    refusal: str = "this is unavailable right now; try again shortly"
-    """The 503's message, for a ``CLOSED`` use."""
-
-
-class RedisUnavailable(Exception):
-    """Redis did not answer a call of ``use`` (error, timeout or open breaker)."""
-
-    def __init__(self, use: Use, cause: BaseException) -> None:
-        super().__init__(f"redis unavailable for {use.name}: {cause!r}")
-        self.use = use
-        self.cause = cause
 
 
 class RedisAccess:

@@ -7,7 +7,7 @@ behaves as declared here.
 
 from __future__ import annotations
 
-from agora.redis.access import Degrade, Use
+from agora.redis.policy import Degrade, Use
 
 CACHE = Use(
     "cache",

@@ -1,10 +1,10 @@
 """Who is online, across every realtime instance, kept in Redis.
 
 One hash per user, ``agora:presence:{user_id}`` (``agora.redis.keys``): field
-``{instance_id}:{connection_id}`` -> expiry (epoch seconds). A user is online while any field
-has not expired. Instances refresh the
-fields of their own sockets on a heartbeat, so the entries of an instance that crashed (and
-never sent its HDELs) simply age out; the key's own TTL removes users nobody refreshes.
+``{instance_id}:{connection_id}`` -> expiry (epoch seconds). A user is online while any
+field has not expired. Instances refresh the fields of their own sockets on a heartbeat, so
+the entries of an instance that crashed (and never sent its HDELs) simply age out; the key's
+own TTL removes users nobody refreshes.
 
 Presence is advisory: a failed write (``presence_write``, fails open) is logged and never
 breaks a socket; a read that cannot reach Redis (``presence_read``, fails closed) is a 503.
