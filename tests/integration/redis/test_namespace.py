@@ -16,10 +16,17 @@ from agora.observability.activity import active_users
 from agora.ratelimit.rates import Rate
 from agora.redis import keys
 from agora.redis.access import RedisAccess
-from tests.integration.auth.conftest import PASSWORD
-from tests.integration.realtime.conftest import open_socket
+from agora.runtime import ServiceApp
+from tests.integration.auth.conftest import (
+    PASSWORD,
+    auth,  # noqa: F401
+)
+from tests.integration.realtime.conftest import (
+    open_socket,
+    serve,  # noqa: F401
+)
 from tests.redis_servers import RedisProcess, redis_server
-from tests.security.conftest import System, auth, serve, system  # noqa: F401
+from tests.security.conftest import System, system  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("system")
 
@@ -104,7 +111,9 @@ async def test_a_flow_through_every_service_writes_only_namespaced_keys(
             f"/api/v1/realtime/presence/{bob.user_id}", headers=alice.headers
         )
         assert response.json()["online"] is True
-    infra = system.realtime.app.runtime.infra
+    app = system.realtime.app
+    assert isinstance(app, ServiceApp)
+    infra = app.runtime.infra
     access: RedisAccess = infra.redis
     # The flusher runs every 10 s and read-your-writes marks need replicas: done by hand,
     # through the same objects a process uses.
