@@ -17,6 +17,8 @@ from typing import Literal
 NAMESPACE = "agora:"
 EVENTS_CHANNEL = f"{NAMESPACE}events"
 """The default pub/sub channel (a channel is not a key, but it lives in the namespace too)."""
+KEY_EVENTS_CHANNEL = f"{NAMESPACE}keys"
+"""Signing-key revocations: every instance of every service listens (docs/security.md)."""
 
 RATE_LIMIT_PREFIX = f"{NAMESPACE}rl:"
 CACHE_ENTRY_PREFIX = f"{NAMESPACE}c:"
