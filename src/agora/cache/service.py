@@ -226,18 +226,18 @@ class CacheService:
         Call it after the transaction commits. When Redis cannot be reached the stamps are
         kept and retried by :meth:`run_maintenance`.
         """
-        keys = list(dict.fromkeys(stamps))
-        if not keys:
+        moved = list(dict.fromkeys(stamps))
+        if not moved:
             return
         # A load already in flight may have read the rows before this write: new readers of
         # this instance must not join it (read-your-writes), so start afresh.
         self._flights.clear()
         try:
-            await self._call(self._bump, keys, [self._stamp_ttl_ms])
+            await self._call(self._bump, moved, [self._stamp_ttl_ms])
         except RedisUnavailable as exc:
             if len(self._pending) < _MAX_PENDING_INVALIDATIONS:
-                self._pending.update(keys)
-            log.warning("cache invalidation deferred", stamps=len(keys), error=repr(exc))
+                self._pending.update(moved)
+            log.warning("cache invalidation deferred", stamps=len(moved), error=repr(exc))
 
     async def flush_pending(self) -> None:
         if not self._pending or self._access.breaker.state is BreakerState.OPEN:
