@@ -38,14 +38,16 @@ def literals(tree: ast.AST) -> list[str]:
 
 
 def test_no_module_but_the_namespace_module_spells_a_key() -> None:
-    found = []
+    found: list[str] = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE.parent / "agora").as_posix()
         if relative == "redis/keys.py":
             continue
-        for text in literals(ast.parse(path.read_text())):
-            if KEY_LITERAL.match(text) and (f"agora/{relative}", text) not in NOT_REDIS:
-                found.append(f"agora/{relative}: {text!r}")
+        found.extend(
+            f"agora/{relative}: {text!r}"
+            for text in literals(ast.parse(path.read_text()))
+            if KEY_LITERAL.match(text) and (f"agora/{relative}", text) not in NOT_REDIS
+        )
     assert not found, found
 
 

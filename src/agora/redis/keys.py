@@ -29,6 +29,7 @@ LOGIN_BACKOFF_PREFIX = f"{NAMESPACE}login-backoff:"
 PRESENCE_PREFIX = f"{NAMESPACE}presence:"
 RECENT_WRITER_PREFIX = f"{NAMESPACE}db:wrote:"
 ACTIVE_USERS_PREFIX = f"{NAMESPACE}active_users:"
+GAMEDAY_PREFIX = f"{NAMESPACE}gameday:"
 
 
 def rate_limit(client: str) -> tuple[str, str]:
@@ -73,6 +74,11 @@ def active_users(bucket: int) -> str:
     return f"{ACTIVE_USERS_PREFIX}{bucket}"
 
 
+def gameday_probe() -> str:
+    """The game day's write probe of a Sentinel-promoted master (``agora.gameday``)."""
+    return f"{GAMEDAY_PREFIX}probe"
+
+
 Family = Literal[
     "rl",
     "c",
@@ -83,6 +89,7 @@ Family = Literal[
     "presence",
     "db:wrote",
     "active_users",
+    "gameday",
 ]
 FAMILIES: dict[Family, str] = {
     "rl": RATE_LIMIT_PREFIX,
@@ -94,5 +101,6 @@ FAMILIES: dict[Family, str] = {
     "presence": PRESENCE_PREFIX,
     "db:wrote": RECENT_WRITER_PREFIX,
     "active_users": ACTIVE_USERS_PREFIX,
+    "gameday": GAMEDAY_PREFIX,
 }
 """Every key family, for the test that checks Redis holds nothing else and for operators."""
