@@ -137,10 +137,11 @@ async def test_with_redis_killed_the_services_fail_open_or_closed_as_declared(
     read = await posts.get(f"/api/v1/posts/{created.json()['id']}", headers=bob.headers)
     assert read.status_code == 200, read.text
 
-    # Fail closed: whether bob is online cannot be known; an account deletion that other
-    # services could not learn of is refused, and nothing is deleted.
+    # Fail closed: whether alice is online (her own presence: always hers to see) cannot be
+    # known; an account deletion that other services could not learn of is refused, and
+    # nothing is deleted.
     presence = await system.realtime_http.get(
-        f"/api/v1/realtime/presence/{bob.user_id}", headers=alice.headers
+        f"/api/v1/realtime/presence/{alice.user_id}", headers=alice.headers
     )
     assert presence.status_code == 503
     assert presence.json()["error"]["code"] == "unavailable"
