@@ -5,7 +5,10 @@ each, 5 celebrities followed by a third of everyone), adds likes and their notif
 one follow notification per follow, then explains, for the worst-placed reader of each query,
 the first page and a page 200 rows deep:
 
-- the home feed of a reader following 2,000 accounts (the most followees);
+- the home feed of a reader following 2,000 accounts (the most followees), of readers
+  following 1,000, 300 and 100, and of a typical one (~25): each with both of the feed's
+  plans (merge per followee, walk of recent posts; ``timeline_repository``) and the plan the
+  threshold picks, with a summary table of execution times at the end;
 - the user-posts page of the author with the most posts;
 - the notifications of the most-followed celebrity (the most notifications).
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -37,13 +41,16 @@ SCRATCH = "agora_plans"
 LIMIT = 20
 DEEP = 200
 
-_EXTRA_DATA = """
--- One heavy reader following 2,000 accounts: the feed's worst case (followees x limit rows).
+# Readers following this many accounts (besides their seeded ~20), to place the threshold.
+HEAVY_READERS = {7: 2000, 8: 1000, 9: 300, 10: 100}
+_HEAVY_READER = """
 INSERT INTO follows (follower_id, followee_id)
 SELECT heavy.id, u.id
-FROM (SELECT id FROM users ORDER BY id OFFSET 7 LIMIT 1) AS heavy
-CROSS JOIN LATERAL (SELECT id FROM users WHERE id <> heavy.id ORDER BY random() LIMIT 2000) AS u
-ON CONFLICT DO NOTHING;
+FROM (SELECT id FROM users ORDER BY id OFFSET %(offset)s LIMIT 1) AS heavy
+CROSS JOIN LATERAL (SELECT id FROM users WHERE id <> heavy.id ORDER BY random() LIMIT %(n)s) AS u
+ON CONFLICT DO NOTHING
+"""
+_EXTRA_DATA = """
 INSERT INTO likes (post_id, user_id, created_at)
 SELECT p.id, u.id, p.created_at + interval '1 minute'
 FROM (SELECT id, created_at FROM posts ORDER BY random() LIMIT 30000) AS p
@@ -86,13 +93,68 @@ _DEEP_CURSOR = {
 }
 
 
-def _args(name: str, who: str, cursor: tuple[object, object] | None) -> list[object]:
+# The feed's plans, pinned through its threshold parameter.
+FEED_PLANS = {"merge": 10**9, "walk": 0, "auto": sql.HEAVY_READER_FOLLOWEES}
+_READER_BY_OFFSET = "SELECT id FROM users ORDER BY id OFFSET %(offset)s LIMIT 1"
+_TYPICAL_READER = """
+    SELECT follower_id FROM follows GROUP BY follower_id
+    HAVING count(*) BETWEEN 20 AND 30 ORDER BY follower_id LIMIT 1"""
+_FOLLOWEES = "SELECT count(*) FROM follows WHERE follower_id = %(who)s"
+
+
+def _args(
+    name: str, who: str, cursor: tuple[object, object] | None, threshold: int = 0
+) -> list[object]:
     bound: list[object] = list(cursor) if cursor else [None, None]
     if name == "feed":
-        return [who, *bound, LIMIT]
+        return [who, *bound, LIMIT, threshold]
     if name == "user posts":
         return [who, who, *bound, LIMIT]
     return [who, *bound, LIMIT]
+
+
+def _explain(
+    conn: psycopg.Connection[tuple[Any, ...]], statement: str, args: list[object]
+) -> tuple[list[str], float]:
+    """The plan's lines and its execution time in ms."""
+    values = pgsql.SQL(", ").join(pgsql.Literal(value) for value in args)
+    explain = pgsql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE {} ({})").format(
+        pgsql.Identifier(statement), values
+    )
+    lines = [row[0] for row in conn.execute(explain).fetchall()]
+    timing = next(line for line in lines if line.startswith("Execution Time:"))
+    return lines, float(timing.split()[2])
+
+
+def _explain_all(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    queries = {"feed": sql._FEED, "user posts": sql._USER_POSTS, "notifications": sql._NOTIFICATIONS}
+    summary: list[str] = []
+    for index, (name, text) in enumerate(queries.items()):
+        conn.execute(f"PREPARE q{index} AS {text}")
+        if name == "feed":
+            readers = [str(conn.execute(_TYPICAL_READER).fetchone()[0])]  # type: ignore[index]
+            readers += [
+                str(conn.execute(_READER_BY_OFFSET, {"offset": o}).fetchone()[0])  # type: ignore[index]
+                for o in HEAVY_READERS
+            ]
+            plans = FEED_PLANS
+        else:
+            readers = [str(conn.execute(_WORST[name]).fetchone()[0])]  # type: ignore[index]
+            plans = {"": 0}
+        for who in readers:
+            deep = conn.execute(_DEEP_CURSOR[name], {"who": who, "deep": DEEP}).fetchone()
+            followees = conn.execute(_FOLLOWEES, {"who": who}).fetchone()[0]  # type: ignore[index]
+            for plan, threshold in plans.items():
+                for page, cursor in (("first page", None), (f"page at row {DEEP}", deep)):
+                    args = _args(name, who, cursor, threshold)
+                    lines, ms = _explain(conn, f"q{index}", args)
+                    label = f"{name} {plan}".strip()
+                    summary.append(f"| {label} | {followees} | {page} | {ms:.2f} ms |")
+                    if name != "feed" or who in readers[:2]:
+                        print(f"\n### {label}, reader following {followees}, {page} (generic plan)\n")
+                        print("\n".join(lines))
+    print("\n| query, plan | reader's followees | page | execution |\n|---|---:|---|---:|")
+    print("\n".join(summary))
 
 
 def _scratch_url() -> tuple[str, str]:
@@ -127,6 +189,8 @@ def main() -> int:
                 )
             )
         with psycopg.connect(url, autocommit=True) as conn:
+            for offset, n in HEAVY_READERS.items():
+                conn.execute(_HEAVY_READER, {"offset": offset, "n": n})
             conn.execute(_EXTRA_DATA)
             counts = {
                 table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]  # noqa: S608  # the names are the literals below
@@ -134,25 +198,7 @@ def main() -> int:
             }
             print("\nseeded:", ", ".join(f"{n:,} {table}" for table, n in counts.items()))
             conn.execute("SET plan_cache_mode = force_generic_plan")
-            queries = {
-                "feed": sql._FEED,
-                "user posts": sql._USER_POSTS,
-                "notifications": sql._NOTIFICATIONS,
-            }
-            for index, (name, text) in enumerate(queries.items()):
-                who = str(conn.execute(_WORST[name]).fetchone()[0])  # type: ignore[index]
-                deep = conn.execute(_DEEP_CURSOR[name], {"who": who, "deep": DEEP}).fetchone()
-                conn.execute(f"PREPARE q{index} AS {text}")
-                for page, cursor in (("first page", None), (f"page at row {DEEP}", deep)):
-                    values = pgsql.SQL(", ").join(
-                        pgsql.Literal(value) for value in _args(name, who, cursor)
-                    )
-                    explain = pgsql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE {} ({})").format(
-                        pgsql.Identifier(f"q{index}"), values
-                    )
-                    plan = conn.execute(explain).fetchall()
-                    print(f"\n### {name}, {page} (generic plan)\n")
-                    print("\n".join(row[0] for row in plan))
+            _explain_all(conn)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")

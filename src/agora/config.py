@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     # Upstream connections the gateway may hold to realtime for WebSockets, a budget of their
     # own: however many sockets are open, HTTP to realtime keeps its 1024 (docs/security.md).
     gateway_max_websockets: int = Field(default=8192, ge=1)
+    # Admission at the gateway (docs/gateway.md "Admission"): each HTTP cluster holds at most
+    # instances x AGORA_MAX_IN_FLIGHT upstream connections (HTTP/1.1: one request each) and
+    # lets instances x this many more requests wait inside Envoy for one; past that Envoy
+    # answers 503 `overloaded` itself, before a service spends a cycle on the refusal.
+    gateway_queue_per_instance: int = Field(default=64, ge=1, le=4096)
+    gateway_instances_per_service: int = Field(default=1, ge=1, le=256)
     # How long the gateway waits for a whole request (headers and body; a WebSocket until its
     # upgrade is answered): a slow body cannot hold a service's connection for Envoy's 300 s.
     gateway_request_timeout_s: float = Field(default=30.0, ge=1, le=300)

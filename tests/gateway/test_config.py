@@ -236,3 +236,36 @@ def plan_instances_on_free_ports() -> list[Instance]:
         for service in ("auth", "posts", "realtime")
         for index in (1, 2)
     ]
+
+
+def test_admission_bounds_follow_instances_and_the_services_bound(tls: TlsFiles) -> None:
+    settings = Settings(max_in_flight=40, gateway_queue_per_instance=10)
+    local = render(settings, tls)  # three instances of each service
+    breakers = cluster(local, "posts")["circuit_breakers"]["thresholds"][0]
+    assert breakers["max_connections"] == 3 * 40
+    assert breakers["max_pending_requests"] == 3 * 10
+    assert breakers["max_requests"] == 3 * 50
+    dns = yaml.safe_load(
+        render_config(
+            Settings(max_in_flight=40, gateway_queue_per_instance=10,
+                     gateway_instances_per_service=5),
+            container_topology(),
+            tls,
+        )
+    )  # fmt: skip
+    assert cluster(dns, "auth")["circuit_breakers"]["thresholds"][0]["max_connections"] == 200
+    # The sockets' cluster keeps its own budget.
+    ws = cluster(local, "realtime_ws")["circuit_breakers"]["thresholds"][0]
+    assert ws["max_connections"] == settings.gateway_max_websockets
+    mappers = local["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["local_reply_config"]["mappers"]  # fmt: skip
+    assert mappers[0]["filter"] == {"response_flag_filter": {"flags": ["UO"]}}
+    assert mappers[0]["body_format_override"]["json_format"]["error"]["code"] == "overloaded"
+
+
+@pytest.mark.parametrize(
+    "field", ["gateway_queue_per_instance", "gateway_instances_per_service"]
+)
+def test_admission_settings_refuse_zero(field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Settings(**{field: 0})

@@ -34,8 +34,8 @@ def test_migrate_from_several_processes_at_once_applies_once(empty_database_url:
     ]
     outputs = [p.communicate(timeout=60)[0].decode() for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
-    assert all("database at revision 0002" in out for out in outputs)
-    assert current_revision(url) == "0002"
+    assert all("database at revision 0003" in out for out in outputs)
+    assert current_revision(url) == "0003"
     with psycopg.connect(url) as conn:
         versions = conn.execute("SELECT count(*) FROM alembic_version").fetchone()
         tables = conn.execute(

@@ -126,7 +126,23 @@ def jwks_cache_s(settings: Settings) -> int:
 
 
 WEBSOCKET_CLUSTER = "realtime_ws"
-HTTP_UPSTREAM_CONNECTIONS = 1024
+
+
+def admission_bounds(settings: Settings, topology: Topology, service: ServiceName) -> dict[str, int]:
+    """One HTTP cluster's circuit-breaker thresholds. HTTP/1.1 upstream carries one request per
+    connection, so connections bound what the instances work on (AGORA_MAX_IN_FLIGHT each,
+    the services' own bound: theirs is then rarely reached); pending requests wait inside
+    Envoy, where waiting is cheap, and past both Envoy refuses at once (503 `overloaded`)."""
+    instances = (
+        settings.gateway_instances_per_service if topology.dns else len(topology.upstreams[service])
+    )
+    working = instances * settings.max_in_flight
+    waiting = instances * settings.gateway_queue_per_instance
+    return {
+        "max_connections": working,
+        "max_pending_requests": waiting,
+        "max_requests": working + waiting,
+    }
 
 
 def websocket_cluster(settings: Settings, topology: Topology) -> dict[str, Any]:
@@ -171,6 +187,8 @@ def render_config(
             # Docs are off in the services in production; in development they are open here.
             "docs": not production,
             "endpoints": topology.upstreams[name],
+            # realtime's HTTP keeps this budget apart from the sockets' (websocket_cluster).
+            **admission_bounds(settings, topology, name),
         }
         for name in SERVICES
     ]
@@ -180,7 +198,6 @@ def render_config(
         "listeners": listeners,
         "services": services,
         "websocket_cluster": websocket_cluster(settings, topology),
-        "http_upstream_connections": HTTP_UPSTREAM_CONNECTIONS,
         "request_timeout_s": settings.gateway_request_timeout_s,
         "dns": topology.dns,
         "tls": {"cert_file": str(tls.cert_file), "key_file": str(tls.key_file)},
