@@ -127,7 +127,11 @@ def _explain(
 
 
 def _explain_all(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    queries = {"feed": sql._FEED, "user posts": sql._USER_POSTS, "notifications": sql._NOTIFICATIONS}
+    queries = {
+        "feed": sql._FEED,
+        "user posts": sql._USER_POSTS,
+        "notifications": sql._NOTIFICATIONS,
+    }
     summary: list[str] = []
     for index, (name, text) in enumerate(queries.items()):
         conn.execute(f"PREPARE q{index} AS {text}")
@@ -151,7 +155,9 @@ def _explain_all(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
                     label = f"{name} {plan}".strip()
                     summary.append(f"| {label} | {followees} | {page} | {ms:.2f} ms |")
                     if name != "feed" or who in readers[:2]:
-                        print(f"\n### {label}, reader following {followees}, {page} (generic plan)\n")
+                        print(
+                            f"\n### {label}, reader following {followees}, {page} (generic plan)\n"
+                        )
                         print("\n".join(lines))
     print("\n| query, plan | reader's followees | page | execution |\n|---|---:|---|---:|")
     print("\n".join(summary))

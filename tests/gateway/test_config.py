@@ -263,9 +263,8 @@ def test_admission_bounds_follow_instances_and_the_services_bound(tls: TlsFiles)
     assert mappers[0]["body_format_override"]["json_format"]["error"]["code"] == "overloaded"
 
 
-@pytest.mark.parametrize(
-    "field", ["gateway_queue_per_instance", "gateway_instances_per_service"]
-)
+@pytest.mark.parametrize("field", ["gateway_queue_per_instance", "gateway_instances_per_service"])
 def test_admission_settings_refuse_zero(field: str) -> None:
     with pytest.raises(ValidationError, match=field):
-        Settings(**{field: 0})
+        values: dict[str, Any] = {field: 0}
+        Settings(**values)

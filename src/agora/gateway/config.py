@@ -128,7 +128,9 @@ def jwks_cache_s(settings: Settings) -> int:
 WEBSOCKET_CLUSTER = "realtime_ws"
 
 
-def admission_bounds(settings: Settings, topology: Topology, service: ServiceName) -> dict[str, int]:
+def admission_bounds(
+    settings: Settings, topology: Topology, service: ServiceName
+) -> dict[str, int]:
     """One HTTP cluster's circuit-breaker thresholds. HTTP/1.1 upstream carries one request per
     connection, so connections bound what the instances work on (AGORA_MAX_IN_FLIGHT each,
     the services' own bound: theirs is then rarely reached); pending requests wait inside

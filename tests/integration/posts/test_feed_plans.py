@@ -61,7 +61,9 @@ def seeded_url(postgres_admin_url: str) -> Iterator[str]:
         yield url
 
 
-async def _whole_feed(conn: asyncpg.Connection, reader: uuid.UUID, threshold: int) -> list[list[uuid.UUID]]:
+async def _whole_feed(
+    conn: asyncpg.Connection, reader: uuid.UUID, threshold: int
+) -> list[list[uuid.UUID]]:
     pages: list[list[uuid.UUID]] = []
     cursor: Cursor | None = None
     while True:
@@ -101,7 +103,9 @@ async def test_both_plans_page_identically_to_the_end(seeded_url: str, reader_ki
             assert followees < timelines.HEAVY_READER_FOLLOWEES
         expected = [record["id"] for record in await conn.fetch(_EXPECTED, reader)]
         # Run each plan more than five times, so asyncpg's statement reaches its generic plan.
-        feeds = {plan: await _whole_feed(conn, reader, threshold) for plan, threshold in PLANS.items()}
+        feeds = {
+            plan: await _whole_feed(conn, reader, threshold) for plan, threshold in PLANS.items()
+        }
         assert len(feeds["merge"]) > 5
         assert feeds["walk"] == feeds["merge"] == feeds["auto"]
         assert [post for page in feeds["walk"] for post in page] == expected
