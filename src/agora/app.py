@@ -116,8 +116,10 @@ def _body_not_json(request: Request, errors: Sequence[Any]) -> bool:
     field, when the fix is the Content-Type."""
     content_type = request.headers.get("content-type")
     headers = request.headers
-    if content_type is None and headers.get("content-length", "0") == "0" and (
-        "transfer-encoding" not in headers
+    if (
+        content_type is None
+        and headers.get("content-length", "0") == "0"
+        and ("transfer-encoding" not in headers)
     ):
         return False  # no body at all: the model's "field required" says it
     if is_json_media_type((content_type or "").encode("latin-1")):

@@ -81,7 +81,10 @@ _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
     429: {
         "Retry-After": _RETRY_AFTER,
-        "RateLimit": {"description": "IETF draft: remaining and reset", "schema": {"type": "string"}},
+        "RateLimit": {
+            "description": "IETF draft: remaining and reset",
+            "schema": {"type": "string"},
+        },
         "RateLimit-Policy": {"description": "IETF draft: the limit", "schema": {"type": "string"}},
     },
     503: {"Retry-After": _RETRY_AFTER},
@@ -149,44 +152,47 @@ def shared_statuses(
     return frozenset(statuses)
 
 
-def _complete(schema: dict[str, Any], app: FastAPI, unguarded_paths: Collection[str]) -> None:
+def _add_components(schema: dict[str, Any]) -> None:
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for name, definition in ErrorResponse.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    ).pop("$defs", {}).items():
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in error_schema.pop("$defs", {}).items():
         schemas.setdefault(name, definition)
-    schemas.setdefault(
-        "ErrorResponse",
-        ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"),
-    )
+    schemas.setdefault("ErrorResponse", error_schema)
+    # FastAPI's own 422 body, which the services never send: every 422 is ours.
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     components.setdefault("securitySchemes", {})[BEARER_SCHEME] = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "an access token from `POST /api/v1/auth/login` (RS256, 15 minutes)",
     }
+
+
+def _add_statuses(operation: dict[str, Any], statuses: frozenset[int]) -> None:
+    responses = operation["responses"]
+    if responses.get("422", {}).get("description") == "Validation Error":  # FastAPI's
+        del responses["422"]
+    for status in statuses:
+        entry = responses.setdefault(str(status), {"description": _DESCRIPTIONS[status]})
+        entry["content"] = {"application/json": {"schema": _ERROR_REF}}
+        if status in _HEADERS:
+            entry.setdefault("headers", _HEADERS[status])
+    if statuses >= AUTHENTICATED:
+        operation["security"] = [{BEARER_SCHEME: []}]
+
+
+def _complete(schema: dict[str, Any], app: FastAPI, unguarded_paths: Collection[str]) -> None:
+    _add_components(schema)
     for path, route in effective_routes(app.routes):
         if not isinstance(route, APIRoute) or path not in schema["paths"]:
             continue
         statuses = shared_statuses(route, path, unguarded_paths=unguarded_paths)
-        for method in route.methods:
+        for method in route.methods or ():
             operation = schema["paths"][path].get(method.lower())
-            if operation is None:
-                continue
-            responses = operation["responses"]
-            # FastAPI's own 422 names a body the services never send: ours replaces it.
-            if responses.get("422", {}).get("description") == "Validation Error":
-                del responses["422"]
-            for status in statuses:
-                entry = responses.setdefault(str(status), {"description": _DESCRIPTIONS[status]})
-                entry["content"] = {"application/json": {"schema": _ERROR_REF}}
-                if status in _HEADERS:
-                    entry.setdefault("headers", _HEADERS[status])
-            if AUTHENTICATED <= statuses:
-                operation["security"] = [{BEARER_SCHEME: []}]
-    for unused in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(unused, None)
+            if operation is not None:
+                _add_statuses(operation, statuses)
 
 
 def describe_errors(app: FastAPI, *, unguarded_paths: Collection[str]) -> None:

@@ -3,5 +3,7 @@ realtime trusting auth's keys through its published JWKS (real PostgreSQL and Re
 
 from __future__ import annotations
 
-# Fixtures of the security suite (and the integration fixtures it reuses), used here as is.
-from tests.security.conftest import auth, serve, system  # noqa: F401
+# Fixtures of the security suite and the integration fixtures it is built on, used as they are.
+from tests.integration.auth.conftest import auth  # noqa: F401
+from tests.integration.realtime.conftest import serve  # noqa: F401
+from tests.security.conftest import system  # noqa: F401

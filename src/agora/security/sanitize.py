@@ -69,7 +69,9 @@ def plain_text(value: str) -> str:
 # OpenAPI description: no refused control character (CR is allowed: it becomes a newline),
 # no ``<`` that opens markup and no ``&`` that starts an entity (markup and entities are
 # accepted too, but what they leave cannot be bounded by a pattern).
-_SAFE_CHAR = r"[^<&\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]|<(?![A-Za-z/!?])|&(?![#A-Za-z])"
+_SAFE_CHAR = (
+    r"[^<&\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]|<(?![A-Za-z/!?])|&(?![#A-Za-z])"
+)
 PLAIN_TEXT_PATTERN = rf"^(?:{_SAFE_CHAR})*$"
 # The same, with at least one character that is not whitespace (what a required field needs).
 NONBLANK_PLAIN_TEXT_PATTERN = rf"^(?=[\s\S]*\S)(?:{_SAFE_CHAR})*$"
@@ -87,4 +89,4 @@ def plain_text_schema(*, max_chars: int, required: bool, description: str) -> Wi
     }
     if required:
         schema["minLength"] = 1
-    return WithJsonSchema(schema)  # type: ignore[arg-type]  # a JSON Schema dict
+    return WithJsonSchema(schema)

@@ -77,7 +77,9 @@ REFRESH_ERRORS = error_responses(
     },
 )
 WRONG_PASSWORD = error_responses(
-    403, 429, descriptions={403: "The password is wrong (`invalid_credentials`)", 429: LOGIN_BACKOFF}
+    403,
+    429,
+    descriptions={403: "The password is wrong (`invalid_credentials`)", 429: LOGIN_BACKOFF},
 )
 
 
@@ -90,7 +92,9 @@ def _token_response(response: Response, pair: TokenPair, settings: Settings) -> 
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(409, descriptions={409: "The username or e-mail is taken (`conflict`)"}),
+    responses=error_responses(
+        409, descriptions={409: "The username or e-mail is taken (`conflict`)"}
+    ),
 )
 async def register(body: UserCreate, service: ServiceDep) -> UserPublic:
     return await service.register(body)
