@@ -7,3 +7,6 @@ from __future__ import annotations
 from tests.integration.auth.conftest import auth  # noqa: F401
 from tests.integration.realtime.conftest import serve  # noqa: F401
 from tests.security.conftest import system  # noqa: F401
+
+# The fuzz suite's population: alice, bob, a post of bob's, and their ids.
+from tests.security.test_fuzz_routes import population  # noqa: F401

@@ -6,7 +6,6 @@ headers that match them, and never refuses a schema-valid request as invalid (42
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -30,7 +29,7 @@ from agora.services.auth.app import create_app as create_auth
 from agora.services.posts.app import create_app as create_posts
 from agora.services.realtime.app import create_app as create_realtime
 from tests.security.conftest import Account, System
-from tests.security.test_fuzz_routes import assert_contract
+from tests.security.test_fuzz_routes import Population, assert_contract
 
 _CHECKS = [
     status_code_conformance,
@@ -105,21 +104,6 @@ def strategies(
 ) -> list[tuple[Operation, st.SearchStrategy[Any]]]:
     """Built once per run: schemathesis's strategies are costly to construct."""
     return [(operation, _cases(operation, real_ids)) for operation in operations(service)]
-
-
-@dataclass
-class Population:
-    alice: Account
-    ids: tuple[str, ...]  # real ids, so generated requests also reach the rows behind routes
-
-
-@pytest.fixture
-async def population(system: System) -> Population:
-    alice = await system.account("alice")
-    bob = await system.account("bob")
-    post = await system.posts.post("/api/v1/posts", json={"content": "hi"}, headers=bob.headers)
-    assert post.status_code == 201
-    return Population(alice, (alice.user_id, bob.user_id, post.json()["id"]))
 
 
 @pytest.mark.parametrize("service", ["auth", "posts", "realtime"])
