@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from agora.observability.logging import get_logger
 from agora.pubsub import Subscriber, stop_listening
+from agora.redis.access import RedisAccess
 from agora.security.tokens import TokenVerifier
 
 log = get_logger(__name__)
@@ -38,7 +39,7 @@ async def announce_key_revocation(redis: Redis, channel: str, kid: str) -> int:
 
 @asynccontextmanager
 async def following_key_revocations(
-    redis: Redis, channel: str, verifier: TokenVerifier
+    redis: RedisAccess, channel: str, verifier: TokenVerifier
 ) -> AsyncIterator[Subscriber]:
     """Listen for revocations while the block runs."""
 
