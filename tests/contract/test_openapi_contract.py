@@ -108,7 +108,7 @@ def strategies(
 
 @pytest.mark.parametrize("service", ["auth", "posts", "realtime"])
 @settings(
-    max_examples=15,  # each example sends one request to every operation: 3-30 s a service
+    max_examples=10,  # each example sends one request to every operation: 2-30 s a service
     deadline=None,
     # No shrinking: an example is a request to every operation, and shrinking one took over
     # five minutes here; the failure message names the request (as curl) already.
