@@ -265,6 +265,6 @@ def test_admission_bounds_follow_instances_and_the_services_bound(tls: TlsFiles)
 
 @pytest.mark.parametrize("field", ["gateway_queue_per_instance", "gateway_instances_per_service"])
 def test_admission_settings_refuse_zero(field: str) -> None:
+    values: dict[str, Any] = {field: 0}
     with pytest.raises(ValidationError, match=field):
-        values: dict[str, Any] = {field: 0}
         Settings(**values)
