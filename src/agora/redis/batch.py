@@ -38,9 +38,12 @@ class _StaleMaster(Exception):
 
 
 class Batches:
-    def __init__(self, client: Redis, *, keep: int = 32) -> None:
+    def __init__(self, client: Redis, *, keep: int = 64) -> None:
         self._client = client
-        self._keep = keep
+        pool = client.connection_pool
+        # At most half the pool sits here: the other uses keep theirs.
+        self._keep = min(keep, pool.max_connections // 2)
+        self._socket_timeout = pool.connection_kwargs.get("socket_timeout")
         self._idle: list[AbstractConnection] = []
 
     async def send_all(self, commands: Sequence[Command]) -> list[Any]:
@@ -59,10 +62,10 @@ class Batches:
         return results
 
     async def _lean(self, commands: Sequence[Command]) -> list[Any]:
-        pool = self._client.connection_pool
-        connection = self._idle.pop() if self._idle else await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: untyped
+        connection = self._idle.pop() if self._idle else await self._checkout()
         try:
-            await connection.send_packed_command(pack(commands))
+            # No health check: a dead connection fails this call, which the pipeline retries.
+            await connection.send_packed_command(pack(commands), check_health=False)
             replies: list[Any] = []
             for _ in commands:
                 try:
@@ -73,13 +76,25 @@ class Batches:
                     replies.append(exc)
         except BaseException:
             await connection.disconnect(nowait=True)
-            await pool.release(connection)
+            await self._give_back(connection)
             raise
         if len(self._idle) < self._keep:
             self._idle.append(connection)
         else:
-            await pool.release(connection)
+            await self._give_back(connection)
         return replies
+
+    async def _checkout(self) -> AbstractConnection:
+        pool = self._client.connection_pool
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: untyped
+        # While it is ours, no socket timeout: with one, redis-py runs every write in a task
+        # of its own (``asyncio.wait_for``); the caller's deadline bounds the whole call.
+        connection.socket_timeout = None
+        return connection
+
+    async def _give_back(self, connection: AbstractConnection) -> None:
+        connection.socket_timeout = self._socket_timeout
+        await self._client.connection_pool.release(connection)
 
 
 def pack(commands: Sequence[Command]) -> bytes:
