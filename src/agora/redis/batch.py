@@ -78,11 +78,14 @@ class Batches:
             await connection.disconnect(nowait=True)
             await self._give_back(connection)
             raise
+        await self._keep_or_give_back(connection)
+        return replies
+
+    async def _keep_or_give_back(self, connection: AbstractConnection) -> None:
         if len(self._idle) < self._keep:
             self._idle.append(connection)
         else:
             await self._give_back(connection)
-        return replies
 
     async def _checkout(self) -> AbstractConnection:
         pool = self._client.connection_pool
