@@ -44,12 +44,12 @@ async def access(own_redis: RedisProcess) -> AsyncIterator[RedisAccess]:
 
 
 def _batches(access: RedisAccess) -> Batches:
-    batches: Batches = access._batches  # noqa: SLF001  # the kept connections are the subject
+    batches: Batches = access._batches  # the kept connections are the subject
     return batches
 
 
 def _kept(access: RedisAccess) -> list[AbstractConnection]:
-    kept: list[AbstractConnection] = _batches(access)._idle  # noqa: SLF001
+    kept: list[AbstractConnection] = _batches(access)._idle
     return kept
 
 
@@ -106,11 +106,11 @@ async def test_connections_beyond_the_bound_go_back_to_the_pool(own_redis: Redis
     access = _access(own_redis.port, max_connections=4)  # keeps at most half: 2
     try:
         pool = access.client.connection_pool
-        held = [await _batches(access)._checkout() for _ in range(3)]  # noqa: SLF001
+        held = [await _batches(access)._checkout() for _ in range(3)]
         for connection in held:
-            await _batches(access)._keep_or_give_back(connection)  # noqa: SLF001
+            await _batches(access)._keep_or_give_back(connection)
         assert len(_kept(access)) == 2
-        (returned,) = pool._available_connections  # noqa: SLF001
+        (returned,) = pool._available_connections
         assert returned.socket_timeout == 0.5
     finally:
         await access.aclose()
