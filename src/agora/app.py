@@ -259,7 +259,9 @@ def build_app(
                 observability(app, service, settings, redis),
                 running_checks(health, service, settings, db, redis),
                 (start or _trusting_no_keys)(infra) as own,
-                following_key_revocations(redis, settings.key_events_channel, own.verifier),
+                following_key_revocations(
+                    redis, settings.key_events_channel, own.verifier, own.on_key_revoked
+                ),
             ):
                 runtime = Runtime(
                     infra=infra,
