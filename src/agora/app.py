@@ -20,7 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 import agora
-from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
@@ -33,6 +32,7 @@ from agora.observability.logging import get_logger
 from agora.observability.middleware import AccessLogPolicy, RequestContextMiddleware
 from agora.observability.runtime import observability
 from agora.ratelimit.middleware import EXEMPT_PATHS, RateLimitMiddleware, build_rate_limiter
+from agora.redis.client import redis_access
 from agora.resilience.admin import admin_routes
 from agora.resilience.admission import AdmissionControl
 from agora.resilience.registry import Breakers
@@ -225,12 +225,8 @@ def build_app(
             service=service,
             allowed=settings.effective_fault_injection,
         )
-        redis = create_redis(
-            settings.require_redis_url(),
-            socket_timeout_s=settings.redis_socket_timeout_s,
-            max_connections=settings.redis_max_connections,
-            faults=faults,
-        )
+        # The one way to Redis: key namespace, timeouts, breaker, each use's policy.
+        redis = redis_access(settings, breakers.redis, faults)
         db = database_from_settings(
             settings,
             application_name=f"agora-{service}",
@@ -246,8 +242,8 @@ def build_app(
             redis=redis,
             breakers=breakers,
             limiter=build_rate_limiter(settings, redis),
-            deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
-            revoked_sessions=revoked_sessions_store(redis, db, settings, breakers.redis),
+            deleted_users=deleted_users_store(redis, db, settings),
+            revoked_sessions=revoked_sessions_store(redis, db, settings),
             lifecycle=health.lifecycle,
             health=health,
             flags=flags,
@@ -257,7 +253,7 @@ def build_app(
             async with (
                 flags.watching(),
                 observability(app, service, settings, redis),
-                running_checks(health, service, settings, db, redis),
+                running_checks(health, service, settings, db, redis.client),
                 (start or _trusting_no_keys)(infra) as own,
                 following_key_revocations(
                     redis, settings.key_events_channel, own.verifier, own.on_key_revoked

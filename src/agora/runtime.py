@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
 from agora.cache.prefetch import Lookahead
@@ -28,6 +27,7 @@ from agora.flags import FaultSwitch, FeatureFlags
 from agora.health.monitor import HealthMonitor
 from agora.lifecycle import Lifecycle
 from agora.ratelimit.limiter import RateLimiter
+from agora.redis.access import RedisAccess
 from agora.resilience.registry import Breakers
 from agora.security.revocation import DeletedUsers, RevokedSessions
 from agora.security.tokens import TokenVerifier
@@ -42,7 +42,7 @@ class Infrastructure:
     service: ServiceName
     settings: Settings
     db: Database
-    redis: Redis
+    redis: RedisAccess
     breakers: Breakers
     limiter: RateLimiter
     deleted_users: DeletedUsers

@@ -20,6 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agora.ratelimit.gcra import Decision
 from agora.ratelimit.rates import Rate
+from agora.redis import keys, uses
+from agora.redis.access import RedisAccess
 
 # KEYS[1]: the client's TAT (ms, as text); KEYS[2]: its consecutive rejections.
 # ARGV: limit, period_ms, strike_ttl_ms, [now_ms]. Returns allowed, remaining, reset_ms,
@@ -49,26 +51,31 @@ if remaining > limit - 1 then remaining = limit - 1 end
 return {1, remaining, tostring(new_tat - now), '0', 0}
 """
 
-KEY_PREFIX = "agora:rl:"
-
 
 class RedisStore:
-    def __init__(self, redis: Redis, *, prefix: str = KEY_PREFIX) -> None:
+    """Every call is the ``rate_limit`` use of ``agora.redis`` (its timeout; no breaker: the
+    limiter's fallback period plays that part) and raises ``RedisUnavailable``."""
+
+    def __init__(self, access: RedisAccess) -> None:
         # register_script runs EVALSHA and loads the script again after a Redis restart or
         # failover (NOSCRIPT), so the script text crosses the wire only then.
-        self._redis = redis
-        self._script = redis.register_script(GCRA_SCRIPT)
-        self._prefix = prefix
+        self._access = access
+        self._script = access.script(GCRA_SCRIPT)
 
-    def keys(self, key: str) -> tuple[str, str]:
-        tagged = f"{self._prefix}{{{key}}}"
-        return tagged, f"{tagged}:strikes"
+    @staticmethod
+    def keys(key: str) -> tuple[str, str]:
+        return keys.rate_limit(key)
 
     async def hit(
         self, key: str, rate: Rate, *, strike_ttl_s: float, now_ms: float | None = None
     ) -> Decision:
-        reply = await self._script(keys=self.keys(key), args=_args(rate, strike_ttl_s, now_ms))
-        return _decision(rate, reply)
+        args = _args(rate, strike_ttl_s, now_ms)
+
+        async def run(client: Redis) -> list[Any]:
+            reply: list[Any] = await self._script(keys=self.keys(key), args=args, client=client)
+            return reply
+
+        return _decision(rate, await self._access.call(uses.RATE_LIMIT, run))
 
     async def hit_and_check(
         self, key: str, rate: Rate, exists_key: str, *, strike_ttl_s: float
@@ -95,11 +102,16 @@ class RedisStore:
         trip of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the
         pipeline sent again — the script had not run, so nothing is counted twice. The
         lookup's reply is None when it failed: its owner asks again itself."""
-        keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
-        replies = await self._pipelined(keys, args, exists_keys, lookup)
-        if isinstance(replies[0], NoScriptError):
-            self._script.sha = await self._redis.script_load(GCRA_SCRIPT)
-            replies = await self._pipelined(keys, args, exists_keys, lookup)
+        script_keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
+
+        async def run(client: Redis) -> list[Any]:
+            replies = await self._pipelined(client, script_keys, args, exists_keys, lookup)
+            if isinstance(replies[0], NoScriptError):
+                self._script.sha = await client.script_load(GCRA_SCRIPT)
+                replies = await self._pipelined(client, script_keys, args, exists_keys, lookup)
+            return replies
+
+        replies = await self._access.call(uses.RATE_LIMIT, run)
         checked = 1 + len(exists_keys)
         for result in replies[:checked]:
             if isinstance(result, Exception):
@@ -113,13 +125,14 @@ class RedisStore:
 
     async def _pipelined(
         self,
-        keys: tuple[str, str],
+        client: Redis,
+        script_keys: tuple[str, str],
         args: list[str | int | float],
         exists_keys: Sequence[str],
         lookup: tuple[str, str] | None,
     ) -> list[Any]:
         commands: list[tuple[str | int | float, ...]] = [
-            ("EVALSHA", self._script.sha, len(keys), *keys, *args),
+            ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *args),
             # one command each: they may live in other slots
             *(("EXISTS", exists_key) for exists_key in exists_keys),
         ]
@@ -127,10 +140,10 @@ class RedisStore:
             commands.append(("EVALSHA", lookup[0], 1, lookup[1]))
         if not trace.get_current_span().is_recording():
             try:
-                return await _send_all(self._redis, commands)
+                return await _send_all(client, commands)
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 pass  # redis-py's own pipeline below retries on a fresh connection
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with client.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
             results: list[Any] = await pipe.execute(raise_on_error=False)
@@ -144,7 +157,7 @@ async def _send_all(redis: Redis, commands: Sequence[tuple[str | int | float, ..
     not traced (a sampled request takes redis-py's pipeline, whose instrumentation makes its
     span); any connection trouble is left to that pipeline too, which retries. An error
     reply is returned in its place, as ``execute(raise_on_error=False)`` does. The caller
-    bounds the call (the limiter's ``asyncio.timeout``)."""
+    bounds the call (the ``rate_limit`` use's timeout in ``RedisAccess.call``)."""
     pool = redis.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: untyped
     try:

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from agora.observability.logging import get_logger
 from agora.pubsub import Subscriber, stop_listening
+from agora.redis.access import RedisAccess
 from agora.security.tokens import TokenVerifier
 
 log = get_logger(__name__)
@@ -39,7 +40,7 @@ async def announce_key_revocation(redis: Redis, channel: str, kid: str) -> int:
 
 @asynccontextmanager
 async def following_key_revocations(
-    redis: Redis,
+    redis: RedisAccess,
     channel: str,
     verifier: TokenVerifier,
     on_revoked: Callable[[str], None] | None = None,

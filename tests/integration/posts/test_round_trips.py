@@ -33,7 +33,7 @@ async def test_a_cached_read_makes_one_round_trip_and_stays_fresh(
     first = await client.get(url, headers=headers)  # a miss: loads and fills the cache
     assert first.status_code == 200
 
-    pool = app.runtime.infra.redis.connection_pool
+    pool = app.runtime.infra.redis.client.connection_pool
     real_get_connection = pool.get_connection
     checkouts: list[Any] = []
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from agora.cache import CacheService, Loaded
 from agora.cache.service import Loader
 from agora.config import Settings
@@ -23,6 +21,7 @@ from agora.flags.catalog import NOTIFICATION_LIKE_COUNT
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
+from agora.redis.access import RedisAccess
 from agora.security.tokens import Principal
 from agora.services.posts import caching
 from agora.services.posts import followee_repository as followees
@@ -109,7 +108,7 @@ class PostsService:
         self,
         *,
         db: Database,
-        redis: Redis,
+        redis: RedisAccess,
         cache: CacheService,
         settings: Settings,
         flags: FeatureFlags,
@@ -120,10 +119,9 @@ class PostsService:
         self._cache = cache
         self._settings = settings
         self._channel = settings.events_channel
-        self._publish_timeout_s = settings.redis_socket_timeout_s
 
     async def _emit(self, event: Event) -> None:
-        await publish(self._redis, self._channel, event, timeout_s=self._publish_timeout_s)
+        await publish(self._redis, self._channel, event)
 
     async def _notify(
         self, row: repo.NotificationRow | None, *, post: repo.PostRow | None = None

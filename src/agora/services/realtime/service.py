@@ -14,7 +14,7 @@ from opentelemetry.trace import Link, SpanKind
 from starlette.websockets import WebSocket
 
 from agora.db import Database
-from agora.errors import ApiError, ServiceUnavailable
+from agora.errors import ApiError
 from agora.events import Event
 from agora.ids import parse_uuid
 from agora.observability import tracing
@@ -30,7 +30,7 @@ from agora.services.realtime.hub import (
     FrameType,
     Hub,
 )
-from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
+from agora.services.realtime.presence import Presence
 from agora.services.realtime.schemas import PONG_FRAME, auth_ok_frame, error_frame, event_frame
 
 _SHOWN_TYPE_CHARS = 64  # an unknown type echoed back is cut: the reply must stay small
@@ -65,12 +65,8 @@ async def may_see_presence(db: Database, *, viewer_id: str, user_id: str) -> boo
 
 
 async def user_presence(presence: Presence, *, user_id: str) -> bool:
-    try:
-        return await presence.is_online(user_id)
-    except PRESENCE_ERRORS as exc:
-        raise ServiceUnavailable(
-            "presence is unavailable; try again shortly", headers={"Retry-After": "5"}
-        ) from exc
+    """Without Redis: 503 ``unavailable`` with Retry-After (``presence_read`` fails closed)."""
+    return await presence.is_online(user_id)
 
 
 def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
