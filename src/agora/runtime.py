@@ -12,6 +12,7 @@ domain service, key store, hub...), so this module knows nothing of the services
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -58,13 +59,15 @@ class Infrastructure:
 class ServiceParts(Generic[P]):
     """What a service's own start-up hook yields: its token verifier, its own parts and, if
     it knows before routing which cache entry a request reads, the lookahead that lets the
-    rate limiter fetch it in its own round trip; and a shortcut that answers what it can
-    before FastAPI's routing (``agora.fastpath``)."""
+    rate limiter fetch it in its own round trip; a shortcut that answers what it can
+    before FastAPI's routing (``agora.fastpath``); and what else must end when a signing
+    key is revoked (``on_key_revoked(kid)``, after the verifier forgot it)."""
 
     verifier: TokenVerifier
     parts: P
     lookahead: Lookahead | None = None
     shortcut: Shortcut | None = None
+    on_key_revoked: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
