@@ -76,7 +76,12 @@ def create_app(
                     await subscriber.subscribed.wait()
             except TimeoutError:
                 log.warning("started before the events subscription; still retrying")
-            yield ServiceParts(verifier=verifier, parts=parts)
+
+            def close_signed_by(kid: str) -> None:
+                closed = hub.close_signed_by(kid)
+                log.warning("closed the sockets of a revoked signing key", kid=kid, sockets=closed)
+
+            yield ServiceParts(verifier=verifier, parts=parts, on_key_revoked=close_signed_by)
 
     return build_app(
         "realtime", settings, routers=[router], start=start, description=WEBSOCKET_DESCRIPTION

@@ -154,6 +154,7 @@ async def reauthenticate_in_band(
     if conn.closing:  # ended (or expired) while the token was checked
         return error_frame("invalid_token", "this socket is closing"), "error"
     conn.session_id = principal.session_id
+    conn.key_id = principal.key_id
     deadline = valid_until(principal)
     clock.expire_at(deadline)
     return auth_ok_frame(int(deadline)), "auth.ok"
@@ -183,7 +184,12 @@ async def run_session(  # noqa: PLR0913  # the socket, then keyword-only parts o
     message over ``max_message_bytes`` — uvicorn bounds frames too, this bounds any server —
     for flooding: see ``agora.ratelimit.websocket`` — or when ``principal``'s session ends or
     its token expires, ``valid_until(principal)``, without an in-band re-authentication)."""
-    conn = Connection(user_id, websocket, session_id=principal.session_id if principal else None)
+    conn = Connection(
+        user_id,
+        websocket,
+        session_id=principal.session_id if principal else None,
+        key_id=principal.key_id if principal else None,
+    )
     limiter = limits.for_connection() if limits is not None else None
     hub.register(conn)
     sender = asyncio.create_task(conn.run_sender())
