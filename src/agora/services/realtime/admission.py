@@ -77,7 +77,7 @@ class SocketAdmission:
         ``{limit="ws_sockets_per_user"}``."""
         now = time.time()
         key, field = keys.presence(user_id), self._presence.field(connection_id)
-        args = [now, field, int(now) + self._ttl_s, self._cap, self._ttl_s]
+        args: list[str | int | float] = [now, field, int(now) + self._ttl_s, self._cap, self._ttl_s]
 
         async def run(client: Redis) -> int:
             return int(await self._script(keys=[key], args=args, client=client))
