@@ -33,8 +33,8 @@ query parameter; a missing, invalid or revoked token, or two tokens at once, ref
 handshake (HTTP 403, no socket). Past the rate limit the socket is accepted, sent an `error`
 frame `rate_limited` with `retry_after_ms`, and closed with 1013. A user may hold
 `AGORA_REALTIME_MAX_SOCKETS_PER_USER` (default 8) sockets on all instances together: past it
-the socket is accepted, sent an `error` frame `too_many_connections`, and closed with 4029. The server sends JSON text
-frames `{"type": …}`: `post.created`, `notification`, `server.draining`
+the socket is accepted, sent an `error` frame `too_many_connections`, and closed with 4029.
+The server sends JSON text frames `{"type": …}`: `post.created`, `notification`, `server.draining`
 (`reconnect_after_ms`), `pong`, `auth.ok` (`valid_until`) and `error` (`code`:
 `malformed_message`, `unknown_type`, `rate_limited`, `invalid_token`,
 `too_many_connections`). The client may send
