@@ -142,6 +142,9 @@ class Settings(BaseSettings):
 
     presence_ttl_s: int = Field(default=60, ge=5)
     ws_heartbeat_s: float = Field(default=20.0, gt=0)
+    # Open WebSockets per user across all realtime instances (a few accounts must not hold
+    # every upstream connection, docs/security.md); without Redis, per instance.
+    realtime_max_sockets_per_user: int = Field(default=8, ge=1)
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=60)
     keep_alive_timeout_s: int = Field(default=75, ge=1)
     # Health probes and drain (see docs/operations.md).

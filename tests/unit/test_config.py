@@ -16,6 +16,7 @@ def test_defaults_are_development() -> None:
     assert settings.effective_trace_sample_ratio == 1.0
     assert settings.effective_cookie_secure is False
     assert settings.access_token_ttl_s == 900
+    assert settings.realtime_max_sockets_per_user == 8
 
 
 def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,6 +36,7 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AGORA_TRUSTED_PROXIES", "not-a-network", "AGORA_TRUSTED_PROXIES"),
         ("AGORA_ACCESS_TOKEN_TTL_S", "3600", "AGORA_ACCESS_TOKEN_TTL_S"),
         ("AGORA_DB_POOL_MAX_SIZE", "zero", "AGORA_DB_POOL_MAX_SIZE"),
+        ("AGORA_REALTIME_MAX_SOCKETS_PER_USER", "0", "AGORA_REALTIME_MAX_SOCKETS_PER_USER"),
     ],
 )
 def test_bad_values_name_the_variable(

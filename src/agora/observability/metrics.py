@@ -117,6 +117,7 @@ RATE_LIMIT_NAMES = (
     "login_account",
     "websocket",
     "ws_message_size",
+    "ws_sockets_per_user",
 )
 for _cache in CACHE_NAMES:
     for _result in ("hit", "miss", "error"):

@@ -75,6 +75,12 @@ PRESENCE_READ = Use(
     guarded=False,
     refusal="presence is unavailable; try again shortly",
 )
+SOCKET_ADMISSION = Use(
+    "socket_admission",
+    Degrade.FALLBACK,
+    "each instance caps a user's sockets on its own (AGORA_REALTIME_MAX_SOCKETS_PER_USER per "
+    "instance, not across them)",
+)
 RECENT_WRITER_MARK = Use(
     "recent_writer_mark",
     Degrade.OPEN,
@@ -114,6 +120,7 @@ ALL: tuple[Use, ...] = (
     LOGIN_BACKOFF,
     PRESENCE_WRITE,
     PRESENCE_READ,
+    SOCKET_ADMISSION,
     RECENT_WRITER_MARK,
     RECENT_WRITER_CHECK,
     EVENTS_PUBLISH,

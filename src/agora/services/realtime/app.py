@@ -15,6 +15,7 @@ from agora.ratelimit.websocket import MessageLimits
 from agora.runtime import Infrastructure, ServiceApp, ServiceParts
 from agora.security.jwks import jwks_token_verifier
 from agora.security.tokens import KeyResolver
+from agora.services.realtime.admission import SocketAdmission
 from agora.services.realtime.hub import Hub, reconnect_delay_ms
 from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.presence import Presence, run_heartbeat
@@ -48,6 +49,12 @@ def create_app(
             parts = RealtimeParts(
                 hub=hub,
                 presence=presence,
+                admission=SocketAdmission(
+                    infra.redis,
+                    presence,
+                    cap=settings.realtime_max_sockets_per_user,
+                    ttl_s=settings.presence_ttl_s,
+                ),
                 dispatcher=dispatcher,
                 subscriber=subscriber,
                 ws_limits=MessageLimits.from_settings(settings),

@@ -40,6 +40,10 @@ ACCOUNT_DELETED_CLOSE_CODE = 1008
 SESSION_ENDED_CLOSE_CODE = 4001
 TOKEN_EXPIRED_CLOSE_CODE = 4002
 KEY_REVOKED_CLOSE_CODE = 4003
+# 4029: refused at the handshake, the user has AGORA_REALTIME_MAX_SOCKETS_PER_USER sockets open
+# on all instances together (an ``error`` frame ``too_many_connections`` comes first): close
+# one, or retry later; reconnecting at once is refused again.
+TOO_MANY_SOCKETS_CLOSE_CODE = 4029
 # Revoked kids a hub remembers (a handful in a process's life; the bound is only a guard).
 _REMEMBERED_REVOKED_KEYS = 64
 
@@ -81,8 +85,10 @@ class Connection:
         session_id: str | None = None,
         key_id: str | None = None,
         queue_size: int = QUEUE_SIZE,
+        connection_id: str | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex
+        # Given when the socket's slot was taken before it existed (``SocketAdmission``).
+        self.id = connection_id or uuid.uuid4().hex
         self.user_id = user_id
         # The login session of the token the socket authenticated with (changes on an
         # in-band re-authentication); None for a token without one.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Request, WebSocket
 
 from agora.errors import ApiError, NotFound
@@ -13,8 +15,9 @@ from agora.security.identity import IdentityMiddleware, identity_of
 from agora.security.strings import Text
 from agora.security.tokens import Principal
 from agora.services.realtime import service
+from agora.services.realtime.hub import TOO_MANY_SOCKETS_CLOSE_CODE
 from agora.services.realtime.parts import RealtimeParts
-from agora.services.realtime.schemas import PresencePublic
+from agora.services.realtime.schemas import PresencePublic, error_frame
 
 log = get_logger(__name__)
 
@@ -28,15 +31,19 @@ WEBSOCKET_DESCRIPTION = """\
 it is answered 404. The access token goes in `Authorization: Bearer …` or the `access_token`
 query parameter; a missing, invalid or revoked token, or two tokens at once, refuses the
 handshake (HTTP 403, no socket). Past the rate limit the socket is accepted, sent an `error`
-frame `rate_limited` with `retry_after_ms`, and closed with 1013. The server sends JSON text
-frames `{"type": …}`: `post.created`, `notification`, `server.draining`
+frame `rate_limited` with `retry_after_ms`, and closed with 1013. A user may hold
+`AGORA_REALTIME_MAX_SOCKETS_PER_USER` (default 8) sockets on all instances together: past it
+the socket is accepted, sent an `error` frame `too_many_connections`, and closed with 4029.
+The server sends JSON text frames `{"type": …}`: `post.created`, `notification`, `server.draining`
 (`reconnect_after_ms`), `pong`, `auth.ok` (`valid_until`) and `error` (`code`:
-`malformed_message`, `unknown_type`, `rate_limited`, `invalid_token`). The client may send
+`malformed_message`, `unknown_type`, `rate_limited`, `invalid_token`,
+`too_many_connections`). The client may send
 `{"type": "ping"}` and `{"type": "auth", "access_token": …}` (moves the socket's deadline to
 the new token's expiry). Frames are at most 64 KiB by default
 (`AGORA_WS_MAX_MESSAGE_BYTES`). Close codes: 1008 policy violation (message rate limit, account
 deleted), 1009 frame too big, 1012 service restart, 1013 slow consumer, 4001 session ended,
-4002 access token expired (re-authenticate in-band before it does)."""
+4002 access token expired (re-authenticate in-band before it does), 4003 signing key revoked
+(refresh and reconnect), 4029 too many sockets for this user (close one first)."""
 
 
 @router.websocket("/ws")
@@ -69,18 +76,34 @@ async def events_socket(websocket: WebSocket) -> None:
             identity, runtime.verifier, infra.deleted_users, infra.revoked_sessions
         )
 
-    await websocket.accept()
-    await service.run_session(
-        websocket,
-        user_id=user_id,
-        hub=parts.hub,
-        presence=parts.presence,
-        max_message_bytes=infra.settings.ws_max_message_bytes,
-        limits=parts.ws_limits,
-        principal=principal,
-        valid_until=runtime.verifier.valid_until,
-        reauthenticate=reauthenticate,
-    )
+    admission = parts.admission
+    connection_id = uuid.uuid4().hex
+    admitted = await admission.admit(user_id, connection_id)
+    try:
+        await websocket.accept()
+        if not admitted:
+            # Accepted to be refused: a browser sees a close code and reason, never an HTTP
+            # status, so a refused upgrade would look like a network failure and be retried.
+            reason = f"too many connections: at most {admission.cap} sockets per user"
+            await websocket.send_text(error_frame("too_many_connections", reason))
+            await websocket.close(TOO_MANY_SOCKETS_CLOSE_CODE, "too many connections")
+            return
+        # Its end deletes the socket's presence field: the slot is free at once.
+        await service.run_session(
+            websocket,
+            user_id=user_id,
+            hub=parts.hub,
+            presence=parts.presence,
+            max_message_bytes=infra.settings.ws_max_message_bytes,
+            limits=parts.ws_limits,
+            principal=principal,
+            valid_until=runtime.verifier.valid_until,
+            reauthenticate=reauthenticate,
+            connection_id=connection_id,
+        )
+    finally:
+        # A client gone before the accept leaves its field to age out (no heartbeat lists it).
+        admission.release(user_id, connection_id)
 
 
 @router.get(

@@ -14,7 +14,9 @@ from pydantic import BaseModel
 from agora.errors import websocket_error_frame
 from agora.events import Event
 
-ErrorCode = Literal["malformed_message", "unknown_type", "rate_limited", "invalid_token"]
+ErrorCode = Literal[
+    "malformed_message", "unknown_type", "rate_limited", "invalid_token", "too_many_connections"
+]
 
 
 class PresencePublic(BaseModel):

@@ -179,6 +179,7 @@ async def run_session(  # noqa: PLR0913  # the socket, then keyword-only parts o
     principal: Principal | None = None,
     valid_until: Callable[[Principal], float] | None = None,
     reauthenticate: Reauthenticate | None = None,
+    connection_id: str | None = None,
 ) -> None:
     """Serve one accepted socket until the client leaves (or is closed as too slow, for a
     message over ``max_message_bytes`` — uvicorn bounds frames too, this bounds any server —
@@ -189,6 +190,7 @@ async def run_session(  # noqa: PLR0913  # the socket, then keyword-only parts o
         websocket,
         session_id=principal.session_id if principal else None,
         key_id=principal.key_id if principal else None,
+        connection_id=connection_id,
     )
     limiter = limits.for_connection() if limits is not None else None
     hub.register(conn)
