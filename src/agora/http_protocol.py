@@ -12,11 +12,11 @@ header block, holds the connection (and its memory) for ever. This subclass adds
 - a cap on the bytes received before the headers are complete, answered 431 and closed.
 
 It relies on these uvicorn internals, pinned by tests/unit/test_http_protocol.py: the
-``connection_made``/``data_received``/``connection_lost`` protocol methods, the parser
+``connection_made``/``data_received``/``connection_lost`` protocol methods; the parser
 callbacks ``on_message_begin``/``on_url``/``on_header``/``on_headers_complete``/``on_body``/
-``on_message_complete``, ``handle_websocket_upgrade`` (called synchronously from ``parser.feed_data`` inside
-``data_received``; ``on_headers_complete`` starts the request), and ``self.transport`` /
-``self.loop``.
+``on_message_complete`` and ``handle_websocket_upgrade``, all called synchronously from
+``parser.feed_data`` inside ``data_received`` (``on_headers_complete`` starts the request);
+and ``self.transport``/``self.loop``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ the one error body every service sends (``agora.errors``):
   ``describe_errors`` from what the route is: every routed request can meet the admission
   bound, the drain, a dependency outage (503), the deadline (504), the rate limiter (429), the
   identity step's ``ambiguous_credentials`` (400), the body deadline (408, which the gateway
-  also answers for the whole request) and the gateway's own answers (502);
+  also answers for the whole request), the header size cap (431) and the gateway's own answers
+  (502);
   a route that needs an access token adds 401 and the bearer security scheme; one that
   takes a body adds 400 ``malformed_json``, 413, 415 and 422; one that takes parameters, 422.
 
@@ -71,6 +72,7 @@ _DESCRIPTIONS = {
     415: "The body is not `application/json` (`unsupported_media_type`)",
     422: "A body field or a parameter is invalid (`validation_error`, with `details`)",
     429: "Rate limited (`rate_limited`); see `Retry-After` and `RateLimit`",
+    431: "The request headers are larger than the service's limit (`headers_too_large`)",
     502: "The gateway could not complete the request (`gateway_error`); safe to retry an "
     "idempotent request",
     503: "Overloaded (`overloaded`), shutting down or a dependency is unavailable "
@@ -93,10 +95,10 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 # What every routed request can meet, whatever the route (middleware and gateway).
-ROUTED = frozenset({400, 408, 429, 502, 503, 504})
+ROUTED = frozenset({400, 408, 429, 431, 502, 503, 504})
 # Paths the identity step, the limiter and admission control leave alone still meet the drain's
 # 503, the deadline and the gateway.
-UNGUARDED = frozenset({408, 502, 503, 504})
+UNGUARDED = frozenset({408, 431, 502, 503, 504})
 WITH_BODY = frozenset({400, 413, 415, 422})
 WITH_PARAMETERS = frozenset({422})
 AUTHENTICATED = frozenset({401})

@@ -133,7 +133,9 @@ async def test_an_oversized_header_block_is_refused_431_and_closed(
 async def test_normal_requests_and_keep_alive_still_work(auth: ServiceProcess) -> None:
     body = orjson.dumps({"username": "nobody", "password": "not-the-password"})
     async with connection(auth) as (reader, writer):
-        writer.write(b"GET /healthz/live HTTP/1.1\r\nHost: t\r\n" + b"X-Fill: " + b"a" * 2048 + b"\r\n\r\n")
+        writer.write(
+            b"GET /healthz/live HTTP/1.1\r\nHost: t\r\n" + b"X-Fill: " + b"a" * 2048 + b"\r\n\r\n"
+        )
         assert (await read_response(reader))[0] == 200
         # Idle between requests for longer than the header deadline: that is the keep-alive
         # timeout's to bound, not the header deadline's.
