@@ -176,7 +176,10 @@ def middleware_stack(
     - the drain's 503 right inside the request context: a request the drain cuts off is
       answered 503 with Retry-After wherever it waits (a key fetch in the identity step, the
       limiter's Redis call, a route), never uvicorn's bare 500;
-    - the service's shortcut innermost, just outside FastAPI's routing (``agora.fastpath``).
+    - the service's shortcut right after the limiter, before CORS and the body limits: it
+      takes only requests those two would pass through untouched (no ``Origin``, no body),
+      so it skips their work (``agora.fastpath``);
+    - FastAPI's own layers inside all of these (``ServiceApp.build_middleware_stack``).
     """
     infra = runtime.infra
     settings = infra.settings
@@ -213,6 +216,8 @@ def middleware_stack(
                 lookahead=runtime.lookahead,
             )
         )
+    if runtime.shortcut is not None:
+        stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     if settings.cors_origins:
         stack.append(cors(settings))
     stack.append(
@@ -224,8 +229,6 @@ def middleware_stack(
             body_timeout_s=settings.request_body_timeout_s,
         )
     )
-    if runtime.shortcut is not None:
-        stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     return stack
 
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp
 
 from agora.cache.prefetch import Lookahead
 from agora.config import ServiceName, Settings
@@ -96,6 +98,29 @@ class ServiceApp(FastAPI, Generic[P]):
 
     def install_runtime(self, runtime: Runtime[P]) -> None:
         self._runtime = runtime
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Our middleware outermost, FastAPI's layers inside it, without Starlette's
+        ``ServerErrorMiddleware``.
+
+        FastAPI puts three layers of its own outside every user middleware (the last-resort
+        500, exception telemetry, a body limit), so each request, a shortcut's too, crossed
+        them twice. Ours do their work already: ``RequestContextMiddleware`` is the
+        last-resort handler (the contract's JSON 500, logged, counted), so the
+        ``ServerErrorMiddleware`` outside it could only ever see a failure of the two layers
+        above it (admission, security headers), which uvicorn answers with the same plain 500.
+        The telemetry and body-limit layers (idle here: telemetry is off, no body limit is
+        set on the app) stay, inside ours, for the routes."""
+        ours, self.user_middleware = self.user_middleware, []
+        try:
+            inner = super().build_middleware_stack()
+        finally:
+            self.user_middleware = ours
+        if isinstance(inner, ServerErrorMiddleware):
+            inner = inner.app
+        for cls, args, kwargs in reversed(ours):
+            inner = cls(inner, *args, **kwargs)
+        return inner
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime[Any]:

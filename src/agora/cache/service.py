@@ -113,13 +113,16 @@ class CacheService:
             self._flight(entry, load, ttl_s, now_us)
         return model.model_validate_json(payload)
 
-    def cached_json(self, cache: str, key: str, load: Loader[M], *, ttl_s: float) -> bytes | None:
+    def cached_json(
+        self, cache: str, key: str, loader: Callable[[], Loader[M]], *, ttl_s: float
+    ) -> bytes | None:
         """The stored JSON of ``cache``/``key``, as stored, when the lookup sent ahead in this
         request (``agora.cache.prefetch``) found it fresh: a hit served without building the
         model and serialising it again (the entry is the model's own ``model_dump_json``).
         Counted and refreshed early like a ``get_or_load`` hit. None for anything else (no
         lookup sent ahead, a miss, a load of this entry in flight): the offered reply is then
-        left for ``get_or_load``, which the caller uses instead."""
+        left for ``get_or_load``, which the caller uses instead. ``loader()``: the load, built
+        only for an early refresh (most hits need none)."""
         entry = entry_key(cache, key)
         reply = prefetch.peek(entry)
         if reply is None or not reply[0] or entry in self._flights:
@@ -128,7 +131,7 @@ class CacheService:
         _, payload, pttl_ms, load_ms, now_us = reply
         self._stats.count(cache, "hit")
         if self._refresh_early(int(pttl_ms), int(load_ms)):
-            self._flight(entry, load, ttl_s, now_us)
+            self._flight(entry, loader(), ttl_s, now_us)
         return bytes(payload)
 
     def _refresh_early(self, pttl_ms: int, load_ms: int) -> bool:

@@ -11,6 +11,8 @@ its own timeout and its own choice of breaker, eight times over. Here:
   (``FALLBACK``): ``otherwise`` when Redis cannot answer, logged once per outage per use.
 - ``require(use, command)``: for a use that fails closed (``CLOSED``): without Redis the
   operation is refused with the use's 503 (``Retry-After``).
+- ``send_all(use, commands)``: several commands in one round trip under the use's timeout
+  (``agora.redis.batch``: the hot path's lean pipeline, redis-py's when traced).
 
 The policies are declared once, in ``agora.redis.uses``, and documented in
 docs/architecture.md ("Redis access"). Keys come from ``agora.redis.keys`` only.
@@ -20,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -31,6 +33,7 @@ from redis.exceptions import RedisError
 
 from agora.errors import ServiceUnavailable
 from agora.observability.logging import get_logger
+from agora.redis.batch import Batches, Command
 from agora.redis.policy import Degrade, RedisUnavailable, TimeoutName, Use
 from agora.resilience.breaker import CircuitBreaker, CircuitOpenError
 
@@ -63,6 +66,7 @@ class RedisAccess:
             "ratelimit": ratelimit_timeout_s,
         }
         self._warned_at: dict[str, float] = {}
+        self._batches = Batches(client)
 
     def timeout_s(self, use: Use) -> float:
         return self._timeouts[use.timeout]
@@ -81,6 +85,16 @@ class RedisAccess:
             with self.breaker.guard() if use.guarded else nullcontext():
                 async with asyncio.timeout(self.timeout_s(use)):
                     return await command(self.client)
+        except _FAILURES as exc:
+            raise RedisUnavailable(use, exc) from exc
+
+    async def send_all(self, use: Use, commands: Sequence[Command]) -> list[Any]:
+        """The replies of ``commands``, sent in one round trip, an error reply in its place;
+        under ``use``'s timeout (and breaker), as ``call``."""
+        try:
+            with self.breaker.guard() if use.guarded else nullcontext():
+                async with asyncio.timeout(self.timeout_s(use)):
+                    return await self._batches.send_all(commands)
         except _FAILURES as exc:
             raise RedisUnavailable(use, exc) from exc
 

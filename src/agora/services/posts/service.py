@@ -18,7 +18,7 @@ from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unproce
 from agora.events import Event, publish
 from agora.flags import FeatureFlags
 from agora.flags.catalog import NOTIFICATION_LIKE_COUNT
-from agora.ids import parse_uuid
+from agora.ids import canonical_uuid, parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
 from agora.redis.access import RedisAccess
@@ -195,13 +195,13 @@ class PostsService:
         """``get_post``'s answer as the cache holds it (``PostPublic`` JSON), when the lookup
         sent ahead in this request found it fresh; None when ``get_post`` must answer (a miss,
         an id that names nothing, no lookup sent ahead)."""
-        target, viewer = parse_uuid(post_id), parse_uuid(principal.user_id)
+        target, viewer = canonical_uuid(post_id), canonical_uuid(principal.user_id)
         if target is None or viewer is None:
             return None
         return self._cache.cached_json(
             "post",
             caching.post_key(target, viewer),
-            self._post_loader(target, viewer),
+            lambda: self._post_loader(uuid.UUID(target), uuid.UUID(viewer)),
             ttl_s=self._settings.cache_post_ttl_s,
         )
 
