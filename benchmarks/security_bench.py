@@ -106,7 +106,11 @@ async def main() -> None:
                 _asgi_call(
                     SecurityHeadersMiddleware(
                         RequestLimitsMiddleware(
-                            _app, max_body_bytes=65536, max_json_depth=32, timeout_s=30
+                            _app,
+                            max_body_bytes=65536,
+                            max_json_depth=32,
+                            timeout_s=30,
+                            body_timeout_s=10,
                         ),
                         no_store=True,
                     )

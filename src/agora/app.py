@@ -226,6 +226,7 @@ def middleware_stack(
             max_body_bytes=settings.max_body_bytes,
             max_json_depth=settings.max_json_depth,
             timeout_s=settings.request_timeout_s,
+            body_timeout_s=settings.request_body_timeout_s,
         )
     )
     return stack

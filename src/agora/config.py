@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=2, le=256)
     ws_max_message_bytes: int = Field(default=64 * 1024, ge=128)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # Slow clients (docs/security.md): a request's headers must arrive within
+    # request_header_timeout_s of the connect (or of the request's first byte on a kept-alive
+    # connection) and be at most max_header_bytes (above Envoy's 60 KiB, so nothing the gateway
+    # forwards is refused); its body within request_body_timeout_s of the headers (408).
+    request_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    request_body_timeout_s: float = Field(default=10.0, gt=0, le=300)
     # Admission control (agora.resilience.admission; sized in docs/performance.md): HTTP
     # requests one instance works on at once, how many more may wait for a turn and how long;
     # past that, 503 before any work.

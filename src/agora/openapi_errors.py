@@ -9,7 +9,9 @@ the one error body every service sends (``agora.errors``):
 - what the middleware and FastAPI answer, which applies to many routes alike, added here by
   ``describe_errors`` from what the route is: every routed request can meet the admission
   bound, the drain, a dependency outage (503), the deadline (504), the rate limiter (429), the
-  identity step's ``ambiguous_credentials`` (400), and the gateway's own answers (408, 502);
+  identity step's ``ambiguous_credentials`` (400), the body deadline (408, which the gateway
+  also answers for the whole request), the header size cap (431) and the gateway's own answers
+  (502);
   a route that needs an access token adds 401 and the bearer security scheme; one that
   takes a body adds 400 ``malformed_json``, 413, 415 and 422; one that takes parameters, 422.
 
@@ -63,12 +65,14 @@ _DESCRIPTIONS = {
     401: "No valid access token (`unauthenticated`, `invalid_token`, `session_ended`)",
     403: "Forbidden (`forbidden`)",
     404: "Not found (`not_found`)",
-    408: "The gateway did not receive the whole request in time (`request_timeout`)",
+    408: "The request was not received in time (`request_timeout`): the gateway's deadline "
+    "for the whole request, or the service's for the body",
     409: "Conflict (`conflict`)",
     413: "Request body larger than the service's limit (`payload_too_large`)",
     415: "The body is not `application/json` (`unsupported_media_type`)",
     422: "A body field or a parameter is invalid (`validation_error`, with `details`)",
     429: "Rate limited (`rate_limited`); see `Retry-After` and `RateLimit`",
+    431: "The request headers are larger than the service's limit (`headers_too_large`)",
     502: "The gateway could not complete the request (`gateway_error`); safe to retry an "
     "idempotent request",
     503: "Overloaded (`overloaded`), shutting down or a dependency is unavailable "
@@ -91,10 +95,10 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 # What every routed request can meet, whatever the route (middleware and gateway).
-ROUTED = frozenset({400, 408, 429, 502, 503, 504})
+ROUTED = frozenset({400, 408, 429, 431, 502, 503, 504})
 # Paths the identity step, the limiter and admission control leave alone still meet the drain's
 # 503, the deadline and the gateway.
-UNGUARDED = frozenset({408, 502, 503, 504})
+UNGUARDED = frozenset({408, 431, 502, 503, 504})
 WITH_BODY = frozenset({400, 413, 415, 422})
 WITH_PARAMETERS = frozenset({422})
 AUTHENTICATED = frozenset({401})

@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from agora.config import ServiceName, Settings
+from agora.http_protocol import header_deadline_protocol
 from agora.observability import heap
 from agora.observability.logging import configure_logging
 from agora.runtime import ServiceApp
@@ -39,7 +40,11 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int) -> 
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the header deadline and size cap uvicorn lacks (agora.http_protocol).
+        http=header_deadline_protocol(
+            header_timeout_s=settings.request_header_timeout_s,
+            max_header_bytes=settings.max_header_bytes,
+        ),
         ws="wsproto",
         lifespan="on",
         log_config=None,

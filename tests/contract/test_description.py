@@ -21,9 +21,10 @@ DESCRIPTIONS: dict[str, dict[str, Any]] = {
     "posts": create_posts(Settings()).openapi(),
     "realtime": create_realtime(Settings()).openapi(),
 }
-# Every routed request: 400 ambiguous_credentials, the gateway's 408 and 502, the limiter's
-# 429, 503 (overloaded, draining, a dependency down), the deadline's 504.
-ROUTED = {400, 408, 429, 502, 503, 504}
+# Every routed request: 400 ambiguous_credentials, the body deadline's (and the gateway's) 408,
+# the gateway's 502, the limiter's 429, the header cap's 431, 503 (overloaded, draining, a
+# dependency down), the deadline's 504.
+ROUTED = {400, 408, 429, 431, 502, 503, 504}
 BODY = {400, 413, 415, 422}
 
 EXPECTED = {
@@ -32,7 +33,7 @@ EXPECTED = {
     ("auth", "post", "/api/v1/auth/refresh"): {200, 401, 403} | ROUTED | BODY,
     ("auth", "get", "/api/v1/auth/me"): {200, 401} | ROUTED,
     ("auth", "delete", "/api/v1/auth/me"): {204, 401, 403} | ROUTED | BODY,
-    ("auth", "get", "/api/v1/auth/.well-known/jwks.json"): {200, 408, 502, 503, 504},
+    ("auth", "get", "/api/v1/auth/.well-known/jwks.json"): {200, 408, 431, 502, 503, 504},
     ("posts", "get", "/api/v1/posts/feed"): {200, 401, 422} | ROUTED,
     ("posts", "delete", "/api/v1/posts/{post_id}"): {204, 401, 403, 404, 422} | ROUTED,
     ("posts", "put", "/api/v1/posts/follows/{user_id}"): {200, 401, 404, 422} | ROUTED,

@@ -7,6 +7,10 @@ and a deadline for the whole request.
   exhaust Python's stack (a 500); it is refused with 422 before anything parses it. The check
   costs two ``bytes.count`` calls (C speed) for every body; only a body with more brackets than
   the limit is scanned further.
+- Body deadline: a body not received within ``body_timeout_s`` of the headers is answered 408
+  ``request_timeout`` (as the gateway answers it) and the connection closed, so a client that
+  trickles its body cannot hold a connection; the headers' own deadline is the server's
+  (agora.http_protocol).
 - Deadline: a request still running after ``timeout_s`` is cancelled and answered 504, so a
   stuck dependency cannot pin a connection (and its pooled resources) forever.
 
@@ -57,9 +61,12 @@ class _BodyTooLarge(Exception):
     pass
 
 
+# The rest of the body is never read, so the connection cannot be reused.
+_UNREAD_BODY = frozenset({HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.REQUEST_TIMEOUT})
+
+
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
-    # 413: the rest of the body is never read, so the connection cannot be reused.
-    headers = ((b"connection", b"close"),) if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE else ()
+    headers = ((b"connection", b"close"),) if status in _UNREAD_BODY else ()
     await send_error(send, status, code, message, headers=headers)
 
 
@@ -72,12 +79,19 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 class RequestLimitsMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_json_depth: int, timeout_s: float
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_json_depth: int,
+        timeout_s: float,
+        body_timeout_s: float,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
         self.timeout_s = timeout_s
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,9 +103,18 @@ class RequestLimitsMiddleware:
             return
         if declared is not None or _header(scope, b"transfer-encoding") is not None:
             try:
-                body, more = await self._read_body(receive)
+                async with asyncio.timeout(self.body_timeout_s):
+                    body, more = await self._read_body(receive)
             except _BodyTooLarge:
                 await self._too_large(send)
+                return
+            except TimeoutError:  # only ours: nothing else runs inside the read
+                await _send_error(
+                    send,
+                    408,
+                    "request_timeout",
+                    f"the request body was not received within {self.body_timeout_s:g}s",
+                )
                 return
             content_type = _header(scope, b"content-type") or b""
             if is_json_media_type(content_type) and json_too_deep(body, self.max_json_depth):

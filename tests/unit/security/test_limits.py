@@ -35,6 +35,7 @@ def _client(app: object, timeout_s: float) -> httpx.AsyncClient:
         max_body_bytes=1024,
         max_json_depth=8,
         timeout_s=timeout_s,
+        body_timeout_s=10.0,
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=guarded), base_url="http://t")
 
