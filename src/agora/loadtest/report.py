@@ -68,7 +68,7 @@ def _value(metrics: Metrics, name: str, key: str) -> float:
     return float(metrics.get(name, {}).get("values", {}).get(key, 0.0))
 
 
-def write_summary(
+def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the document
     metrics: Metrics,
     out: Path,
     *,
@@ -76,6 +76,7 @@ def write_summary(
     lost_writes: int | None,
     exit_codes: list[int],
     cpu_seconds: dict[str, float],
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     document = {
         "scenario": scenario,
@@ -87,6 +88,7 @@ def write_summary(
         "rate_limited": _value(metrics, "rate_limited", "count"),
         "thresholds": [v.__dict__ for v in verdicts(metrics)],
         "cpu_seconds": cpu_seconds,
+        "memory": memory or {},
         "metrics": metrics,
     }
     (out / "summary.json").write_text(json.dumps(document, indent=2))
@@ -95,6 +97,26 @@ def write_summary(
 
 def _ms(value: float) -> str:
     return f"{value:,.1f}"
+
+
+def print_memory(console: Console, memory: dict[str, Any]) -> None:
+    """Memory per process group (PSS, so shared pages count once) and per process (RSS):
+    start, end, and the least-squares slope over the run."""
+    table = Table(title="Memory (MiB; slope in MiB/h)", title_justify="left")
+    for column in ("process", "kind", "start", "end", "max", "slope"):
+        table.add_column(column, justify="left" if column in ("process", "kind") else "right")
+    for kind, key in (("group PSS", "groups_pss"), ("RSS", "processes_rss")):
+        for name, series in memory.get(key, {}).items():
+            slope = series["slope_mib_per_h"]
+            table.add_row(
+                name,
+                kind,
+                _ms(series["start_mib"]),
+                _ms(series["end_mib"]),
+                _ms(series["max_mib"]),
+                "—" if slope is None else f"{slope:+,.1f}",
+            )
+    console.print(table)
 
 
 def print_summary(console: Console, metrics: Metrics, *, lost_writes: int | None) -> bool:
