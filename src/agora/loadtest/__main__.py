@@ -17,11 +17,18 @@ from agora.loadtest.cpu import cpu_seconds, snapshot
 from agora.loadtest.integrity import Integrity, check_sync
 from agora.loadtest.memory import MemorySampler
 from agora.loadtest.profiling import FlameGraphs
-from agora.loadtest.report import merge, print_memory, print_summary, write_summary
+from agora.loadtest.report import (
+    merge,
+    print_memory,
+    print_summary,
+    print_timeline,
+    write_summary,
+)
 from agora.loadtest.runner import THRESHOLDS_FAILED, Shard, k6_binary, plan_shards, run_shards
 from agora.loadtest.scenarios import SCENARIOS
 from agora.loadtest.seeding import ensure_seed
 from agora.loadtest.stack import EXTRA_GATEWAY_FIRST_PORT, Ports, StackError, running_stack
+from agora.loadtest.timeline import GatewayTimeline
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -106,9 +113,12 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
             k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             sampler = MemorySampler(lambda: stack.pids, stack.markers, memory_interval)
             flames = FlameGraphs(lambda: stack.pids, stack.markers, out, flame_after, flame_seconds)
+            timeline = GatewayTimeline(stack.admins)
             sampler.start()
             flames.start()
+            timeline.start()
             codes = run_shards(scenario, shards, users_file, overrides)
+            over_time = timeline.stop()
             memory = sampler.stop()
             for svg in flames.stop():
                 console.print(f"flame graph: {svg}")
@@ -127,7 +137,7 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
     except (StackError, ConfigError) as exc:
         console.print(f"[red]loadtest: {exc}[/]")
         raise typer.Exit(2) from None
-    _report(console, out, scenario, _Outcome(shards, codes, cpu, integrity, memory))
+    _report(console, out, scenario, _Outcome(shards, codes, cpu, integrity, memory, over_time))
 
 
 def _k6_overrides(
@@ -156,6 +166,7 @@ class _Outcome:
     cpu: dict[str, float]
     integrity: Integrity
     memory: dict[str, Any]
+    timeline: dict[str, Any]
 
 
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
@@ -182,6 +193,7 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
         exit_codes=codes,
         cpu_seconds=cpu,
         memory=outcome.memory,
+        timeline=outcome.timeline,
     )
     console.print(
         "CPU seconds during the run: "
@@ -196,6 +208,7 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
     if not integrity.proven:
         console.print("[red]integrity: some feeds could not be read; 0 lost writes is unproven[/]")
     print_memory(console, outcome.memory)
+    print_timeline(console, outcome.timeline)
     passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
     console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
     console.print(f"JSON summary: {out / 'summary.json'}")

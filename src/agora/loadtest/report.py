@@ -18,7 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 Metrics = dict[str, dict[str, Any]]
-DISPLAY_ONLY = "max>=0"  # k6/lib/agora.js: keeps a sub-metric in the summary, judges nothing
+DISPLAY_ONLY = "max>=0"
+SCREEN_BY_GROUP_ONLY = (
+    "postgresql:",
+    "other:",
+)  # k6/lib/agora.js: keeps a sub-metric in the summary, judges nothing
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the doc
     exit_codes: list[int],
     cpu_seconds: dict[str, float],
     memory: dict[str, Any] | None = None,
+    timeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     document = {
         "scenario": scenario,
@@ -89,6 +94,7 @@ def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the doc
         "thresholds": [v.__dict__ for v in verdicts(metrics)],
         "cpu_seconds": cpu_seconds,
         "memory": memory or {},
+        "timeline": timeline or {},
         "metrics": metrics,
     }
     (out / "summary.json").write_text(json.dumps(document, indent=2))
@@ -107,6 +113,8 @@ def print_memory(console: Console, memory: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column in ("process", "kind") else "right")
     for kind, key in (("group PSS", "groups_pss"), ("RSS", "processes_rss")):
         for name, series in memory.get(key, {}).items():
+            if kind == "RSS" and name.startswith(SCREEN_BY_GROUP_ONLY):
+                continue  # one row per backend would fill the screen; summary.json has them
             slope = series["slope_mib_per_h"]
             table.add_row(
                 name,
@@ -117,6 +125,45 @@ def print_memory(console: Console, memory: dict[str, Any]) -> None:
                 "—" if slope is None else f"{slope:+,.1f}",
             )
     console.print(table)
+
+
+def _window_row(window: dict[str, Any]) -> list[str]:
+    p95 = " · ".join(
+        f"{service} {'—' if value is None else _ms(value)}"
+        for service, value in window["p95_ms"].items()
+    )
+    return [
+        f"{window['t_s']:,.0f}",
+        f"{window['users']:,}",
+        f"{window['requests_per_s']:,.0f}",
+        f"{100 * window['error_rate']:.2f}%",
+        f"{100 * window['client_error_rate']:.2f}%",
+        p95,
+    ]
+
+
+def print_timeline(console: Console, timeline: dict[str, Any], rows: int = 12) -> None:
+    """A dozen windows spread over the run (all of them are in summary.json), and the
+    breaking point: where the gateway's p95 crossed 200 ms or 5xx crossed 0.1%."""
+    windows = timeline.get("windows", [])
+    if not windows:
+        return
+    table = Table(title="Over time (the gateways' view)", title_justify="left")
+    for column in ("t s", "users", "req/s", "5xx", "4xx", "p95 ms"):
+        table.add_column(column, justify="left" if column == "p95 ms" else "right")
+    step = max(1, len(windows) // rows)
+    for window in windows[::step]:
+        table.add_row(*_window_row(window))
+    console.print(table)
+    broken = timeline.get("breaking_point")
+    if broken is None:
+        console.print(f"no breaking point: peak {timeline['peak_requests_per_s']:,.0f} req/s")
+    else:
+        cells = _window_row(broken)
+        console.print(
+            f"breaking point at {cells[0]} s: {cells[1]} users, {cells[2]} req/s, "
+            f"5xx {cells[3]}, p95 {cells[5]}"
+        )
 
 
 def print_summary(console: Console, metrics: Metrics, *, lost_writes: int | None) -> bool:

@@ -62,6 +62,7 @@ class Ports:
 class Stack:
     settings: Settings
     gateways: list[str] = field(default_factory=list)
+    admins: list[str] = field(default_factory=list)  # each gateway's admin endpoint
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     up_pid: int | None = None  # `agora up`, when started here
     # What names this run's own servers on a command line (for the CPU accounting): the
@@ -153,6 +154,7 @@ def _start_extra_gateway(
     stack.processes.append(process)
     _wait(lambda: gateway_ready(https + 2), 60, process, log)
     stack.gateways.append(f"https://127.0.0.1:{https}")
+    stack.admins.append(f"http://127.0.0.1:{https + 2}")
 
 
 @contextmanager
@@ -221,6 +223,7 @@ def running_stack(
                 stack.markers.append(embedded.redis_url.split("//", 1)[1].rsplit("/", 1)[0])
             _wait(lambda: b"Agora is up" in log.read_bytes(), 300, up, log)
         stack.gateways.append(f"https://127.0.0.1:{settings.gateway_https_port}")
+        stack.admins.append(f"http://127.0.0.1:{settings.gateway_admin_port}")
         for index in range(2, gateways + 1):
             _start_extra_gateway(
                 stack, workdir, index, log_dir, first_port=ports.extra_gateway_first
