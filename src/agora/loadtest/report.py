@@ -18,11 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 Metrics = dict[str, dict[str, Any]]
-DISPLAY_ONLY = "max>=0"
-SCREEN_BY_GROUP_ONLY = (
-    "postgresql:",
-    "other:",
-)  # k6/lib/agora.js: keeps a sub-metric in the summary, judges nothing
+DISPLAY_ONLY = "max>=0"  # k6/lib/agora.js: keeps a sub-metric in the summary, judges nothing
+# One screen row per PostgreSQL backend (or per harness process) would fill the screen.
+SCREEN_BY_GROUP_ONLY = ("postgresql:", "other:")
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def print_memory(console: Console, memory: dict[str, Any]) -> None:
     for kind, key in (("group PSS", "groups_pss"), ("RSS", "processes_rss")):
         for name, series in memory.get(key, {}).items():
             if kind == "RSS" and name.startswith(SCREEN_BY_GROUP_ONLY):
-                continue  # one row per backend would fill the screen; summary.json has them
+                continue  # summary.json has them
             slope = series["slope_mib_per_h"]
             table.add_row(
                 name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -69,6 +70,7 @@ def test_the_sampler_follows_the_run_processes_from_start_to_stop(
     assert label_of(psutil.Process(child.pid), "posts") == "posts:28081"
     sampler = MemorySampler(lambda: [child.pid], [], interval_s=3600)
     sampler.start()
+    time.sleep(0.3)  # samples are timed to 0.1 s: the last one is a moment of its own
     summary = sampler.stop()
     series = summary["processes_rss"]["posts:28081"]
     assert series["samples"] == 2

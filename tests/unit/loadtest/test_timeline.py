@@ -15,7 +15,9 @@ QUANTILES = [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100]
 
 def stats(completed: int, errors: int, sockets: int, auth_p95: float | None) -> dict[str, Any]:
     """Envoy's /stats?format=json answer, filtered as the harness filters it."""
-    values = [{"interval": None, "cumulative": None} for _ in QUANTILES]
+    values: list[dict[str, float | None]] = [
+        {"interval": None, "cumulative": None} for _ in QUANTILES
+    ]
     values[QUANTILES.index(95)] = {"interval": auth_p95, "cumulative": 12.0}
     return {
         "stats": [
