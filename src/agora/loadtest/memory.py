@@ -85,12 +85,17 @@ def _series(samples: list[Sample], key: Callable[[Sample], str], value: str) -> 
     out: dict[str, Any] = {}
     for name, moments in sorted(by_time.items()):
         points = sorted(moments.items())
+        half = points[-1][0] / 2
         out[name] = {
             "start_mib": round(points[0][1], 1),
             "end_mib": round(points[-1][1], 1),
             "max_mib": round(max(v for _, v in points), 1),
             "samples": len(points),
             "slope_mib_per_h": _round(slope_mib_per_h(points)),
+            # The second half alone: a soak's users arrive over its first part, and memory
+            # that grows with them is load, not a leak; what still grows once they are all
+            # here is.
+            "late_slope_mib_per_h": _round(slope_mib_per_h([p for p in points if p[0] >= half])),
         }
     return out
 

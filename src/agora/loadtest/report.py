@@ -103,24 +103,27 @@ def _ms(value: float) -> str:
     return f"{value:,.1f}"
 
 
+def _slope(value: float | None) -> str:
+    return "—" if value is None else f"{value:+,.1f}"
+
+
 def print_memory(console: Console, memory: dict[str, Any]) -> None:
     """Memory per process group (PSS, so shared pages count once) and per process (RSS):
     start, end, and the least-squares slope over the run."""
     table = Table(title="Memory (MiB; slope in MiB/h)", title_justify="left")
-    for column in ("process", "kind", "start", "end", "max", "slope"):
+    for column in ("process", "kind", "start", "end", "max", "slope", "2nd half"):
         table.add_column(column, justify="left" if column in ("process", "kind") else "right")
     for kind, key in (("group PSS", "groups_pss"), ("RSS", "processes_rss")):
         for name, series in memory.get(key, {}).items():
             if kind == "RSS" and name.startswith(SCREEN_BY_GROUP_ONLY):
                 continue  # summary.json has them
-            slope = series["slope_mib_per_h"]
             table.add_row(
                 name,
                 kind,
                 _ms(series["start_mib"]),
                 _ms(series["end_mib"]),
                 _ms(series["max_mib"]),
-                "—" if slope is None else f"{slope:+,.1f}",
+                *(_slope(series.get(key)) for key in ("slope_mib_per_h", "late_slope_mib_per_h")),
             )
     console.print(table)
 

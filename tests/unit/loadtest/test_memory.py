@@ -25,6 +25,24 @@ def test_the_slope_is_the_least_squares_line_in_mib_per_hour() -> None:
     assert slope_mib_per_h([(5.0, 100.0), (5.0, 200.0)]) is None
 
 
+def test_the_second_half_slope_leaves_out_the_arrival_of_users() -> None:
+    # Memory grows while users arrive (first half), then stays flat: no leak.
+    samples = [
+        Sample(t, "realtime:28082", "realtime", rss, rss)
+        for t, rss in (
+            (0, 90.0),
+            (600, 120.0),
+            (1200, 150.0),
+            (1800, 150.5),
+            (2400, 150.0),
+            (3600, 150.2),
+        )
+    ]
+    series = summarise(samples)["processes_rss"]["realtime:28082"]
+    assert series["slope_mib_per_h"] > 50
+    assert abs(series["late_slope_mib_per_h"]) < 1
+
+
 def test_groups_sum_their_processes_at_each_moment() -> None:
     samples = [
         Sample(0.0, "postgresql:10", "postgresql", 50.0, 20.0),
@@ -41,6 +59,7 @@ def test_groups_sum_their_processes_at_each_moment() -> None:
         "max_mib": 42.0,
         "samples": 2,
         "slope_mib_per_h": 2.0,
+        "late_slope_mib_per_h": None,  # one moment in the second half: no line
     }
     assert summary["groups_rss"]["postgresql"]["end_mib"] == 104.0
     assert summary["processes_rss"]["posts:28081"]["slope_mib_per_h"] == 5.0
