@@ -171,13 +171,18 @@ class _Outcome:
 
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
     """Merge the k6 summaries, write and print the report; exit 1 on any failed check."""
-    shards, codes, cpu, integrity = outcome.shards, outcome.codes, outcome.cpu, outcome.integrity
+    shards, codes, integrity = outcome.shards, outcome.codes, outcome.integrity
     summaries = [json.loads(s.summary.read_text()) for s in shards if s.summary.exists()]
+    metrics = merge(summaries)
     if len(summaries) != len(shards):
+        # A k6 that hung or was killed leaves no summary; the harness's own figures (memory,
+        # CPU, timeline, integrity) were taken all the same, and an hour's soak must not
+        # lose them with it.
+        _write(out, scenario, outcome, metrics, integrity)
+        _print_system(console, outcome, integrity)
         logs = ", ".join(str(s.log) for s in shards)
         console.print(f"[red]loadtest: k6 wrote no summary (exit {codes}); see {logs}[/]")
         raise typer.Exit(1)
-    metrics = merge(summaries)
     counted = int(metrics.get("posts_created", {}).get("values", {}).get("count", 0))
     if counted != integrity.acknowledged:
         console.print(
@@ -185,19 +190,38 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
             f"{integrity.acknowledged}; the integrity check cannot vouch for the rest[/]"
         )
         integrity = replace(integrity, unledgered=abs(counted - integrity.acknowledged))
+    _write(out, scenario, outcome, metrics, integrity)
+    _print_system(console, outcome, integrity)
+    passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
+    console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
+    console.print(f"JSON summary: {out / 'summary.json'}")
+    unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
+    if unexpected:
+        console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
+    if not passed or unexpected or not integrity.proven:
+        raise typer.Exit(1)
+
+
+def _write(
+    out: Path, scenario: str, outcome: _Outcome, metrics: dict[str, Any], integrity: Integrity
+) -> None:
     write_summary(
         metrics,
         out,
         scenario=scenario,
         lost_writes=integrity.lost_writes,
-        exit_codes=codes,
-        cpu_seconds=cpu,
+        exit_codes=outcome.codes,
+        cpu_seconds=outcome.cpu,
         memory=outcome.memory,
         timeline=outcome.timeline,
     )
+
+
+def _print_system(console: Console, outcome: _Outcome, integrity: Integrity) -> None:
+    """What the harness measured itself: CPU, integrity, memory, the timeline."""
     console.print(
         "CPU seconds during the run: "
-        + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in cpu.items())
+        + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in outcome.cpu.items())
     )
     console.print(
         f"integrity: {integrity.acknowledged:,} acknowledged posts, "
@@ -209,14 +233,6 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
         console.print("[red]integrity: some feeds could not be read; 0 lost writes is unproven[/]")
     print_memory(console, outcome.memory)
     print_timeline(console, outcome.timeline)
-    passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
-    console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
-    console.print(f"JSON summary: {out / 'summary.json'}")
-    unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
-    if unexpected:
-        console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
-    if not passed or unexpected or not integrity.proven:
-        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
