@@ -18,12 +18,9 @@ def test_memory_cpu_timeline_and_integrity_are_written_without_k6s_summary(
     tmp_path: Path,
 ) -> None:
     shards = plan_shards(10, 1, ["https://127.0.0.1:28443"], tmp_path)  # no summary-0.json
-    memory = {"groups_pss": {"posts": {"start_mib": 90.0, "end_mib": 116.0}}}
-    timeline: dict[str, object] = {
-        "windows": [],
-        "breaking_point": None,
-        "peak_requests_per_s": 0.0,
-    }
+    series = {"start_mib": 90.0, "end_mib": 116.0, "max_mib": 116.0, "slope_mib_per_h": 2.0}
+    memory = {"groups_pss": {"posts": series}}
+    timeline: dict[str, object] = {"windows": [], "breaking_point": None}
     outcome = _Outcome(shards, [2], {"posts": 120.5}, Integrity(1_234, 0, 20, 0), memory, timeline)
     console = Console(record=True, width=120)
     with pytest.raises(typer.Exit) as exited:
