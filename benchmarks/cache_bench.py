@@ -42,9 +42,10 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from agora.cache import CacheService, Loaded, stamp
-from agora.cache.client import create_redis
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
+from agora.redis.access import RedisAccess
+from agora.redis.client import create_redis
 from agora.resilience import CircuitBreaker
 from agora.security.keys import SigningKey, generate_signing_key
 from agora.security.tokens import TokenIssuer
@@ -221,7 +222,7 @@ class Page(BaseModel):
 
 
 async def invalidation_costs(redis: Redis) -> None:
-    cache = CacheService(redis, CircuitBreaker("bench"), early_refresh_beta=0.0)
+    cache = CacheService(RedisAccess(redis, CircuitBreaker("bench")), early_refresh_beta=0.0)
     author = "celebrity"
     timings = []
     for _ in range(200):

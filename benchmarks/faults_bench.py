@@ -13,9 +13,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from agora.cache.client import create_redis
 from agora.db import Database
 from agora.flags import FaultSwitch, FeatureFlags
+from agora.redis.client import create_redis
 
 CALLS, RUNS, BARE_CALLS = 5000, 3, 200_000
 

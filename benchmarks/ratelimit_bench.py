@@ -27,12 +27,13 @@ from typing import Any
 
 import httpx
 
-from agora.cache.client import create_redis
 from agora.config import Settings
 from agora.db import Database
 from agora.db.migrate import upgrade_to_head
 from agora.devstack.embedded import free_port
 from agora.ratelimit.middleware import RateLimitMiddleware, build_rate_limiter
+from agora.redis.access import RedisAccess
+from agora.redis.client import create_redis
 from agora.resilience import CircuitBreaker
 from agora.security.identity import IdentityMiddleware, identity_of
 from agora.security.keys import generate_signing_key
@@ -144,7 +145,8 @@ async def _middleware_cost(redis_url: str, n: int = 5000) -> str:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
-    limiter = build_rate_limiter(settings, redis)
+    access = RedisAccess(redis, CircuitBreaker("redis"), ratelimit_timeout_s=0.1)
+    limiter = build_rate_limiter(settings, access)
     scope: dict[str, Any] = {
         "type": "http",
         "method": "GET",
@@ -174,12 +176,10 @@ async def _middleware_cost(redis_url: str, n: int = 5000) -> str:
     # The deleted-account mark (issue 8): asked by authentication in a round trip of its own,
     # or read in the limiter's pipeline and kept by the request.
     deleted_users = DeletedUsers(
-        redis,
+        access,
         Database("postgresql://127.0.0.1/unused"),  # only asked when Redis fails: never here
         ttl_s=60,
-        breaker=CircuitBreaker("redis"),
         events_channel="agora:events:bench",
-        publish_timeout_s=0.5,
     )
 
     async def authenticated(scope_: Any, receive_: Any, send_: Any) -> None:

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from agora.db import Database
 from agora.ratelimit.rates import parse_rate
 from agora.ratelimit.redis_store import RedisStore
+from agora.redis.access import RedisAccess
 from agora.resilience import CircuitBreaker
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.limits import RequestLimitsMiddleware, json_too_deep
@@ -79,12 +80,10 @@ async def main() -> None:
 
     def store(client: Redis) -> DeletedUsers:
         return DeletedUsers(
-            client,
+            RedisAccess(client, CircuitBreaker("redis")),
             db,
             ttl_s=60,
-            breaker=CircuitBreaker("redis"),
             events_channel="agora:events:bench",
-            publish_timeout_s=0.5,
         )
 
     deleted = store(redis)
@@ -125,7 +124,7 @@ async def main() -> None:
     )
     # The limiter's round trip of an authenticated request: the limit and the deletion mark,
     # and with a session id the session's end mark as one more command in the same pipeline.
-    limiter = RedisStore(redis, prefix="agora:bench:rl:")
+    limiter = RedisStore(RedisAccess(redis, CircuitBreaker("redis")))
     rate = parse_rate("1000000/minute")
     one = (DeletedUsers.mark_key(user_id),)
     two = (*one, RevokedSessions.mark_key(str(uuid.uuid4())))
@@ -135,7 +134,7 @@ async def main() -> None:
                 f"limiter pipeline: {name}",
                 await _per_call_us(
                     lambda keys=keys: limiter.hit_check_and_look(  # type: ignore[misc]
-                        "bench", rate, keys, None, strike_ttl_s=60
+                        f"bench:{user_id}", rate, keys, None, strike_ttl_s=60
                     ),
                     5000,
                 ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -20,7 +21,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 import agora
-from agora.cache.client import create_redis
 from agora.config import ServiceName, Settings
 from agora.db.factory import database_from_settings
 from agora.errors import ApiError, error_body
@@ -31,8 +31,11 @@ from agora.lifecycle import AnswerCutOffRequests
 from agora.observability.exposition import render_metrics
 from agora.observability.logging import get_logger
 from agora.observability.middleware import AccessLogPolicy, RequestContextMiddleware
+from agora.observability.route_templates import allowed_methods
 from agora.observability.runtime import observability
+from agora.openapi_errors import API_CONVENTIONS, describe_errors
 from agora.ratelimit.middleware import EXEMPT_PATHS, RateLimitMiddleware, build_rate_limiter
+from agora.redis.client import redis_access
 from agora.resilience.admin import admin_routes
 from agora.resilience.admission import AdmissionControl
 from agora.resilience.registry import Breakers
@@ -41,7 +44,7 @@ from agora.security.docs import docs_available, mount_docs
 from agora.security.headers import SecurityHeadersMiddleware
 from agora.security.identity import IdentityMiddleware
 from agora.security.key_revocation import following_key_revocations
-from agora.security.limits import RequestLimitsMiddleware
+from agora.security.limits import RequestLimitsMiddleware, is_json_media_type
 from agora.security.middleware import cors, deleted_users_store, revoked_sessions_store
 from agora.security.tokens import StaticKeyResolver, TokenVerifier
 
@@ -87,11 +90,15 @@ async def _api_error(_: Request, exc: Exception) -> Response:
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
         return json_error(400, "malformed_json", "the request body is not valid JSON")
+    if _body_not_json(request, errors):
+        return json_error(
+            415, "unsupported_media_type", "the request body must be application/json"
+        )
     details = [
         {
             "field": ".".join(str(part) for part in err.get("loc", ()) if part != "body"),
@@ -103,11 +110,33 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return json_error(422, "validation_error", "the request is not valid", details=details)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+def _body_not_json(request: Request, errors: Sequence[Any]) -> bool:
+    """A body was sent, but not as JSON: FastAPI hands the raw bytes to the model, which
+    refuses them as "not an object" - a 422 that would send a client looking for a wrong
+    field, when the fix is the Content-Type."""
+    content_type = request.headers.get("content-type")
+    headers = request.headers
+    if (
+        content_type is None
+        and headers.get("content-length", "0") == "0"
+        and ("transfer-encoding" not in headers)
+    ):
+        return False  # no body at all: the model's "field required" says it
+    if is_json_media_type((content_type or "").encode("latin-1")):
+        return False
+    return any(tuple(err.get("loc", ())) == ("body",) for err in errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return json_error(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        allowed = allowed_methods(request.scope)
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    return json_error(exc.status_code, code, message, headers=headers)
 
 
 def _metrics_route() -> APIRouter:
@@ -147,7 +176,10 @@ def middleware_stack(
     - the drain's 503 right inside the request context: a request the drain cuts off is
       answered 503 with Retry-After wherever it waits (a key fetch in the identity step, the
       limiter's Redis call, a route), never uvicorn's bare 500;
-    - the service's shortcut innermost, just outside FastAPI's routing (``agora.fastpath``).
+    - the service's shortcut right after the limiter, before CORS and the body limits: it
+      takes only requests those two would pass through untouched (no ``Origin``, no body),
+      so it skips their work (``agora.fastpath``);
+    - FastAPI's own layers inside all of these (``ServiceApp.build_middleware_stack``).
     """
     infra = runtime.infra
     settings = infra.settings
@@ -184,6 +216,8 @@ def middleware_stack(
                 lookahead=runtime.lookahead,
             )
         )
+    if runtime.shortcut is not None:
+        stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     if settings.cors_origins:
         stack.append(cors(settings))
     stack.append(
@@ -194,8 +228,6 @@ def middleware_stack(
             timeout_s=settings.request_timeout_s,
         )
     )
-    if runtime.shortcut is not None:
-        stack.append(Middleware(ShortcutMiddleware, shortcut=runtime.shortcut))
     return stack
 
 
@@ -205,9 +237,11 @@ def build_app(
     *,
     routers: Sequence[APIRouter],
     start: ServiceStart[P] | None = None,
+    description: str = "",
 ) -> ServiceApp[P]:
     """``start``: what only this service starts. Without it (an app of shared parts only,
-    as tests build) the app trusts no signing key: every bearer token is refused."""
+    as tests build) the app trusts no signing key: every bearer token is refused.
+    ``description``: the OpenAPI description's introduction (what the paths cannot say)."""
     health = new_monitor(service, settings)
     breakers = Breakers(settings)
     docs_prefix = f"/api/v1/{service}"
@@ -225,12 +259,8 @@ def build_app(
             service=service,
             allowed=settings.effective_fault_injection,
         )
-        redis = create_redis(
-            settings.require_redis_url(),
-            socket_timeout_s=settings.redis_socket_timeout_s,
-            max_connections=settings.redis_max_connections,
-            faults=faults,
-        )
+        # The one way to Redis: key namespace, timeouts, breaker, each use's policy.
+        redis = redis_access(settings, breakers.redis, faults)
         db = database_from_settings(
             settings,
             application_name=f"agora-{service}",
@@ -246,8 +276,8 @@ def build_app(
             redis=redis,
             breakers=breakers,
             limiter=build_rate_limiter(settings, redis),
-            deleted_users=deleted_users_store(redis, db, settings, breakers.redis),
-            revoked_sessions=revoked_sessions_store(redis, db, settings, breakers.redis),
+            deleted_users=deleted_users_store(redis, db, settings),
+            revoked_sessions=revoked_sessions_store(redis, db, settings),
             lifecycle=health.lifecycle,
             health=health,
             flags=flags,
@@ -257,9 +287,11 @@ def build_app(
             async with (
                 flags.watching(),
                 observability(app, service, settings, redis),
-                running_checks(health, service, settings, db, redis),
+                running_checks(health, service, settings, db, redis.client),
                 (start or _trusting_no_keys)(infra) as own,
-                following_key_revocations(redis, settings.key_events_channel, own.verifier),
+                following_key_revocations(
+                    redis, settings.key_events_channel, own.verifier, own.on_key_revoked
+                ),
             ):
                 runtime = Runtime(
                     infra=infra,
@@ -288,6 +320,7 @@ def build_app(
         lifecycle=health.lifecycle,
         health=health,
         title=f"Agora {service}",
+        description=f"{description}\n\n{API_CONVENTIONS}".strip(),
         version=agora.__version__,
         lifespan=lifespan,
         docs_url=None,  # served without a CDN by agora.security.docs (development only)
@@ -304,6 +337,8 @@ def build_app(
     app.include_router(admin_routes(settings, breakers))
     for router in routers:
         app.include_router(router)
+    # Every operation's shared statuses (middleware, gateway) are computed, not hand-listed.
+    describe_errors(app, unguarded_paths=EXEMPT_PATHS)
     if not settings.is_production and docs_available():
         docs_csp = mount_docs(app, prefix=docs_prefix, openapi_url=f"{docs_prefix}/openapi.json")
     return app

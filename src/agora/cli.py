@@ -199,9 +199,9 @@ def keys_revoke(
 ) -> None:
     """Emergency: stop trusting a signing key now. It leaves the JWKS, never signs again, and
     every running instance refuses its tokens within seconds (told over Redis)."""
-    from agora.cache.client import create_redis
     from agora.db import Database
     from agora.gateway.config import jwks_cache_s
+    from agora.redis.client import create_redis
     from agora.security.key_revocation import announce_key_revocation
     from agora.services.auth.keys import UnknownKey, revoke_signing_key
 

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agora.flags.provider import FlagFileError, load_flag_file
 from agora.ratelimit.rates import Rate, parse_rate
+from agora.redis.keys import EVENTS_CHANNEL, KEY_EVENTS_CHANNEL
 from agora.security.settings import check_fernet_keys, production_problems
 
 MIN_TOKEN_CHARS = 16  # the internal and admin tokens: guessing one must be out of reach
@@ -71,10 +72,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_socket_timeout_s: float = Field(default=0.5, gt=0)
     redis_max_connections: int = Field(default=200, ge=1)
-    events_channel: str = "agora:events"
+    events_channel: str = EVENTS_CHANNEL
     # Signing-key revocations reach every instance of every service here (not on the events
     # channel, which only realtime listens to).
-    key_events_channel: str = "agora:keys"
+    key_events_channel: str = KEY_EVENTS_CHANNEL
 
     auth_jwks_url: str = "http://127.0.0.1:8080/api/v1/auth/.well-known/jwks.json"
     jwks_refetch_cooldown_s: float = Field(default=10.0, ge=0)

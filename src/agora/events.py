@@ -6,17 +6,16 @@ instances: each instance delivers an event only to the sockets it holds itself.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from opentelemetry.trace import SpanKind
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from agora.observability import tracing
 from agora.observability.logging import get_logger
+from agora.redis import uses
+from agora.redis.access import RedisAccess, RedisUnavailable
 
 log = get_logger(__name__)
 
@@ -66,20 +65,21 @@ class Event:
         )
 
 
-async def publish(redis: Redis, channel: str, event: Event, *, timeout_s: float) -> bool:
-    """Publish after the write has committed. A Redis failure, or a Redis slower than
-    ``timeout_s`` (the client's own retries included), is logged, never raised: the write is
-    already durable and the recipient still finds it in the feed or notifications.
+async def publish(access: RedisAccess, channel: str, event: Event) -> bool:
+    """Publish after the write has committed. A Redis failure, or a Redis slower than the
+    ``events_publish`` use's timeout (the client's own retries included), is logged, never
+    raised: the write is already durable and the recipient still finds it in the feed or
+    notifications.
 
     The trace context travels in ``meta`` (``traceparent``), so the delivery over WebSocket
     joins the trace of the request that caused the event."""
     attributes = {"messaging.system": "redis", "messaging.destination.name": channel}
     with tracing.span(f"publish {event.type}", kind=SpanKind.PRODUCER, attributes=attributes):
         tracing.inject(event.meta)
+        data = event.encode()
         try:
-            async with asyncio.timeout(timeout_s):
-                await redis.publish(channel, event.encode())
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("event not published", event_type=event.type, error=str(exc))
+            await access.call(uses.EVENTS_PUBLISH, lambda r: r.publish(channel, data))
+        except RedisUnavailable as exc:
+            log.warning("event not published", event_type=event.type, error=str(exc.cause))
             return False
         return True

@@ -1,6 +1,10 @@
-"""A service's own answer to a request it can serve without the framework: the innermost
-middleware, inside every layer of ours (headers, request id, identity, limiter, limits, drain),
-outside FastAPI's routing.
+"""A service's own answer to a request it can serve without the framework: the middleware
+right after the rate limiter, inside admission, the security headers, the request context,
+the drain's 503, identity and the limiter; outside CORS, the body limits and FastAPI.
+
+The layers it skips would pass its requests through untouched: it takes no request with an
+``Origin`` (CORS would add headers) or a body (``Content-Length``, ``Transfer-Encoding``: the
+body limits would read it), and the request deadline cannot fire on an answer already in hand.
 
 Why: a cached read is a few dictionary lookups and one Redis reply already in hand, while
 FastAPI's routing (every route's pattern tried in turn), its dependency solving and its
@@ -27,9 +31,17 @@ class ShortcutMiddleware:
         self.shortcut = shortcut
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and await self.shortcut(scope, send):
+        if scope["type"] == "http" and _plain(scope) and await self.shortcut(scope, send):
             return
         await self.app(scope, receive, send)
+
+
+_NOT_PLAIN = frozenset({b"origin", b"content-length", b"transfer-encoding"})
+
+
+def _plain(scope: Scope) -> bool:
+    """No header that CORS or the body limits act on."""
+    return not any(name in _NOT_PLAIN for name, _ in scope["headers"])
 
 
 def json_response_start(body: bytes) -> dict[str, object]:

@@ -13,11 +13,11 @@ import random
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agora.observability.logging import get_logger
+from agora.redis.access import RedisAccess
 
 log = get_logger(__name__)
 
@@ -29,12 +29,13 @@ class Subscriber:
 
     Any failure (Redis down, failover, a connection silently gone) drops the subscription
     and retries with capped exponential backoff and jitter, so instances do not reconnect in
-    lockstep after a Redis restart. Only cancellation stops it.
+    lockstep after a Redis restart. Only cancellation stops it. (The ``events_subscribe`` use
+    of ``agora.redis``: one long-lived connection, so no per-call timeout or breaker.)
     """
 
     def __init__(  # noqa: PLR0913  # five keyword-only tuning knobs with defaults
         self,
-        redis: Redis,
+        redis: RedisAccess,
         channel: str,
         handler: Handler,
         *,
@@ -60,7 +61,7 @@ class Subscriber:
         backoff = self._backoff_initial_s
         while True:
             delay = backoff
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 self.subscribed.set()

@@ -12,12 +12,14 @@ domain service, key store, hub...), so this module knows nothing of the services
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp
 
 from agora.cache.prefetch import Lookahead
 from agora.config import ServiceName, Settings
@@ -27,6 +29,7 @@ from agora.flags import FaultSwitch, FeatureFlags
 from agora.health.monitor import HealthMonitor
 from agora.lifecycle import Lifecycle
 from agora.ratelimit.limiter import RateLimiter
+from agora.redis.access import RedisAccess
 from agora.resilience.registry import Breakers
 from agora.security.revocation import DeletedUsers, RevokedSessions
 from agora.security.tokens import TokenVerifier
@@ -41,7 +44,7 @@ class Infrastructure:
     service: ServiceName
     settings: Settings
     db: Database
-    redis: Redis
+    redis: RedisAccess
     breakers: Breakers
     limiter: RateLimiter
     deleted_users: DeletedUsers
@@ -56,13 +59,15 @@ class Infrastructure:
 class ServiceParts(Generic[P]):
     """What a service's own start-up hook yields: its token verifier, its own parts and, if
     it knows before routing which cache entry a request reads, the lookahead that lets the
-    rate limiter fetch it in its own round trip; and a shortcut that answers what it can
-    before FastAPI's routing (``agora.fastpath``)."""
+    rate limiter fetch it in its own round trip; a shortcut that answers what it can
+    before FastAPI's routing (``agora.fastpath``); and what else must end when a signing
+    key is revoked (``on_key_revoked(kid)``, after the verifier forgot it)."""
 
     verifier: TokenVerifier
     parts: P
     lookahead: Lookahead | None = None
     shortcut: Shortcut | None = None
+    on_key_revoked: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +98,29 @@ class ServiceApp(FastAPI, Generic[P]):
 
     def install_runtime(self, runtime: Runtime[P]) -> None:
         self._runtime = runtime
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Our middleware outermost, FastAPI's layers inside it, without Starlette's
+        ``ServerErrorMiddleware``.
+
+        FastAPI puts three layers of its own outside every user middleware (the last-resort
+        500, exception telemetry, a body limit), so each request, a shortcut's too, crossed
+        them twice. Ours do their work already: ``RequestContextMiddleware`` is the
+        last-resort handler (the contract's JSON 500, logged, counted), so the
+        ``ServerErrorMiddleware`` outside it could only ever see a failure of the two layers
+        above it (admission, security headers), which uvicorn answers with the same plain 500.
+        The telemetry and body-limit layers (idle here: telemetry is off, no body limit is
+        set on the app) stay, inside ours, for the routes."""
+        ours, self.user_middleware = self.user_middleware, []
+        try:
+            inner = super().build_middleware_stack()
+        finally:
+            self.user_middleware = ours
+        if isinstance(inner, ServerErrorMiddleware):
+            inner = inner.app
+        for cls, args, kwargs in reversed(ours):
+            inner = cls(inner, *args, **kwargs)
+        return inner
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime[Any]:

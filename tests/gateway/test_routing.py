@@ -145,3 +145,16 @@ def test_websocket_without_a_valid_token_is_refused_at_the_edge(stack: Stack) ->
         with pytest.raises(InvalidStatus) as refused, connect(url):
             pass
         assert refused.value.response.status_code == 401
+
+
+def test_a_wrong_method_keeps_its_405_and_allow_through_the_gateway(client: httpx.Client) -> None:
+    """The service's 405 is an upstream answer, not one of Envoy's local replies: the gateway
+    must pass its status, its ``Allow`` and its error body unchanged."""
+    _, token = register_and_login(client, unique("allow"))
+    response = client.post(f"/api/v1/posts/{uuid.uuid4()}", headers=bearer(token))
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "DELETE, GET"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    response = client.put("/api/v1/auth/me", headers=bearer(token))
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "DELETE, GET, PATCH"

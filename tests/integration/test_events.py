@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agora.cache.client import create_redis
 from agora.events import Event, publish
+from agora.redis.access import RedisAccess
+from agora.redis.client import create_redis
+from agora.resilience import CircuitBreaker
 
 EVENT = Event(type="post.created", author_id="a", payload={"post": {"id": "p"}})
 
@@ -35,7 +37,8 @@ async def test_a_hung_redis_costs_at_most_the_publish_bound(silent_server: int) 
     redis = create_redis(f"redis://127.0.0.1:{silent_server}/0", socket_timeout_s=1.0)
     started = time.perf_counter()
     try:
-        assert await publish(redis, "agora:events", EVENT, timeout_s=0.2) is False
+        access = RedisAccess(redis, CircuitBreaker("redis"), socket_timeout_s=0.2)
+        assert await publish(access, "agora:events", EVENT) is False
     finally:
         await redis.aclose()
     assert time.perf_counter() - started < 0.6
@@ -46,7 +49,8 @@ async def test_a_working_redis_delivers_to_subscribers(redis_url: str) -> None:
     pubsub = redis.pubsub()
     await pubsub.subscribe("agora:test-events")
     try:
-        assert await publish(redis, "agora:test-events", EVENT, timeout_s=1.0) is True
+        access = RedisAccess(redis, CircuitBreaker("redis"), socket_timeout_s=1.0)
+        assert await publish(access, "agora:test-events", EVENT) is True
         message = None
         async with asyncio.timeout(5):
             while message is None:

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from agora import config
-from agora.cache.client import parse_sentinel_url
 from agora.devstack import up
 from agora.devstack.supervisor import Instance
 from agora.devstack.up import plan_instances, pool_size_per_process
+from agora.redis.client import parse_sentinel_url
 from agora.resilience.remote import targets_from_state
 
 

@@ -1,4 +1,4 @@
-"""Redis: the client factory (standalone or Sentinel) and the CacheService (cache-aside)."""
+"""The CacheService (cache-aside over Redis, through ``agora.redis``)."""
 
 from agora.cache.service import CacheService, Loaded, running_cache, stamp
 

@@ -6,8 +6,9 @@
 - **No herd on expiry**: a hit close to its expiry is refreshed early in the background with
   probability ``exp(-remaining / (load_time x beta))`` (XFetch, Vattani et al., VLDB 2015),
   so one reader — not all of them at once — recomputes a hot key before it expires.
-- **Fail open, fast**: every Redis call is behind the ``redis`` circuit breaker and a short
-  timeout; an error or an open breaker sends the request to the loader, never to a 5xx.
+- **Fail open, fast**: every Redis call goes through ``agora.redis`` (use ``cache``: the
+  ``redis`` circuit breaker and a short timeout); an error or an open breaker sends the
+  request to the loader, never to a 5xx.
   Invalidations that fail are kept and retried, so a Redis that comes back does not serve what
   changed while it was unreachable.
 """
@@ -25,32 +26,24 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
 
 from agora.cache import prefetch, scripts
 from agora.cache.stats import CacheStats
 from agora.observability.logging import get_logger
 from agora.observability.metrics import CACHE_EVICTIONS
-from agora.resilience.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from agora.redis import keys, uses
+from agora.redis.access import RedisAccess, RedisUnavailable
+from agora.resilience.breaker import BreakerState
 
 log = get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-ENTRY_PREFIX = "agora:c:"
-STAMP_PREFIX = "agora:s:"
-# Errors that mean "Redis did not answer"; anything else is a bug and propagates.
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _MAX_PENDING_INVALIDATIONS = 100_000
 
-
-def entry_key(cache: str, key: str) -> str:
-    return f"{ENTRY_PREFIX}{cache}:{key}"
-
-
-def stamp(kind: str, ident: object) -> str:
-    """The stamp key of one changeable thing: ``stamp("post", post_id)``."""
-    return f"{STAMP_PREFIX}{kind}:{ident}"
+entry_key = keys.cache_entry
+stamp = keys.stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +65,17 @@ served stale for a whole TTL (the store guard trusts that a committed write is v
 class CacheService:
     def __init__(
         self,
-        redis: Redis,
-        breaker: CircuitBreaker,
+        access: RedisAccess,
         *,
-        timeout_s: float = 0.5,
         stamp_ttl_s: float = 3600.0,
         early_refresh_beta: float = 1.0,
     ) -> None:
-        self._redis = redis
-        self._breaker = breaker
-        self._timeout_s = timeout_s
+        self._access = access
         self._stamp_ttl_ms = int(stamp_ttl_s * 1000)
         self._beta = early_refresh_beta
-        self._lookup = redis.register_script(scripts.LOOKUP)
-        self._store = redis.register_script(scripts.STORE)
-        self._bump = redis.register_script(scripts.BUMP)
+        self._lookup = access.script(scripts.LOOKUP)
+        self._store = access.script(scripts.STORE)
+        self._bump = access.script(scripts.BUMP)
         self._flights: dict[str, asyncio.Future[object]] = {}
         self._stats = CacheStats()
         self._pending: set[str] = set()
@@ -113,7 +102,7 @@ class CacheService:
         try:
             reply = offered or await self._call(self._lookup, [entry], [])
             hit, payload, pttl_ms, load_ms, now_us = reply
-        except (CircuitOpenError, *_REDIS_ERRORS):
+        except RedisUnavailable:
             self._stats.count(cache, "error")
             return await self._join(self._flight(entry, load, ttl_s, None), model)
         if not hit:
@@ -124,13 +113,16 @@ class CacheService:
             self._flight(entry, load, ttl_s, now_us)
         return model.model_validate_json(payload)
 
-    def cached_json(self, cache: str, key: str, load: Loader[M], *, ttl_s: float) -> bytes | None:
+    def cached_json(
+        self, cache: str, key: str, loader: Callable[[], Loader[M]], *, ttl_s: float
+    ) -> bytes | None:
         """The stored JSON of ``cache``/``key``, as stored, when the lookup sent ahead in this
         request (``agora.cache.prefetch``) found it fresh: a hit served without building the
         model and serialising it again (the entry is the model's own ``model_dump_json``).
         Counted and refreshed early like a ``get_or_load`` hit. None for anything else (no
         lookup sent ahead, a miss, a load of this entry in flight): the offered reply is then
-        left for ``get_or_load``, which the caller uses instead."""
+        left for ``get_or_load``, which the caller uses instead. ``loader()``: the load, built
+        only for an early refresh (most hits need none)."""
         entry = entry_key(cache, key)
         reply = prefetch.peek(entry)
         if reply is None or not reply[0] or entry in self._flights:
@@ -139,7 +131,7 @@ class CacheService:
         _, payload, pttl_ms, load_ms, now_us = reply
         self._stats.count(cache, "hit")
         if self._refresh_early(int(pttl_ms), int(load_ms)):
-            self._flight(entry, load, ttl_s, now_us)
+            self._flight(entry, loader(), ttl_s, now_us)
         return bytes(payload)
 
     def _refresh_early(self, pttl_ms: int, load_ms: int) -> bool:
@@ -197,7 +189,7 @@ class CacheService:
             self._stamp_ttl_ms,
             *dict.fromkeys(loaded.depends_on),
         ]
-        with contextlib.suppress(CircuitOpenError, *_REDIS_ERRORS):
+        with contextlib.suppress(RedisUnavailable):
             await self._call(self._store, [entry], args)
         return loaded.value
 
@@ -211,19 +203,17 @@ class CacheService:
 
     async def remember(self, cache: str, key: str, value: str, *, ttl_s: float) -> None:
         """Record a fact for exactly ``ttl_s`` seconds (best effort: Redis may be away)."""
-        with contextlib.suppress(CircuitOpenError, *_REDIS_ERRORS), self._breaker.guard():
-            async with asyncio.timeout(self._timeout_s):
-                await self._redis.set(
-                    f"{ENTRY_PREFIX}{cache}:{key}", value, px=max(1, int(ttl_s * 1000))
-                )
+        ttl_ms = max(1, int(ttl_s * 1000))
+        entry = keys.cache_entry(cache, key)
+        with contextlib.suppress(RedisUnavailable):
+            await self._access.call(uses.SESSION_FACTS, lambda r: r.set(entry, value, px=ttl_ms))
 
     async def recall(self, cache: str, key: str) -> str | None:
         """A fact recorded by :meth:`remember`, or None (unknown, expired or Redis away)."""
+        entry = keys.cache_entry(cache, key)
         try:
-            with self._breaker.guard():
-                async with asyncio.timeout(self._timeout_s):
-                    value = await self._redis.get(f"{ENTRY_PREFIX}{cache}:{key}")
-        except (CircuitOpenError, *_REDIS_ERRORS):
+            value = await self._access.call(uses.SESSION_FACTS, lambda r: r.get(entry))
+        except RedisUnavailable:
             self._stats.count(cache, "error")
             return None
         self._stats.count(cache, "miss" if value is None else "hit")
@@ -239,27 +229,27 @@ class CacheService:
         Call it after the transaction commits. When Redis cannot be reached the stamps are
         kept and retried by :meth:`run_maintenance`.
         """
-        keys = list(dict.fromkeys(stamps))
-        if not keys:
+        moved = list(dict.fromkeys(stamps))
+        if not moved:
             return
         # A load already in flight may have read the rows before this write: new readers of
         # this instance must not join it (read-your-writes), so start afresh.
         self._flights.clear()
         try:
-            await self._call(self._bump, keys, [self._stamp_ttl_ms])
-        except (CircuitOpenError, *_REDIS_ERRORS) as exc:
+            await self._call(self._bump, moved, [self._stamp_ttl_ms])
+        except RedisUnavailable as exc:
             if len(self._pending) < _MAX_PENDING_INVALIDATIONS:
-                self._pending.update(keys)
-            log.warning("cache invalidation deferred", stamps=len(keys), error=repr(exc))
+                self._pending.update(moved)
+            log.warning("cache invalidation deferred", stamps=len(moved), error=repr(exc))
 
     async def flush_pending(self) -> None:
-        if not self._pending or self._breaker.state is BreakerState.OPEN:
+        if not self._pending or self._access.breaker.state is BreakerState.OPEN:
             return
-        keys = list(self._pending)
-        with contextlib.suppress(CircuitOpenError, *_REDIS_ERRORS):
-            await self._call(self._bump, keys, [self._stamp_ttl_ms])
-            self._pending.difference_update(keys)
-            log.info("deferred cache invalidations applied", stamps=len(keys))
+        pending = list(self._pending)
+        with contextlib.suppress(RedisUnavailable):
+            await self._call(self._bump, pending, [self._stamp_ttl_ms])
+            self._pending.difference_update(pending)
+            log.info("deferred cache invalidations applied", stamps=len(pending))
 
     @property
     def pending_invalidations(self) -> int:
@@ -281,12 +271,11 @@ class CacheService:
                 await asyncio.wait_for(stop.wait(), interval_s)
 
     async def sample_evictions(self) -> None:
-        if self._breaker.state is BreakerState.OPEN:
+        if self._access.breaker.state is BreakerState.OPEN:
             return
         try:
-            async with asyncio.timeout(self._timeout_s):
-                info = await self._redis.info("stats")
-        except _REDIS_ERRORS:
+            info = await self._access.call(uses.CACHE, lambda r: r.info("stats"))
+        except RedisUnavailable:
             return
         evicted = int(info.get("evicted_keys", 0))
         previous = self._evicted_seen
@@ -298,20 +287,25 @@ class CacheService:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _call(self, script: object, keys: list[str], args: list[object]) -> list[bytes]:
-        """One script call through the breaker, bounded by the timeout."""
-        with self._breaker.guard():
-            async with asyncio.timeout(self._timeout_s):
-                result: list[bytes] = await script(keys=keys, args=args)  # type: ignore[operator]
+    async def _call(
+        self, script: AsyncScript, script_keys: list[str], args: list[object]
+    ) -> list[bytes]:
+        """One script call as the ``cache`` use: through the breaker, bounded by the timeout."""
+
+        async def run(client: Redis) -> list[bytes]:
+            result: list[bytes] = await script(keys=script_keys, args=args, client=client)  # type: ignore[arg-type]
+            return result
+
+        result = await self._access.call(uses.CACHE, run)
         return result if isinstance(result, list) else [result]
 
 
 @contextlib.asynccontextmanager
 async def running_cache(
-    redis: Redis, breaker: CircuitBreaker, *, timeout_s: float, early_refresh_beta: float
+    access: RedisAccess, *, early_refresh_beta: float
 ) -> AsyncIterator[CacheService]:
     """A CacheService with its maintenance task, for one app's lifespan."""
-    cache = CacheService(redis, breaker, timeout_s=timeout_s, early_refresh_beta=early_refresh_beta)
+    cache = CacheService(access, early_refresh_beta=early_refresh_beta)
     stop = asyncio.Event()
     task = asyncio.create_task(cache.run_maintenance(stop), name="cache-maintenance")
     try:
@@ -320,5 +314,5 @@ async def running_cache(
         # A flag, not task.cancel(): a cancellation landing inside a redis-py call was seen
         # swallowed there, leaving shutdown waiting on a loop that never ends.
         stop.set()
-        await asyncio.wait([task], timeout=2 * timeout_s + 1)
+        await asyncio.wait([task], timeout=2 * access.timeout_s(uses.CACHE) + 1)
         task.cancel()

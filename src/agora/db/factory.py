@@ -9,9 +9,8 @@ from agora.db.pool import Database
 from agora.db.routing import RecentWriters
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from agora.flags.faults import FaultSwitch
+    from agora.redis.access import RedisAccess
     from agora.resilience.registry import Breakers
 
 
@@ -20,16 +19,14 @@ def database_from_settings(
     *,
     application_name: str,
     breakers: Breakers,
-    redis: Redis,
+    redis: RedisAccess,
     faults: FaultSwitch | None = None,
 ) -> Database:
     return Database(
         settings.require_database_url(),
         replica_urls=settings.database_replica_urls,
         breaker=breakers.postgres,
-        writers=RecentWriters(
-            redis, window_s=settings.db_read_your_writes_s, breaker=breakers.redis
-        ),
+        writers=RecentWriters(redis, window_s=settings.db_read_your_writes_s),
         retry_attempts=settings.db_retry_attempts,
         replica_cooldown_s=settings.db_replica_cooldown_s,
         min_size=settings.db_pool_min_size,

@@ -10,40 +10,32 @@ read is cheaper than a user missing their own post.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from agora.observability.logging import get_logger
+from agora.redis import keys, uses
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from agora.db.managed import ManagedPool
-    from agora.resilience.breaker import CircuitBreaker
+    from agora.redis.access import RedisAccess
 
 log = get_logger(__name__)
 
-_KEY = "agora:db:wrote:{}"
 _LOCAL_LIMIT = 100_000
 
 
 class RecentWriters:
     def __init__(
         self,
-        redis: Redis | None,
+        access: RedisAccess | None,
         *,
         window_s: float,
-        breaker: CircuitBreaker | None = None,
-        timeout_s: float = 0.25,
     ) -> None:
-        self._redis = redis
+        self._access = access
         self._window_s = window_s
-        self._breaker = breaker
-        self._timeout_s = timeout_s
         self._local: dict[str, float] = {}
 
     async def mark(self, user_id: str) -> None:
@@ -51,31 +43,27 @@ class RecentWriters:
         if len(self._local) >= _LOCAL_LIMIT:
             self._local = {u: t for u, t in self._local.items() if t > now}
         self._local[user_id] = now + self._window_s
-        if self._redis is None:
+        if self._access is None:
             return
-        try:
-            ttl_ms = int(self._window_s * 1000)
-            await self._call(lambda redis: redis.set(_KEY.format(user_id), 1, px=ttl_ms))
-        except Exception as exc:
-            # Other instances may serve this user a replica read that misses the write for
-            # up to the replication lag; the write itself stands.
-            log.warning("read-your-writes marker not stored", user_id=user_id, error=repr(exc))
+        # Without Redis, other instances may serve this user a replica read that misses the
+        # write for up to the replication lag; the write itself stands.
+        key, ttl_ms = keys.recent_writer(user_id), int(self._window_s * 1000)
+        await self._access.attempt(
+            uses.RECENT_WRITER_MARK, lambda r: r.set(key, 1, px=ttl_ms), otherwise=None
+        )
 
     async def recently_wrote(self, user_id: str) -> bool:
         if self._local.get(user_id, 0.0) > time.monotonic():
             return True
-        if self._redis is None:
+        if self._access is None:
             return False
-        try:
-            return bool(await self._call(lambda redis: redis.exists(_KEY.format(user_id))))
-        except Exception:
-            return True
-
-    async def _call(self, command: Callable[[Redis], Awaitable[Any]]) -> Any:
-        assert self._redis is not None
-        with self._breaker.guard() if self._breaker is not None else nullcontext():
-            async with asyncio.timeout(self._timeout_s):
-                return await command(self._redis)
+        key = keys.recent_writer(user_id)
+        # Unknown (Redis away) counts as "wrote": the read goes to the primary.
+        return bool(
+            await self._access.attempt(
+                uses.RECENT_WRITER_CHECK, lambda r: r.exists(key), otherwise=1
+            )
+        )
 
 
 class ReplicaSet:

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from agora.devstack.embedded import free_port
+from agora.redis import keys
 
 SENTINEL_SERVICE = "agora"
 # Sentinel's view: a master silent this long is down, then a replica is promoted.
@@ -137,7 +138,7 @@ class RedisSentinel:
             return False
         try:
             client = redis.Redis(port=port, socket_timeout=1)
-            ok = bool(client.set("agora:gameday:probe", "1", ex=60))
+            ok = bool(client.set(keys.gameday_probe(), "1", ex=60))
             client.close()
         except redis.RedisError:
             return False

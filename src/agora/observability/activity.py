@@ -14,15 +14,21 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from agora.observability.metrics import ACTIVE_USERS
+from agora.redis import keys, uses
+from agora.redis.policy import RedisUnavailable
+
+if TYPE_CHECKING:
+    # Only a type here: the access layer imports the error contract, which imports this
+    # module's package (request context), so a runtime import would be a cycle.
+    from agora.redis.access import RedisAccess
 
 BUCKET_S = 10
 WINDOW_S = 300
-KEY_PREFIX = "agora:active_users:"
 MAX_PENDING = 100_000
 
 
@@ -35,32 +41,40 @@ class ActiveUsers:
         if len(self._pending) < MAX_PENDING:
             self._pending.add(user_id)
 
-    async def flush(self, redis: Redis) -> int:
-        """Publish this instance's recent users; set and return the system-wide count."""
+    async def flush(self, access: RedisAccess) -> int:
+        """Publish this instance's recent users; set and return the system-wide count.
+        Raises ``RedisUnavailable`` (the ids are kept for the next flush)."""
         ids, self._pending = self._pending, set()
         bucket = int(self._clock() // BUCKET_S)
-        keys = [f"{KEY_PREFIX}{b}" for b in range(bucket - WINDOW_S // BUCKET_S + 1, bucket + 1)]
-        pipe = redis.pipeline(transaction=False)
-        if ids:
-            pipe.pfadd(keys[-1], *ids)
-            pipe.expire(keys[-1], WINDOW_S + 2 * BUCKET_S)
-        pipe.pfcount(*keys)
+        window = [
+            keys.active_users(b) for b in range(bucket - WINDOW_S // BUCKET_S + 1, bucket + 1)
+        ]
+
+        async def run(client: Redis) -> list[object]:
+            pipe = client.pipeline(transaction=False)
+            if ids:
+                pipe.pfadd(window[-1], *ids)
+                pipe.expire(window[-1], WINDOW_S + 2 * BUCKET_S)
+            pipe.pfcount(*window)
+            results: list[object] = await pipe.execute()
+            return results
+
         try:
-            results = await pipe.execute()
-        except (RedisError, OSError):
+            results = await access.call(uses.ACTIVE_USERS, run)
+        except RedisUnavailable:
             for user_id in ids:
                 self.record(user_id)
             raise
-        count = int(results[-1])
+        count = int(str(results[-1]))
         ACTIVE_USERS.set(count)
         return count
 
-    async def run(self, redis: Redis, interval_s: float) -> None:
+    async def run(self, access: RedisAccess, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
             # Redis health is reported by readiness and agora_dependency_up, not here.
-            with suppress(RedisError, OSError):
-                await self.flush(redis)
+            with suppress(RedisUnavailable):
+                await self.flush(access)
 
 
 active_users = ActiveUsers()

@@ -62,3 +62,18 @@ def _template_before_routing(scope: Scope) -> str:
                 return template
             same_path = same_path or template
     return same_path or UNMATCHED  # a 405 is still that route's
+
+
+def allowed_methods(scope: Scope) -> frozenset[str]:
+    """Every method some route serves at this request's path: a 405's ``Allow``. Starlette's
+    own names only the first route that matched the path, when one path is served by several
+    routes (``GET`` and ``DELETE /posts/{id}`` are two), so a client would be told less than
+    the truth."""
+    app = scope.get("app")
+    routes = getattr(app, "routes", None)
+    if app is None or routes is None:
+        return frozenset()
+    if app not in _tables:
+        prepare(app, routes)
+    path = scope.get("path", "")
+    return frozenset().union(*(methods for _, regex, methods in _tables[app] if regex.match(path)))

@@ -1,30 +1,28 @@
 """``RateLimiter``: the Redis GCRA with an in-process fallback.
 
 Limits must never take the API down with them. A Redis call that fails or takes longer than
-``timeout_s`` is answered by the in-process store instead (same limits, counted per instance)
+``AGORA_RATELIMIT_REDIS_TIMEOUT_S`` (the ``rate_limit`` use of ``agora.redis``) is answered
+by the in-process store instead (same limits, counted per instance)
 and Redis is left alone for ``fallback_s`` before it is tried again, so an outage costs one
 short wait per back-off period, not one per request. Each switch to the fallback is counted
 (``agora_errors_total{type="ratelimit_fallback"}``) and logged once.
 
-Self-contained on purpose: a circuit breaker can later wrap ``RedisStore.hit`` without this
-module changing shape.
+The fallback period is this use's breaker (it opens on the first failure), which is why the
+``rate_limit`` use is not behind the shared ``redis`` breaker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from agora.observability.logging import get_logger
 from agora.observability.metrics import ERRORS
 from agora.ratelimit.gcra import Decision, MemoryStore
 from agora.ratelimit.rates import Rate
 from agora.ratelimit.redis_store import RedisStore
+from agora.redis.access import RedisAccess, RedisUnavailable
 
 log = get_logger(__name__)
 
@@ -34,15 +32,13 @@ _FALLBACKS = ERRORS.labels("ratelimit_fallback")
 class RateLimiter:
     def __init__(
         self,
-        redis: Redis,
+        access: RedisAccess,
         *,
-        timeout_s: float = 0.1,
         fallback_s: float = 5.0,
         max_backoff_s: int = 300,
     ) -> None:
-        self.redis_store = RedisStore(redis)
+        self.redis_store = RedisStore(access)
         self.memory = MemoryStore()
-        self.timeout_s = timeout_s
         self.fallback_s = fallback_s
         self.max_backoff_s = max_backoff_s
         self.fallbacks = 0
@@ -82,20 +78,19 @@ class RateLimiter:
         if started >= self._retry_redis_at:
             looked: list[Any] | None = None
             try:
-                async with asyncio.timeout(self.timeout_s):
-                    exists: tuple[bool, ...] | None
-                    if exists_keys is None:
-                        decision = await self.redis_store.hit(
-                            key, rate, strike_ttl_s=self.max_backoff_s
-                        )
-                        exists = None
-                    else:
-                        decision, exists, looked = await self.redis_store.hit_check_and_look(
-                            key, rate, exists_keys, lookup, strike_ttl_s=self.max_backoff_s
-                        )
-            except (RedisError, OSError, TimeoutError) as exc:
-                if not (isinstance(exc, TimeoutError) and self._answered_at > started):
-                    self._fall_back(exc)
+                exists: tuple[bool, ...] | None
+                if exists_keys is None:
+                    decision = await self.redis_store.hit(
+                        key, rate, strike_ttl_s=self.max_backoff_s
+                    )
+                    exists = None
+                else:
+                    decision, exists, looked = await self.redis_store.hit_check_and_look(
+                        key, rate, exists_keys, lookup, strike_ttl_s=self.max_backoff_s
+                    )
+            except RedisUnavailable as exc:
+                if not (isinstance(exc.cause, TimeoutError) and self._answered_at > started):
+                    self._fall_back(exc.cause)
                 # else Redis answered other calls while this one waited: the wait was this
                 # process's (an event loop too busy to read the reply in time, as under
                 # overload), not Redis's. Only this request is decided in process; switching

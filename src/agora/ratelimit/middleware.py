@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora.cache import prefetch
@@ -39,6 +38,7 @@ from agora.ratelimit.clients import Networks, bucket_name, client_address
 from agora.ratelimit.gcra import Decision
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import Rate
+from agora.redis.access import RedisAccess
 from agora.security.identity import identity_of
 from agora.security.revocation import DeletedUsers, RevokedSessions
 
@@ -78,10 +78,9 @@ class Policy:
         return f'"{self.name}";q={self.rate.limit};w={self.rate.period_s}'.encode()
 
 
-def build_rate_limiter(settings: Settings, redis: Redis) -> RateLimiter:
+def build_rate_limiter(settings: Settings, access: RedisAccess) -> RateLimiter:
     return RateLimiter(
-        redis,
-        timeout_s=settings.ratelimit_redis_timeout_s,
+        access,
         fallback_s=settings.ratelimit_fallback_s,
         max_backoff_s=settings.ratelimit_max_backoff_s,
     )

@@ -8,18 +8,17 @@ tag, so the script also runs unchanged on a Redis Cluster.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry import trace
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
 from agora.ratelimit.gcra import Decision
 from agora.ratelimit.rates import Rate
+from agora.redis import keys, uses
+from agora.redis.access import RedisAccess
+from agora.redis.batch import Command
 
 # KEYS[1]: the client's TAT (ms, as text); KEYS[2]: its consecutive rejections.
 # ARGV: limit, period_ms, strike_ttl_ms, [now_ms]. Returns allowed, remaining, reset_ms,
@@ -49,26 +48,31 @@ if remaining > limit - 1 then remaining = limit - 1 end
 return {1, remaining, tostring(new_tat - now), '0', 0}
 """
 
-KEY_PREFIX = "agora:rl:"
-
 
 class RedisStore:
-    def __init__(self, redis: Redis, *, prefix: str = KEY_PREFIX) -> None:
+    """Every call is the ``rate_limit`` use of ``agora.redis`` (its timeout; no breaker: the
+    limiter's fallback period plays that part) and raises ``RedisUnavailable``."""
+
+    def __init__(self, access: RedisAccess) -> None:
         # register_script runs EVALSHA and loads the script again after a Redis restart or
         # failover (NOSCRIPT), so the script text crosses the wire only then.
-        self._redis = redis
-        self._script = redis.register_script(GCRA_SCRIPT)
-        self._prefix = prefix
+        self._access = access
+        self._script = access.script(GCRA_SCRIPT)
 
-    def keys(self, key: str) -> tuple[str, str]:
-        tagged = f"{self._prefix}{{{key}}}"
-        return tagged, f"{tagged}:strikes"
+    @staticmethod
+    def keys(key: str) -> tuple[str, str]:
+        return keys.rate_limit(key)
 
     async def hit(
         self, key: str, rate: Rate, *, strike_ttl_s: float, now_ms: float | None = None
     ) -> Decision:
-        reply = await self._script(keys=self.keys(key), args=_args(rate, strike_ttl_s, now_ms))
-        return _decision(rate, reply)
+        args = _args(rate, strike_ttl_s, now_ms)
+
+        async def run(client: Redis) -> list[Any]:
+            reply: list[Any] = await self._script(keys=self.keys(key), args=args, client=client)
+            return reply
+
+        return _decision(rate, await self._access.call(uses.RATE_LIMIT, run))
 
     async def hit_and_check(
         self, key: str, rate: Rate, exists_key: str, *, strike_ttl_s: float
@@ -95,11 +99,15 @@ class RedisStore:
         trip of its own); after a Redis restart or failover (NOSCRIPT) it is loaded and the
         pipeline sent again — the script had not run, so nothing is counted twice. The
         lookup's reply is None when it failed: its owner asks again itself."""
-        keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
-        replies = await self._pipelined(keys, args, exists_keys, lookup)
+        script_keys, args = self.keys(key), _args(rate, strike_ttl_s, None)
+
+        commands = self._commands(script_keys, args, exists_keys, lookup)
+        replies = await self._access.send_all(uses.RATE_LIMIT, commands)
         if isinstance(replies[0], NoScriptError):
-            self._script.sha = await self._redis.script_load(GCRA_SCRIPT)
-            replies = await self._pipelined(keys, args, exists_keys, lookup)
+            sha = await self._access.call(uses.RATE_LIMIT, lambda c: c.script_load(GCRA_SCRIPT))
+            self._script.sha = sha
+            commands = self._commands(script_keys, args, exists_keys, lookup)
+            replies = await self._access.send_all(uses.RATE_LIMIT, commands)
         checked = 1 + len(exists_keys)
         for result in replies[:checked]:
             if isinstance(result, Exception):
@@ -111,69 +119,21 @@ class RedisStore:
             None if isinstance(looked, Exception) else looked,
         )
 
-    async def _pipelined(
+    def _commands(
         self,
-        keys: tuple[str, str],
+        script_keys: tuple[str, str],
         args: list[str | int | float],
         exists_keys: Sequence[str],
         lookup: tuple[str, str] | None,
-    ) -> list[Any]:
-        commands: list[tuple[str | int | float, ...]] = [
-            ("EVALSHA", self._script.sha, len(keys), *keys, *args),
+    ) -> list[Command]:
+        commands: list[Command] = [
+            ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *args),
             # one command each: they may live in other slots
             *(("EXISTS", exists_key) for exists_key in exists_keys),
         ]
         if lookup is not None:
             commands.append(("EVALSHA", lookup[0], 1, lookup[1]))
-        if not trace.get_current_span().is_recording():
-            try:
-                return await _send_all(self._redis, commands)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                pass  # redis-py's own pipeline below retries on a fresh connection
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
-
-
-async def _send_all(redis: Redis, commands: Sequence[tuple[str | int | float, ...]]) -> list[Any]:
-    """The replies of ``commands``, sent together on one pooled connection: the limiter's
-    pipeline without redis-py's ``Pipeline`` (its command stack, retry wrapper and per-command
-    encoding cost more CPU than the rest of a cached read). Used only when the request is
-    not traced (a sampled request takes redis-py's pipeline, whose instrumentation makes its
-    span); any connection trouble is left to that pipeline too, which retries. An error
-    reply is returned in its place, as ``execute(raise_on_error=False)`` does. The caller
-    bounds the call (the limiter's ``asyncio.timeout``)."""
-    pool = redis.connection_pool
-    connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: untyped
-    try:
-        await connection.send_packed_command(_pack(commands))
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                # No socket timeout per reply: the limiter bounds the whole call.
-                replies.append(await connection.read_response(timeout=math.inf))
-            except ResponseError as exc:
-                replies.append(exc)
-    except BaseException:
-        # Replies may still be on their way (a timeout, a cancellation): never reuse it.
-        await connection.disconnect(nowait=True)
-        raise
-    finally:
-        await pool.release(connection)
-    return replies
-
-
-def _pack(commands: Sequence[tuple[str | int | float, ...]]) -> bytes:
-    """RESP arrays of bulk strings, as redis-py's encoder writes them (floats by ``repr``)."""
-    out: list[bytes] = []
-    for command in commands:
-        out.append(b"*%d\r\n" % len(command))
-        for arg in command:
-            data = (repr(arg) if isinstance(arg, float) else str(arg)).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+        return commands
 
 
 def _args(rate: Rate, strike_ttl_s: float, now_ms: float | None) -> list[str | int | float]:

@@ -79,6 +79,8 @@ class AdmissionControl:
         self._refused_since_summary = 0
         self._next_summary = 0.0
         self._errors = ERRORS.labels("overloaded")
+        # Read when scraped, not set twice per request (each set takes the metric's lock).
+        ADMISSION_IN_FLIGHT.set_function(lambda: self._in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._exempt:
@@ -86,7 +88,6 @@ class AdmissionControl:
             return
         if self._in_flight < self._limit:
             self._in_flight += 1
-            ADMISSION_IN_FLIGHT.set(self._in_flight)
         elif not await self._turn():
             await self._refuse(scope, send)
             return
@@ -128,7 +129,6 @@ class AdmissionControl:
                 turn.set_result(None)  # the slot passes on: _in_flight unchanged
                 return
         self._in_flight -= 1
-        ADMISSION_IN_FLIGHT.set(self._in_flight)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         ADMISSION_REJECTIONS.inc()

@@ -5,7 +5,8 @@ instance's JWKS and never signs again) and then announces it on ``AGORA_KEY_EVEN
 Every instance listens: its token verifier forgets the key at once (auth's key store also
 reloads, so it signs with the successor; the JWKS caches of posts and realtime remember the
 kid as revoked, so a stale JWKS cannot bring it back, and may refetch at once for the
-successor's kid). Pub/sub keeps nothing for a listener that was away: after every
+successor's kid); and the service's own hook runs (realtime closes the sockets the key's
+tokens opened, with 4003). Pub/sub keeps nothing for a listener that was away: after every
 (re)subscription the verifier resyncs (the JWKS caches refetch on the next token), so an
 announcement missed during a Redis outage costs at most the outage.
 """
@@ -13,7 +14,7 @@ announcement missed during a Redis outage costs at most the outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import orjson
@@ -21,6 +22,7 @@ from redis.asyncio import Redis
 
 from agora.observability.logging import get_logger
 from agora.pubsub import Subscriber, stop_listening
+from agora.redis.access import RedisAccess
 from agora.security.tokens import TokenVerifier
 
 log = get_logger(__name__)
@@ -38,9 +40,13 @@ async def announce_key_revocation(redis: Redis, channel: str, kid: str) -> int:
 
 @asynccontextmanager
 async def following_key_revocations(
-    redis: Redis, channel: str, verifier: TokenVerifier
+    redis: RedisAccess,
+    channel: str,
+    verifier: TokenVerifier,
+    on_revoked: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Subscriber]:
-    """Listen for revocations while the block runs."""
+    """Listen for revocations while the block runs; ``on_revoked(kid)`` runs after the
+    verifier has forgotten the key (it must not block: it runs on the listener's task)."""
 
     async def handle(raw: bytes) -> None:
         try:
@@ -55,6 +61,8 @@ async def following_key_revocations(
         # Only ever removes trust: a forged message can refuse tokens, never admit one.
         verifier.revoke_key(kid)
         log.warning("signing key revoked; its tokens are refused from now on", kid=kid)
+        if on_revoked is not None:
+            on_revoked(kid)
 
     subscriptions = 0
 

@@ -1,50 +1,36 @@
 """The security parts of every service's middleware stack, built from the settings: CORS, and
-the deleted-users store the identity checks consult. Their place in the stack is declared
-once, in ``agora.app.middleware_stack``."""
+the deleted-users and ended-sessions stores the identity checks consult. Their place in the
+stack is declared once, in ``agora.app.middleware_stack``."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from agora.config import Settings
 from agora.db import Database
-from agora.resilience import CircuitBreaker
+from agora.redis.access import RedisAccess
 from agora.security.revocation import DeletedUsers, RevokedSessions
 
 CORS_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"]
 CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After"]
 
 
-def deleted_users_store(
-    redis: Redis, db: Database, settings: Settings, breaker: CircuitBreaker
-) -> DeletedUsers:
-    # A mark must outlive every access token the user may hold, leeway included.
-    ttl_s = settings.access_token_ttl_s + settings.jwt_leeway_s + 60
-    return DeletedUsers(
-        redis,
-        db,
-        ttl_s=ttl_s,
-        breaker=breaker,
-        events_channel=settings.events_channel,
-        publish_timeout_s=settings.redis_socket_timeout_s,
-    )
+def _mark_ttl_s(settings: Settings) -> int:
+    # A mark must outlive every access token it refuses, leeway included.
+    return settings.access_token_ttl_s + settings.jwt_leeway_s + 60
+
+
+def deleted_users_store(access: RedisAccess, db: Database, settings: Settings) -> DeletedUsers:
+    ttl_s, channel = _mark_ttl_s(settings), settings.events_channel
+    return DeletedUsers(access, db, ttl_s=ttl_s, events_channel=channel)
 
 
 def revoked_sessions_store(
-    redis: Redis, db: Database, settings: Settings, breaker: CircuitBreaker
+    access: RedisAccess, db: Database, settings: Settings
 ) -> RevokedSessions:
-    # A mark must outlive every access token of the session, leeway included.
-    ttl_s = settings.access_token_ttl_s + settings.jwt_leeway_s + 60
-    return RevokedSessions(
-        redis,
-        db,
-        ttl_s=ttl_s,
-        breaker=breaker,
-        events_channel=settings.events_channel,
-        publish_timeout_s=settings.redis_socket_timeout_s,
-    )
+    ttl_s, channel = _mark_ttl_s(settings), settings.events_channel
+    return RevokedSessions(access, db, ttl_s=ttl_s, events_channel=channel)
 
 
 def cors(settings: Settings) -> Middleware:

@@ -1,134 +1,114 @@
 """Tokens of deleted accounts and ended sessions: refused by every service at once, not when
 they expire.
 
-Access tokens are verified locally, so deleting an account would leave its tokens working for
-up to 15 minutes. Auth therefore marks a deleted user in Redis (one key, kept for as long as
-any token of the user can still be valid) before the deletion commits, and every
-authenticated request checks the mark: one ``EXISTS`` round trip per request, measured in
-docs/security.md. When Redis cannot answer, the check falls back to PostgreSQL (does the user
-row still exist?), so an outage never reopens the hole; while the ``redis`` breaker is open the
-check goes straight to PostgreSQL instead of waiting on a dead Redis first.
+Access tokens are verified locally, so deleting an account or ending a session would leave its
+tokens working for up to 15 minutes. Auth therefore writes a mark in Redis (one key, kept for as
+long as any such token can still be valid) and every authenticated request checks it, in the
+rate limiter's round trip (measured in docs/security.md). When Redis cannot answer, PostgreSQL
+decides (does the user row, or a live refresh token of the session, still exist?), so an
+outage never reopens the hole; while the ``redis`` breaker is open the check goes straight to
+PostgreSQL instead of waiting on a dead Redis first.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from agora.db import Database
 from agora.events import Event, publish
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
-from agora.resilience import CircuitBreaker, CircuitOpenError
+from agora.redis import keys, uses
+from agora.redis.access import RedisAccess, RedisUnavailable, Use
 
 log = get_logger(__name__)
 
-# Every Redis key of this module is built from these two prefixes.
-_PREFIX = "agora:deleted-user:"
-_SESSION_PREFIX = "agora:revoked-session:"
-_WARN_EVERY_S = 10.0
 
+class _MarkChecks:
+    """A mark per id in Redis, checked per request; PostgreSQL answers when Redis cannot."""
 
-class DeletedUsers:
+    _check_use: Use
+    _absent_sql: str
+    """``SELECT EXISTS (...)`` of what must still be there for the id's tokens to be valid."""
+
     def __init__(
-        self,
-        redis: Redis,
-        db: Database,
-        *,
-        ttl_s: int,
-        breaker: CircuitBreaker,
-        events_channel: str,
-        publish_timeout_s: float,
+        self, access: RedisAccess, db: Database, *, ttl_s: int, events_channel: str
     ) -> None:
-        self._redis = redis
+        self._access = access
         self._db = db
         self._ttl_s = ttl_s
-        self._breaker = breaker
         self._events_channel = events_channel
-        self._publish_timeout_s = publish_timeout_s
-        self._warned_at = float("-inf")
 
     @staticmethod
-    def mark_key(user_id: str) -> str:
-        return f"{_PREFIX}{user_id}"
+    def mark_key(ident: str) -> str:
+        raise NotImplementedError
+
+    async def _is_marked(self, ident: str) -> bool:
+        key = self.mark_key(ident)
+        try:
+            return bool(await self._access.call(self._check_use, lambda r: r.exists(key)))
+        except RedisUnavailable as exc:
+            self._access.warn(exc)  # one line per outage, not per request
+        parsed = parse_uuid(ident)
+        if parsed is None:
+            return True  # names nothing that exists
+        async with self._db.connection() as conn:
+            exists = await conn.fetchval(self._absent_sql, parsed)
+        return not exists
+
+
+class DeletedUsers(_MarkChecks):
+    _check_use = uses.DELETED_USER_CHECK
+    # The one query shared infrastructure makes: every service reads the same users table.
+    _absent_sql = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)"
+
+    @staticmethod
+    def mark_key(ident: str) -> str:
+        return keys.deleted_user(ident)
 
     async def mark(self, user_id: str) -> None:
-        """Raises ``RedisError``: a deletion that cannot be announced must not commit."""
-        await self._redis.set(self.mark_key(user_id), b"1", ex=self._ttl_s)
+        """Fails closed (503 ``unavailable``): a deletion that cannot be announced must not
+        commit."""
+        key, ttl_s = self.mark_key(user_id), self._ttl_s
+        await self._access.require(uses.DELETED_USER_MARK, lambda r: r.set(key, b"1", ex=ttl_s))
 
     async def announce(self, user_id: str) -> None:
         """After the deletion commits: realtime closes the account's open sockets (a new
         handshake is refused by the mark). Best effort, like every event: a socket that misses
         it only receives, and the account's data is gone."""
         event = Event("account.deleted", {}, recipient_id=user_id)
-        await publish(self._redis, self._events_channel, event, timeout_s=self._publish_timeout_s)
+        await publish(self._access, self._events_channel, event)
 
     async def unmark(self, user_id: str) -> None:
-        """Undo ``mark`` when the deletion itself failed."""
-        try:
-            await self._redis.delete(self.mark_key(user_id))
-        except RedisError as exc:
-            log.warning("could not clear a deletion mark", user_id=user_id, error=repr(exc))
+        """Undo ``mark`` when the deletion itself failed (best effort: the mark expires)."""
+        key = self.mark_key(user_id)
+        await self._access.attempt(uses.DELETED_USER_UNMARK, lambda r: r.delete(key), otherwise=0)
 
     async def is_deleted(self, user_id: str, *, prefetched: bool | None = None) -> bool:
         """``prefetched``: the mark's state the rate limiter already read for this request
         in its own round trip, so authentication does not ask Redis again."""
         if prefetched is not None:
             return prefetched
-        try:
-            with self._breaker.guard():
-                return bool(await self._redis.exists(self.mark_key(user_id)))
-        except (RedisError, CircuitOpenError) as exc:
-            now = time.monotonic()
-            if now - self._warned_at >= _WARN_EVERY_S:  # one line per outage, not per request
-                self._warned_at = now
-                log.warning("deleted-users check falls back to PostgreSQL", error=repr(exc))
-        parsed = parse_uuid(user_id)
-        if parsed is None:
-            return True  # names no account
-        # The one query shared infrastructure makes: every service reads the same users table.
-        async with self._db.connection() as conn:
-            exists = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", parsed
-            )
-        return not exists
+        return await self._is_marked(user_id)
 
 
-class RevokedSessions:
-    """Access tokens of ended sessions: refused by every service at once, not when they expire.
+class RevokedSessions(_MarkChecks):
+    """An access token names its session (``sid``, the refresh-token family). Ending a session
+    (logout, refresh-token reuse, a password change, a revoke from the session list) writes one
+    mark per session and publishes ``session.ended`` so that every realtime instance closes
+    that session's sockets."""
 
-    An access token names its session (``sid``, the refresh-token family). Ending a session
-    (logout, refresh-token reuse, a password change, a revoke from the session list) writes
-    one mark per session, kept as long as any access token of it can be valid, and publishes
-    ``session.ended`` so that every realtime instance closes that session's sockets. Every
-    authenticated request checks the mark in the rate limiter's round trip (no extra one);
-    when Redis cannot answer, the refresh tokens in PostgreSQL decide.
-    """
-
-    def __init__(
-        self,
-        redis: Redis,
-        db: Database,
-        *,
-        ttl_s: int,
-        breaker: CircuitBreaker,
-        events_channel: str,
-        publish_timeout_s: float,
-    ) -> None:
-        self._redis = redis
-        self._db = db
-        self._ttl_s = ttl_s
-        self._breaker = breaker
-        self._events_channel = events_channel
-        self._publish_timeout_s = publish_timeout_s
-        self._warned_at = float("-inf")
+    _check_use = uses.SESSION_CHECK
+    # A family with no live row left was revoked, or its account deleted.
+    _absent_sql = (
+        "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL)"
+    )
 
     @staticmethod
-    def mark_key(session_id: str) -> str:
-        return f"{_SESSION_PREFIX}{session_id}"
+    def mark_key(ident: str) -> str:
+        return keys.revoked_session(ident)
 
     async def end(self, user_id: str, session_ids: Sequence[str]) -> bool:
         """Mark ``session_ids`` (already revoked in PostgreSQL) and tell realtime. False when
@@ -137,22 +117,27 @@ class RevokedSessions:
         access tokens may then live out their (at most 15 minutes) lifetime — logged."""
         if not session_ids:
             return True
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for session_id in session_ids:
-                    pipe.set(self.mark_key(session_id), b"1", ex=self._ttl_s)
+        marks, ttl_s = [self.mark_key(sid) for sid in session_ids], self._ttl_s
+
+        async def set_marks(redis: Redis) -> None:
+            async with redis.pipeline(transaction=False) as pipe:
+                for key in marks:
+                    pipe.set(key, b"1", ex=ttl_s)
                 await pipe.execute()
+
+        try:
+            await self._access.call(uses.SESSION_END_MARK, set_marks)
             marked = True
-        except (RedisError, OSError) as exc:
+        except RedisUnavailable as exc:
             marked = False
             log.warning(
                 "ended sessions not marked; their access tokens expire on their own",
                 user_id=user_id,
                 sessions=len(session_ids),
-                error=repr(exc),
+                error=repr(exc.cause),
             )
         event = Event("session.ended", {"session_ids": list(session_ids)}, recipient_id=user_id)
-        await publish(self._redis, self._events_channel, event, timeout_s=self._publish_timeout_s)
+        await publish(self._access, self._events_channel, event)
         return marked
 
     async def is_revoked(self, session_id: str | None, *, prefetched: bool | None = None) -> bool:
@@ -162,22 +147,4 @@ class RevokedSessions:
             return False
         if prefetched is not None:
             return prefetched
-        try:
-            with self._breaker.guard():
-                return bool(await self._redis.exists(self.mark_key(session_id)))
-        except (RedisError, CircuitOpenError) as exc:
-            now = time.monotonic()
-            if now - self._warned_at >= _WARN_EVERY_S:
-                self._warned_at = now
-                log.warning("ended-sessions check falls back to PostgreSQL", error=repr(exc))
-        parsed = parse_uuid(session_id)
-        if parsed is None:
-            return True  # names no session
-        # A family with no live row left was revoked, or its account deleted.
-        async with self._db.connection() as conn:
-            live = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM refresh_tokens "
-                "WHERE family_id = $1 AND revoked_at IS NULL)",
-                parsed,
-            )
-        return not live
+        return await self._is_marked(session_id)

@@ -17,6 +17,7 @@ import re
 import unicodedata
 
 import nh3
+from pydantic import WithJsonSchema
 
 # Each round undoes one level of entity encoding; real text needs one, quoted markup two.
 _MAX_ROUNDS = 4
@@ -62,3 +63,30 @@ def plain_text(value: str) -> str:
     text = _normalise_newlines(unicodedata.normalize("NFC", text))
     _refuse_controls(text)
     return text.strip()
+
+
+# What ``plain_text`` always accepts unchanged in length, as a JSON Schema pattern for the
+# OpenAPI description: no refused control character (CR is allowed: it becomes a newline),
+# no ``<`` that opens markup and no ``&`` that starts an entity (markup and entities are
+# accepted too, but what they leave cannot be bounded by a pattern).
+_SAFE_CHAR = (
+    r"[^<&\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]|<(?![A-Za-z/!?])|&(?![#A-Za-z])"
+)
+PLAIN_TEXT_PATTERN = rf"^(?:{_SAFE_CHAR})*$"
+# The same, with at least one character that is not whitespace (what a required field needs).
+NONBLANK_PLAIN_TEXT_PATTERN = rf"^(?=[\s\S]*\S)(?:{_SAFE_CHAR})*$"
+
+
+def plain_text_schema(*, max_chars: int, required: bool, description: str) -> WithJsonSchema:
+    """The JSON Schema of a plain-text field: the subset of input that is always accepted.
+    The server accepts more (markup it removes, entities it decodes), as ``description``
+    says; a schema-valid value is never refused."""
+    schema: dict[str, object] = {
+        "type": "string",
+        "maxLength": max_chars,
+        "pattern": NONBLANK_PLAIN_TEXT_PATTERN if required else PLAIN_TEXT_PATTERN,
+        "description": description,
+    }
+    if required:
+        schema["minLength"] = 1
+    return WithJsonSchema(schema)

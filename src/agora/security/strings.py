@@ -15,9 +15,12 @@ that is not checked here, so a new field or route cannot forget it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 _LATIN1_MAX = 0xFF  # the highest code point an HTTP header can carry (latin-1)
 
@@ -44,5 +47,29 @@ def header_safe(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(storable)]
-HeaderText = Annotated[str, AfterValidator(header_safe)]
+# What the checks above let through, as JSON Schema patterns, so that the OpenAPI description
+# states them and a generated client never sends what they refuse. (Lone surrogates have no
+# pattern: a JSON Schema string is a sequence of Unicode scalar values, which excludes them.)
+STORABLE_PATTERN = r"^[^\u0000]*$"
+HEADER_SAFE_PATTERN = r"^[\u0001-\u0009\u000b\u000c\u000e-\u00ff]*$"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedPattern:
+    """Adds ``pattern`` to a string's JSON Schema unless a stricter constraint of the field
+    set one: documentation only, the validator above is what enforces it."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        if target.get("type") == "string":
+            target.setdefault("pattern", self.pattern)
+        return schema
+
+
+Text = Annotated[str, AfterValidator(storable), DocumentedPattern(STORABLE_PATTERN)]
+HeaderText = Annotated[str, AfterValidator(header_safe), DocumentedPattern(HEADER_SAFE_PATTERN)]

@@ -35,6 +35,9 @@ class Principal:
     # The login session (refresh-token family) the token was issued for: ending the session
     # ends its access tokens too. None for a token minted without one (tests, tools).
     session_id: str | None = None
+    # The ``kid`` of the key that signed the token: revoking that key ends what it opened
+    # (realtime closes the sockets authenticated by it). None only where no key signed.
+    key_id: str | None = None
 
 
 class KeyResolver(Protocol):
@@ -195,4 +198,5 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
             session_id=session if isinstance(session, str) and session else None,
+            key_id=kid,
         )

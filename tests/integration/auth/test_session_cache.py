@@ -57,3 +57,46 @@ async def test_spent_and_revoked_tokens_are_remembered_for_one_refresh_lifetime(
         assert store.get(session_key(first)) == b"revoked"
     finally:
         store.close()
+
+
+LOGOUT = "/api/v1/auth/logout"
+
+
+async def test_logout_records_only_a_real_sessions_token(
+    auth: AuthHarness, settings: Settings
+) -> None:
+    """Logout of any string used to store a "revoked" fact for a refresh lifetime (30 days):
+    a stream of random tokens grew Redis without bound. Now a token the database does not
+    know adds no key; a real one adds exactly its mark."""
+    await auth.register("alice")
+    real = (await auth.login("alice"))["refresh_token"]
+    auth.client.cookies.clear()
+    store = redis.Redis.from_url(settings.require_redis_url())
+
+    def kept() -> set[bytes]:
+        # Rate-limit state comes and goes with every request (microseconds under the
+        # suite's generous limits): not what logout stores.
+        return {key for key in store.scan_iter("agora:*") if not key.startswith(b"agora:rl:")}
+
+    try:
+        before = kept()
+        for forged in ("x" * 43, "not-a-token", "0" * 200):
+            response = await auth.client.post(LOGOUT, json={"refresh_token": forged})
+            assert response.status_code == 204  # unknown tokens are silently ignored
+        assert kept() == before
+
+        response = await auth.client.post(LOGOUT, json={"refresh_token": real})
+        assert response.status_code == 204
+        # The refresh token's "revoked" fact, and the session's end mark its access tokens
+        # are refused by (agora.security.revocation).
+        added = kept() - before
+        assert session_key(real).encode() in added
+        assert [key for key in added if key != session_key(real).encode()] == [
+            key for key in added if key.startswith(b"agora:revoked-session:")
+        ]
+        assert len(added) == 2
+        assert store.get(session_key(real)) == b"revoked"
+    finally:
+        store.close()
+    refused = await auth.client.post(REFRESH, json={"refresh_token": real})
+    assert refused.json()["error"]["code"] == "invalid_refresh_token"

@@ -26,6 +26,7 @@ from agora.backup.drill import drill
 from agora.backup.physical import backups
 from agora.backup.settings import BackupSettings
 from tests.conftest import free_port
+from tests.integration.backup.cli import agora
 from tests.integration.backup.s3_stack import S3Stack, s3_stack
 from tests.pgcluster import PgCluster, _run, _workdir, needs_pg_tools
 
@@ -56,22 +57,6 @@ class Env:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-
-
-def agora(
-    env: Env, *args: str, extra: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "agora", "backup", *args],
-        env={**os.environ, **env.vars, **(extra or {})},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 def new_cluster(root: Path, *, archive: bool) -> PgCluster:

@@ -9,10 +9,7 @@ that says what to do.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import psycopg
 import pytest
 
 from tests.conftest import free_port
+from tests.integration.backup.cli import agora
 from tests.integration.backup.s3_stack import S3Stack, s3_stack
 from tests.pgcluster import PgCluster, _run, _workdir, needs_pg_tools
 
@@ -61,22 +59,6 @@ def recreate(cluster: PgCluster, dbname: str) -> None:
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{dbname}"')
-
-
-def agora(
-    env: Env, *args: str, extra: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "agora", "backup", *args],
-        env={**os.environ, **env.vars, **(extra or {})},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from agora.cache import CacheService, Loaded, stamp
-from agora.cache.client import create_redis
 from agora.observability.metrics import CACHE_EVICTIONS, CACHE_HIT_RATIO, CACHE_REQUESTS
+from agora.redis.access import RedisAccess
+from agora.redis.client import create_redis
 from agora.resilience import BreakerState, CircuitBreaker
 from tests.conftest import free_port
 from tests.redis_servers import redis_server
@@ -56,7 +57,7 @@ def breaker() -> CircuitBreaker:
 
 @pytest.fixture
 def cache(redis_client: Redis, breaker: CircuitBreaker) -> CacheService:
-    return CacheService(redis_client, breaker, early_refresh_beta=0.0)
+    return CacheService(RedisAccess(redis_client, breaker), early_refresh_beta=0.0)
 
 
 def requests(cache_name: str, result: str) -> float:
@@ -144,7 +145,7 @@ async def test_one_load_for_a_hundred_concurrent_readers(
 async def test_a_hit_near_expiry_is_refreshed_early_in_the_background(
     redis_client: Redis, breaker: CircuitBreaker
 ) -> None:
-    cache = CacheService(redis_client, breaker, early_refresh_beta=1e6)
+    cache = CacheService(RedisAccess(redis_client, breaker), early_refresh_beta=1e6)
     source = Source(delay_s=0.01)
 
     async def read() -> Item | None:
@@ -159,7 +160,7 @@ async def test_a_hit_near_expiry_is_refreshed_early_in_the_background(
     assert served == Item(name="x", version=1)
     await asyncio.sleep(0.2)
     assert source.loads == loads + 1
-    plain = CacheService(redis_client, breaker, early_refresh_beta=0.0)
+    plain = CacheService(RedisAccess(redis_client, breaker), early_refresh_beta=0.0)
     assert (await plain.get_or_load("t", "x", Item, source.load, ttl_s=1)) == Item(
         name="x", version=2
     )
@@ -168,7 +169,7 @@ async def test_a_hit_near_expiry_is_refreshed_early_in_the_background(
 async def test_redis_down_serves_the_loader_and_opens_the_breaker() -> None:
     dead = create_redis(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.2)
     breaker = CircuitBreaker("redis-test", failure_threshold=3)
-    cache = CacheService(dead, breaker, timeout_s=0.2)
+    cache = CacheService(RedisAccess(dead, breaker, socket_timeout_s=0.2))
     source = Source()
     errors = requests("down", "error")
     for _ in range(5):
@@ -185,7 +186,7 @@ async def test_invalidations_made_while_redis_is_away_are_applied_when_it_return
     server = redis_server(tmp_path)
     client = create_redis(server.url(), socket_timeout_s=0.2)
     breaker = CircuitBreaker("redis-test")
-    cache = CacheService(client, breaker, timeout_s=0.2)
+    cache = CacheService(RedisAccess(client, breaker, socket_timeout_s=0.2))
     source = Source()
     try:
         await get(cache, source)
@@ -206,7 +207,7 @@ async def test_invalidations_made_while_redis_is_away_are_applied_when_it_return
 async def test_evicted_keys_feed_the_eviction_counter(tmp_path: Path) -> None:
     server = redis_server(tmp_path, "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru")
     client = create_redis(server.url())
-    cache = CacheService(client, CircuitBreaker("redis-test"))
+    cache = CacheService(RedisAccess(client, CircuitBreaker("redis-test")))
     try:
         await cache.sample_evictions()  # baseline
         before = CACHE_EVICTIONS._value.get()

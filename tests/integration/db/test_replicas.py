@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 
 from agora.db import Connection, Database
 from agora.db.routing import RecentWriters
+from agora.redis.access import RedisAccess
+from agora.resilience import CircuitBreaker
 from tests.pgcluster import PgCluster, needs_pg_tools, new_primary, new_replica, remove
 
 pytestmark = needs_pg_tools
@@ -44,7 +46,9 @@ async def make_db(clusters: tuple[PgCluster, PgCluster], redis: Redis | None) ->
     db = Database(
         primary.url,
         replica_urls=[replica.url],
-        writers=RecentWriters(redis, window_s=30.0),
+        writers=RecentWriters(
+            None if redis is None else RedisAccess(redis, CircuitBreaker("redis")), window_s=30.0
+        ),
         min_size=1,
         max_size=3,
         replica_cooldown_s=60.0,

@@ -10,6 +10,8 @@ from redis.asyncio import Redis
 from agora.config import Settings
 from agora.observability.activity import WINDOW_S, ActiveUsers
 from agora.observability.metrics import ACTIVE_USERS
+from agora.redis.access import RedisAccess, RedisUnavailable
+from agora.resilience import CircuitBreaker
 
 
 class Clock:
@@ -21,13 +23,13 @@ class Clock:
 
 
 @pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
+async def redis(settings: Settings) -> AsyncIterator[RedisAccess]:
     client = Redis.from_url(settings.require_redis_url())
-    yield client
+    yield RedisAccess(client, CircuitBreaker("redis"))
     await client.aclose()
 
 
-async def test_distinct_users_across_instances_within_the_window(redis: Redis) -> None:
+async def test_distinct_users_across_instances_within_the_window(redis: RedisAccess) -> None:
     clock = Clock()
     first, second = ActiveUsers(clock=clock), ActiveUsers(clock=clock)
     for user in ("alice", "bob", "alice"):
@@ -44,12 +46,12 @@ async def test_distinct_users_across_instances_within_the_window(redis: Redis) -
     assert await first.flush(redis) == 1
 
 
-async def test_users_wait_while_redis_is_away(redis: Redis) -> None:
+async def test_users_wait_while_redis_is_away(redis: RedisAccess) -> None:
     clock = Clock()
     instance = ActiveUsers(clock=clock)
     instance.record("alice")
     broken = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the client raises
-        await instance.flush(broken)
+    with pytest.raises(RedisUnavailable):
+        await instance.flush(RedisAccess(broken, CircuitBreaker("redis")))
     await broken.aclose()
     assert await instance.flush(redis) == 1

@@ -14,6 +14,8 @@ from redis.asyncio import Redis
 
 from agora.config import Settings
 from agora.observability.activity import active_users
+from agora.redis.access import RedisAccess
+from agora.resilience import CircuitBreaker
 from agora.services.auth.app import create_app as create_auth
 from agora.services.posts.app import create_app as create_posts
 from agora.services.realtime.app import create_app as create_realtime
@@ -147,7 +149,7 @@ async def test_every_contract_family_after_real_traffic(
         await posts.get(probe)
     redis = Redis.from_url(settings.require_redis_url())
     try:
-        await active_users.flush(redis)
+        await active_users.flush(RedisAccess(redis, CircuitBreaker("redis")))
     finally:
         await redis.aclose()
     text = (await posts.get("/metrics")).text

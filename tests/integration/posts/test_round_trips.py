@@ -1,6 +1,7 @@
 """One Redis round trip on a cached authenticated read: the rate-limit decision, the
 deletion mark and the cache lookup travel in the limiter's one pipeline (real Redis; the
-pool's checkouts are counted: one per command or pipeline sent)."""
+writes to Redis connections are counted: one per command or pipeline sent, whichever
+connection — the pool's or one the limiter's batches keep — carries it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio.connection import AbstractConnection
 
 from agora.config import Settings
 from agora.services.posts.app import create_app
@@ -33,20 +35,19 @@ async def test_a_cached_read_makes_one_round_trip_and_stays_fresh(
     first = await client.get(url, headers=headers)  # a miss: loads and fills the cache
     assert first.status_code == 200
 
-    pool = app.runtime.infra.redis.connection_pool
-    real_get_connection = pool.get_connection
-    checkouts: list[Any] = []
+    real_send = AbstractConnection.send_packed_command
+    sends: list[Any] = []
 
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        checkouts.append(args)
-        return await real_get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    async def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sends.append(command)
+        await real_send(self, command, check_health)
 
-    monkeypatch.setattr(pool, "get_connection", counting)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
     cached = await client.get(url, headers=headers)
     assert cached.status_code == 200
     assert cached.json() == first.json()
     assert cached.headers["x-ratelimit-limit"]  # the limiter did decide
-    assert len(checkouts) == 1
+    assert len(sends) == 1
 
     # Still validated by its stamp in that same round trip: a like is seen at once.
     liked = await client.put(f"{url}/like", headers=headers)

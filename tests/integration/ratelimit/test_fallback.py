@@ -14,10 +14,12 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from agora.cache.client import create_redis
 from agora.config import Settings
 from agora.ratelimit.limiter import RateLimiter
 from agora.ratelimit.rates import parse_rate
+from agora.redis.access import RedisAccess
+from agora.redis.client import create_redis
+from agora.resilience import CircuitBreaker
 from agora.services.posts.app import create_app
 from tests.conftest import TokenFactory
 from tests.integration.ratelimit.conftest import Start
@@ -137,7 +139,8 @@ async def test_a_wait_redis_did_not_cause_does_not_switch_to_the_fallback(
     busiest)."""
     db = urlsplit(settings.require_redis_url()).path
     redis_client = create_redis(f"redis://127.0.0.1:{frozen_redis.port}{db}", socket_timeout_s=5.0)
-    limiter = RateLimiter(redis_client, timeout_s=0.3, fallback_s=30.0)
+    access = RedisAccess(redis_client, CircuitBreaker("redis"), ratelimit_timeout_s=0.3)
+    limiter = RateLimiter(access, fallback_s=30.0)
     rate, key = parse_rate("100/minute"), f"test:{uuid.uuid4()}"
     try:
         assert (await limiter.hit(key, rate)).allowed  # one pooled connection

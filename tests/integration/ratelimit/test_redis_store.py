@@ -13,6 +13,8 @@ from agora.config import Settings
 from agora.ratelimit.gcra import MemoryStore
 from agora.ratelimit.rates import Rate
 from agora.ratelimit.redis_store import RedisStore
+from agora.redis.access import RedisAccess
+from agora.resilience import CircuitBreaker
 from tests.unit.ratelimit.test_gcra import Clock
 
 
@@ -21,6 +23,10 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.require_redis_url())
     yield client
     await client.aclose()
+
+
+def access(redis: Redis) -> RedisAccess:
+    return RedisAccess(redis, CircuitBreaker("redis"))
 
 
 # Periods long enough that no key expires in real time while the test runs, and strikes kept
@@ -32,7 +38,7 @@ DAYS = 5 * 86400
 async def test_lua_and_python_decide_alike(redis: Redis, rate: Rate) -> None:
     rng = random.Random(rate.limit)  # reproducible
     clock = Clock(1_700_000_000.0)
-    memory, store = MemoryStore(clock=clock), RedisStore(redis, prefix="test:rl:")
+    memory, store = MemoryStore(clock=clock), RedisStore(access(redis))
     interval = rate.period_s / rate.limit
     for _ in range(250):
         clock.advance(rng.choice([0.0, 0.0, 0.001, interval / 3, interval * 2]))
@@ -46,7 +52,7 @@ async def test_lua_and_python_decide_alike(redis: Redis, rate: Rate) -> None:
 
 
 async def test_redis_time_and_self_expiring_keys(redis: Redis) -> None:
-    store = RedisStore(redis, prefix="test:rl:")
+    store = RedisStore(access(redis))
     rate = Rate(3, 60)
     decisions = [await store.hit("client", rate, strike_ttl_s=30) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
@@ -56,19 +62,19 @@ async def test_redis_time_and_self_expiring_keys(redis: Redis) -> None:
     # One small string per client, gone once the quota is full again: no cleanup job.
     assert 59_000 <= await redis.pttl(state_key) <= 60_000
     assert 29_000 <= await redis.pttl(strikes_key) <= 30_000
-    assert state_key == "test:rl:{client}"  # hash tag: both keys on one cluster slot
+    assert state_key == "agora:rl:{client}"  # hash tag: both keys on one cluster slot
 
 
 async def test_script_is_reloaded_after_the_cache_is_flushed(redis: Redis) -> None:
     """What a Redis restart or a failover to a fresh replica looks like to the client."""
-    store = RedisStore(redis, prefix="test:rl:")
+    store = RedisStore(access(redis))
     assert (await store.hit("k", Rate(2, 60), strike_ttl_s=1)).allowed
     await redis.script_flush()
     assert (await store.hit("k", Rate(2, 60), strike_ttl_s=1)).remaining == 0
 
 
 async def test_hit_and_check_reads_another_key_in_the_same_round_trip(redis: Redis) -> None:
-    store = RedisStore(redis, prefix="test:rl:")
+    store = RedisStore(access(redis))
     rate = Rate(2, 60)
     await redis.set("test:mark:present", b"1")
     first, present = await store.hit_and_check("k", rate, "test:mark:present", strike_ttl_s=30)
@@ -84,7 +90,7 @@ async def test_hit_and_check_reads_another_key_in_the_same_round_trip(redis: Red
 async def test_hit_and_check_survives_a_flushed_script_cache_without_counting_twice(
     redis: Redis,
 ) -> None:
-    store = RedisStore(redis, prefix="test:rl:")
+    store = RedisStore(access(redis))
     rate = Rate(3, 60)
     await store.hit("k", rate, strike_ttl_s=1)  # script loaded and used once
     await redis.script_flush()  # a restart or a failover to a fresh replica

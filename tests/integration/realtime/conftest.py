@@ -19,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from agora.config import Settings
 from agora.events import Event, publish
+from agora.redis.access import RedisAccess
+from agora.resilience import CircuitBreaker
 from agora.runtime import ServiceApp
 from agora.services.realtime.app import create_app
 from agora.services.realtime.service import EventDispatcher
@@ -171,7 +173,8 @@ def follow(database_url: str) -> Callable[[str, str], None]:
 @pytest.fixture
 def emit(settings: Settings, redis_client: Redis) -> Callable[[Event], Awaitable[None]]:
     async def send(event: Event) -> None:
-        assert await publish(redis_client, settings.events_channel, event, timeout_s=1.0)
+        access = RedisAccess(redis_client, CircuitBreaker("redis"), socket_timeout_s=1.0)
+        assert await publish(access, settings.events_channel, event)
 
     return send
 

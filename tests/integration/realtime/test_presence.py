@@ -13,6 +13,8 @@ import psycopg
 from redis.asyncio import Redis
 
 from agora.config import Settings
+from agora.redis.access import RedisAccess
+from agora.resilience import CircuitBreaker
 from agora.services.realtime.app import create_app
 from agora.services.realtime.presence import Presence, presence_key
 from tests.conftest import TokenFactory, free_port
@@ -184,7 +186,7 @@ async def test_a_redis_outage_breaks_presence_queries_but_not_sockets(
 
 async def test_presence_writes_never_raise_when_redis_is_unreachable() -> None:
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
-    presence = Presence(dead, instance_id="i", ttl_s=30)
+    presence = Presence(RedisAccess(dead, CircuitBreaker("redis")), instance_id="i", ttl_s=30)
     await presence.connected("u", "c")
     await presence.disconnected("u", "c")
     await dead.aclose()

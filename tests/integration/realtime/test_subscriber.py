@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from agora.cache.client import create_redis
 from agora.config import Settings
+from agora.redis.access import RedisAccess
+from agora.redis.client import create_redis
+from agora.resilience import CircuitBreaker
 from agora.services.realtime.subscriber import Subscriber
 from tests.integration.realtime.conftest import TcpProxy
 
@@ -38,7 +40,7 @@ async def run_subscriber(
         await received.put(data)
 
     subscriber = Subscriber(
-        redis,
+        RedisAccess(redis, CircuitBreaker("redis")),
         CHANNEL,
         handler,
         backoff_initial_s=0.05,

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from agora.config import Settings
 from agora.db import Database
+from agora.redis.access import RedisAccess
 from agora.resilience import CircuitBreaker
 from agora.security.middleware import deleted_users_store
 from agora.security.revocation import DeletedUsers
@@ -21,7 +22,7 @@ async def deleted_users(settings: Settings) -> AsyncIterator[DeletedUsers]:
     redis = Redis.from_url(settings.require_redis_url())
     db = Database(settings.require_database_url(), min_size=1, max_size=2)
     await db.connect()
-    yield deleted_users_store(redis, db, settings, CircuitBreaker("redis"))
+    yield deleted_users_store(RedisAccess(redis, CircuitBreaker("redis")), db, settings)
     await db.close()
     await redis.aclose()
 

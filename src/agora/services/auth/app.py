@@ -10,7 +10,7 @@ from agora.app import build_app
 from agora.cache import running_cache
 from agora.config import Settings
 from agora.runtime import Infrastructure, ServiceApp, ServiceParts
-from agora.security.backoff import LoginBackoff
+from agora.security.backoff import LoginBackoff, backoff_secret
 from agora.security.passwords import PasswordHasher, is_common_password
 from agora.security.tokens import KeyResolver, TokenIssuer, TokenVerifier
 from agora.services.auth.keys import KeyStore
@@ -48,15 +48,14 @@ def create_app(
             leeway_s=settings.jwt_leeway_s,
         )
         async with running_cache(
-            infra.redis,
-            infra.breakers.redis,
-            timeout_s=settings.redis_socket_timeout_s,
-            early_refresh_beta=settings.cache_early_refresh_beta,
+            infra.redis, early_refresh_beta=settings.cache_early_refresh_beta
         ) as cache:
+            kek = settings.key_encryption_key
             backoff = LoginBackoff(
                 infra.redis,
                 threshold=settings.login_backoff_threshold,
                 max_s=settings.login_backoff_max_s,
+                secret=backoff_secret(kek[0].get_secret_value() if kek else None),
             )
             auth = AuthService(
                 db=infra.db,

@@ -61,18 +61,56 @@ SessionsDep = Annotated[SessionService, Depends(_sessions)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
+# What the routes raise themselves; the statuses every route shares are added by
+# ``agora.openapi_errors.describe_errors``.
+LOGIN_BACKOFF = (
+    "Rate limited (`rate_limited`), or too many failed attempts for this account "
+    "(`login_backoff`); see `Retry-After`"
+)
+REFRESH_ERRORS = error_responses(
+    401,
+    403,
+    descriptions={
+        401: "No refresh token, or an invalid, expired or spent one (`unauthenticated`, "
+        "`invalid_refresh_token`, `refresh_token_reused`: the session is ended)",
+        403: "The cookie's CSRF check failed (`csrf_failed`)",
+    },
+)
+WRONG_PASSWORD = error_responses(
+    403,
+    429,
+    descriptions={403: "The password is wrong (`invalid_credentials`)", 429: LOGIN_BACKOFF},
+)
+
+
 def _token_response(response: Response, pair: TokenPair, settings: Settings) -> TokenPair:
     set_session_cookies(response, pair.refresh_token, settings)
     response.headers["Cache-Control"] = "no-store"
     return pair
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        409, descriptions={409: "The username or e-mail is taken (`conflict`)"}
+    ),
+)
 async def register(body: UserCreate, service: ServiceDep) -> UserPublic:
     return await service.register(body)
 
 
-@router.post("/login")
+@router.post(
+    "/login",
+    responses=error_responses(
+        401,
+        429,
+        descriptions={
+            401: "Wrong username or password (`invalid_credentials`)",
+            429: LOGIN_BACKOFF,
+        },
+    ),
+)
 async def login(
     body: LoginRequest, response: Response, service: ServiceDep, settings: SettingsDep
 ) -> TokenPair:
@@ -80,7 +118,7 @@ async def login(
     return _token_response(response, pair, settings)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=REFRESH_ERRORS)
 async def refresh(
     request: Request,
     response: Response,
@@ -95,7 +133,12 @@ async def refresh(
     return _token_response(response, pair, settings)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=REFRESH_ERRORS,
+)
 async def logout(
     request: Request,
     service: ServiceDep,
@@ -123,7 +166,12 @@ async def update_me(
     return await service.update_profile(principal.user_id, body)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=WRONG_PASSWORD,
+)
 async def delete_me(
     body: AccountDeletion, principal: CurrentPrincipal, service: ServiceDep, settings: SettingsDep
 ) -> Response:
@@ -137,7 +185,7 @@ async def delete_me(
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=WRONG_PASSWORD,
 )
 async def change_password(
     body: PasswordChange, principal: CurrentPrincipal, sessions: SessionsDep
@@ -149,7 +197,7 @@ async def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/sessions", responses=error_responses(400, 401, 429, 503))
+@router.get("/sessions")
 async def list_sessions(principal: CurrentPrincipal, sessions: SessionsDep) -> SessionList:
     """The caller's live sessions (at most 100, most recently refreshed first); ``current``
     marks the one of this request's access token."""
@@ -160,7 +208,7 @@ async def list_sessions(principal: CurrentPrincipal, sessions: SessionsDep) -> S
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(400, 401, 404, 422, 429, 503),
+    responses=error_responses(404),
 )
 async def revoke_session(
     session_id: Text, principal: CurrentPrincipal, sessions: SessionsDep
@@ -171,7 +219,7 @@ async def revoke_session(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", responses=error_responses(404))
 async def get_user(user_id: Text, service: ServiceDep) -> UserPublic:
     return await service.public_profile(user_id)
 

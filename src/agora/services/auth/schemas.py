@@ -14,10 +14,11 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 from agora.security.passwords import is_common_password
-from agora.security.sanitize import plain_text
+from agora.security.sanitize import plain_text, plain_text_schema
 from agora.security.strings import HeaderText, Text, storable
 
 DISPLAY_NAME_MAX = 50
@@ -41,19 +42,72 @@ def _plain_text(max_chars: int) -> Callable[[str], str]:
 
 
 Username = Annotated[
-    Text, BeforeValidator(_lowercase), StringConstraints(pattern=r"^[a-z0-9_]{3,30}$")
+    Text,
+    BeforeValidator(_lowercase),
+    StringConstraints(pattern=r"^[a-z0-9_]{3,30}$"),
+    # What the client may send (the lower-casing comes first), not what is stored.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_]{3,30}$",
+            "minLength": 3,
+            "maxLength": 30,
+            "description": "3-30 letters, digits or underscores; stored in lower case, "
+            "unique without regard to case",
+        }
+    ),
 ]
-Email = Annotated[EmailStr, AfterValidator(storable)]
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{ch.upper()}{ch}]" for ch in word)
+
+
+# The JSON Schema's ``format: email`` (RFC 5321) allows more than email-validator accepts:
+# quoted local parts, address literals, special-use domains (``.test``, ``.local``, …), IDNA
+# labels. The description states a subset that is always accepted instead.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,39}"
+_SPECIAL_USE = "|".join(
+    _any_case(name) for name in ("arpa", "invalid", "local", "localhost", "onion", "test")
+)
+EMAIL_PATTERN = (
+    rf"^{_ATEXT}{{1,32}}(?:\.{_ATEXT}{{1,31}})?@(?:{_LABEL}\.){{1,3}}"
+    rf"(?!(?:{_SPECIAL_USE})$)[A-Za-z]{{2,63}}$"
+)
+Email = Annotated[
+    EmailStr,
+    AfterValidator(storable),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": EMAIL_PATTERN,
+            "maxLength": 254,
+            "description": "an e-mail address (email-validator's rules, without deliverability "
+            "checks: special-use domains such as .test and .local are refused); the pattern is "
+            "a subset that is always accepted",
+        }
+    ),
+]
 # The raw bound only caps the sanitiser's work; the real limit applies to the plain text.
+_PLAIN = (
+    "plain text: markup is removed and entities decoded, then at most {max} characters may "
+    "remain (after Unicode NFC normalisation); control characters other than newline and tab "
+    "are refused"
+)
 DisplayName = Annotated[
     Text,
-    Field(max_length=DISPLAY_NAME_MAX * 10, description="plain text, markup is removed"),
+    Field(max_length=DISPLAY_NAME_MAX * 10),
     AfterValidator(_plain_text(DISPLAY_NAME_MAX)),
+    plain_text_schema(
+        max_chars=DISPLAY_NAME_MAX, required=False, description=_PLAIN.format(max=DISPLAY_NAME_MAX)
+    ),
 ]
 Bio = Annotated[
     Text,
-    Field(max_length=BIO_MAX * 10, description="plain text, markup is removed"),
+    Field(max_length=BIO_MAX * 10),
     AfterValidator(_plain_text(BIO_MAX)),
+    plain_text_schema(max_chars=BIO_MAX, required=False, description=_PLAIN.format(max=BIO_MAX)),
 ]
 Password = Annotated[Text, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
@@ -64,7 +118,12 @@ def _not_common(password: str) -> str:
     return password
 
 
-NewPassword = Annotated[Password, AfterValidator(_not_common)]
+# The one rule a schema cannot state; a client is told in the description (and by the 422).
+NewPassword = Annotated[
+    Password,
+    AfterValidator(_not_common),
+    Field(description="10-1024 characters, not one of the most common passwords"),
+]
 
 
 class UserCreate(BaseModel):

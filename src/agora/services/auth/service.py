@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
-from redis.exceptions import RedisError
 
 from agora.cache import CacheService, Loaded, stamp
 from agora.db import Connection, Database
@@ -25,13 +24,12 @@ from agora.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    ServiceUnavailable,
     Unauthenticated,
 )
 from agora.ids import parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import RATELIMIT_REJECTIONS, USERS_REGISTERED
-from agora.security.backoff import LoginBackoff
+from agora.security.backoff import LoginBackoff, Purpose
 from agora.security.passwords import PasswordHasher
 from agora.security.revocation import DeletedUsers, RevokedSessions
 from agora.security.tokens import TokenIssuer
@@ -71,9 +69,10 @@ _Profile = TypeVar("_Profile", UserProfile, UserPublic)
 _UserQuery = Callable[[Connection, uuid.UUID], Awaitable[asyncpg.Record | None]]
 
 
-async def check_backoff(backoff: LoginBackoff, account: str) -> None:
-    """429 while ``account`` is backing off after failed password checks."""
-    wait_s = await backoff.retry_after(account)
+async def check_backoff(backoff: LoginBackoff, purpose: Purpose, identifier: str) -> None:
+    """Counts this password check; 429 while ``identifier`` is backing off after failed ones
+    (checked and counted in one step: see agora.security.backoff)."""
+    wait_s = await backoff.admit(purpose, identifier)
     if wait_s:
         RATELIMIT_REJECTIONS.labels("login_account").inc()
         raise ApiError(
@@ -137,18 +136,17 @@ class AuthService:
 
     async def login(self, *, login: str, password: str) -> TokenPair:
         """``login`` is a username or an e-mail address (usernames cannot contain ``@``)."""
+        # Checked and counted before anything else, whether the login names an account or
+        # not (an unknown one behaves alike): see agora.security.backoff.
+        await self._check_backoff("login", login)
         find = repo.find_credentials_by_email if "@" in login else repo.find_credentials_by_username
         async with self._db.connection() as conn:
             row = await find(conn, login)
-        # An unknown login gets a backoff of its own, so it behaves like a real account.
-        account = str(row["id"]) if row is not None else f"login:{login.lower()}"
-        await self._check_backoff(account)
         stored_hash: str | None = row["password_hash"] if row is not None else None
         # No connection is held while argon2 runs; an unknown user costs the same work.
         if row is None or not await self._hasher.verify(stored_hash, password):
-            await self._backoff.failed(account)
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
-        await self._backoff.succeeded(account)
+        await self._backoff.succeeded("login", login)
         user_id: uuid.UUID = row["id"]
         new_hash = None
         if stored_hash is not None and self._hasher.needs_rehash(stored_hash):
@@ -221,13 +219,15 @@ class AuthService:
         return self._token_pair(str(user_id), successor, session_id)
 
     async def logout(self, refresh_token: str) -> None:
-        """Revoke the token's whole family, and end its access tokens and sockets everywhere;
-        an unknown token is silently ignored."""
+        """Revoke the token's whole family, and end its access tokens and sockets everywhere.
+        An unknown (or already ended) token is silently ignored and leaves nothing behind: only
+        a live session's token gets a "revoked" fact in Redis (any string given to logout used
+        to add a key kept for a refresh lifetime)."""
         digest = refresh_token_digest(refresh_token)
         async with self._db.connection() as conn:
             ended = await repo.revoke_family_of_token(conn, digest)
-        await self._remember_session(digest, "revoked")
         if ended is not None:
+            await self._remember_session(digest, "revoked")
             await self._revoked_sessions.end(ended["user_id"], [ended["family_id"]])
 
     async def _remember_session(self, digest: bytes, fact: str) -> None:
@@ -267,22 +267,18 @@ class AuthService:
         if row is None:
             raise _account_gone()
         account = str(parsed)
-        await self._check_backoff(account)
+        await self._check_backoff("reauth", account)
         if not await self._hasher.verify(row["password_hash"], password):
-            await self._backoff.failed(account)
             raise Forbidden("the password is wrong", code="invalid_credentials")
+        await self._backoff.succeeded("reauth", account)
         try:
             async with self._db.transaction() as conn:
                 # Cascades to its refresh tokens: every session of the account ends with it.
                 deleted = await repo.delete_user(conn, parsed)
-                # Announced before the commit: if Redis cannot take the mark, nothing is deleted.
+                # Announced before the commit: if Redis cannot take the mark, nothing is
+                # deleted (the mark fails closed: 503 unavailable, Retry-After).
                 if deleted:
                     await self._deleted_users.mark(account)
-        except RedisError as exc:
-            raise ServiceUnavailable(
-                "the account cannot be deleted right now; try again shortly",
-                headers={"Retry-After": "5"},
-            ) from exc
         except BaseException:
             await self._deleted_users.unmark(account)
             raise
@@ -291,8 +287,8 @@ class AuthService:
         await self._deleted_users.announce(account)
         log.info("account deleted", user_id=account)
 
-    async def _check_backoff(self, account: str) -> None:
-        await check_backoff(self._backoff, account)
+    async def _check_backoff(self, purpose: Purpose, identifier: str) -> None:
+        await check_backoff(self._backoff, purpose, identifier)
 
     async def own_profile(self, user_id: str) -> UserProfile:
         profile = await self._cached_profile("own", user_id, UserProfile, repo.get_own_user)

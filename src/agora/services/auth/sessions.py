@@ -79,11 +79,10 @@ class SessionService:
         if row is None:
             raise _account_gone()
         account = str(user_id)
-        await check_backoff(self._backoff, account)
+        await check_backoff(self._backoff, "reauth", account)
         if not await self._hasher.verify(row["password_hash"], current):
-            await self._backoff.failed(account)
             raise Forbidden("the current password is wrong", code="invalid_credentials")
-        await self._backoff.succeeded(account)
+        await self._backoff.succeeded("reauth", account)
         new_hash = await self._hasher.hash(new)
         keep = parse_uuid(principal.session_id or "")
         async with self._db.transaction() as conn:

@@ -29,10 +29,7 @@ def create_app(
         async with (
             jwks_token_verifier(settings, key_resolver, breaker=infra.breakers.jwks) as verifier,
             running_cache(
-                infra.redis,
-                infra.breakers.redis,
-                timeout_s=settings.redis_socket_timeout_s,
-                early_refresh_beta=settings.cache_early_refresh_beta,
+                infra.redis, early_refresh_beta=settings.cache_early_refresh_beta
             ) as cache,
         ):
             posts = PostsService(

@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from agora.cache import stamp
 from agora.cache.service import entry_key
-from agora.ids import parse_uuid
+from agora.ids import canonical_uuid
 
 
 def post_stamp(post_id: uuid.UUID | str) -> str:
@@ -38,7 +38,8 @@ def follows_stamp(user_id: uuid.UUID | str) -> str:
     return stamp("follows", user_id)
 
 
-def post_key(post_id: uuid.UUID, viewer_id: uuid.UUID) -> str:
+def post_key(post_id: uuid.UUID | str, viewer_id: uuid.UUID | str) -> str:
+    """Strings given must be canonical (``agora.ids.canonical_uuid``)."""
     return f"{post_id}:{viewer_id}"
 
 
@@ -51,7 +52,7 @@ def post_entry_for(scope: Scope, user_id: str) -> str | None:
     if scope.get("method") != "GET":
         return None
     match = _ONE_POST.fullmatch(scope["path"])
-    post, viewer = (parse_uuid(match[1]), parse_uuid(user_id)) if match else (None, None)
+    post, viewer = (canonical_uuid(match[1]), canonical_uuid(user_id)) if match else (None, None)
     if post is None or viewer is None:
         return None  # not this route (feed, notifications...), or an id that names nothing
     return entry_key("post", post_key(post, viewer))

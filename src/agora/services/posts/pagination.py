@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 _VERSION = "v1"
 # A v1 cursor is about 90 characters; anything much longer is not one of ours.
 MAX_CURSOR_LENGTH = 200
-_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # unpadded base64url, as the description states it
+_ALPHABET = re.compile(CURSOR_PATTERN.strip("^$"))
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

@@ -11,11 +11,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.routing import APIRoute
+from pydantic import WithJsonSchema
 
+from agora.openapi_errors import error_responses
 from agora.runtime import parts_of
 from agora.security.dependencies import CurrentPrincipal
 from agora.security.strings import Text
-from agora.services.posts.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from agora.services.posts.pagination import (
+    CURSOR_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+)
 from agora.services.posts.parts import PostsParts
 from agora.services.posts.schemas import (
     FollowState,
@@ -35,10 +42,41 @@ async def _service(request: Request) -> PostsService:
 
 Service = Annotated[PostsService, Depends(_service)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-100).")]
-# Not length-limited here: every bad cursor, too long included, is a 400 invalid_cursor.
-PageCursor = Annotated[
-    Text | None, Query(description="`next_cursor` of the previous page; omit for the first page.")
+# Not length-limited by the model: every bad cursor, too long included, is a 400
+# invalid_cursor. The description states the format, so a client can tell a cursor it mangled.
+CursorText = Annotated[
+    Text,
+    WithJsonSchema({"type": "string", "pattern": CURSOR_PATTERN, "maxLength": MAX_CURSOR_LENGTH}),
 ]
+PageCursor = Annotated[
+    CursorText | None,
+    Query(
+        description="`next_cursor` of the previous page; omit for the first page. Opaque: "
+        "unpadded base64url, at most 200 characters; one this service did not issue is "
+        "answered 400 `invalid_cursor`."
+    ),
+]
+
+# What the routes raise themselves; the statuses every route shares are added by
+# ``agora.openapi_errors.describe_errors``.
+_PAGE = error_responses(
+    400,
+    descriptions={
+        400: "The cursor is not one this service issued (`invalid_cursor`), or "
+        "`ambiguous_credentials`"
+    },
+)
+_NO_POST = error_responses(404, descriptions={404: "No such post (`not_found`)"})
+_NO_USER = error_responses(404, descriptions={404: "No such user (`not_found`)"})
+_FOLLOW = error_responses(
+    404,
+    422,
+    descriptions={
+        404: "No such user (`not_found`)",
+        422: "Following oneself (`cannot_follow_self`), or an invalid parameter "
+        "(`validation_error`)",
+    },
+)
 
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
 
@@ -47,6 +85,8 @@ router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a post (plain text: markup is removed, 1-500 characters remain)",
+    # The author's account was deleted while the token is still valid.
+    responses=_NO_USER,
 )
 async def create_post(
     body: PostCreate, principal: CurrentPrincipal, service: Service
@@ -54,7 +94,11 @@ async def create_post(
     return await service.create_post(principal=principal, content=body.content)
 
 
-@router.get("/feed", summary="Home feed: own posts and those of followed users, newest first")
+@router.get(
+    "/feed",
+    summary="Home feed: own posts and those of followed users, newest first",
+    responses=_PAGE,
+)
 async def feed(
     principal: CurrentPrincipal,
     service: Service,
@@ -64,7 +108,11 @@ async def feed(
     return await service.feed(principal=principal, limit=limit, cursor=cursor)
 
 
-@router.get("/notifications", summary="The caller's notifications (follows, likes), newest first")
+@router.get(
+    "/notifications",
+    summary="The caller's notifications (follows, likes), newest first",
+    responses=_PAGE,
+)
 async def notifications(
     principal: CurrentPrincipal,
     service: Service,
@@ -74,7 +122,11 @@ async def notifications(
     return await service.notifications(principal=principal, limit=limit, cursor=cursor)
 
 
-@router.get("/users/{user_id}", summary="One user's posts, newest first (404 for no such user)")
+@router.get(
+    "/users/{user_id}",
+    summary="One user's posts, newest first (404 for no such user)",
+    responses={**_PAGE, **_NO_USER},
+)
 async def user_posts(
     user_id: Text,
     principal: CurrentPrincipal,
@@ -90,6 +142,7 @@ async def user_posts(
 @router.put(
     "/follows/{user_id}",
     summary="Follow a user (idempotent): 200 with {user_id, following: true}",
+    responses=_FOLLOW,
 )
 async def follow(user_id: Text, principal: CurrentPrincipal, service: Service) -> FollowState:
     return await service.set_follow(principal=principal, user_id=user_id, following=True)
@@ -98,12 +151,13 @@ async def follow(user_id: Text, principal: CurrentPrincipal, service: Service) -
 @router.delete(
     "/follows/{user_id}",
     summary="Unfollow a user (idempotent): 200 with {user_id, following: false}",
+    responses=_FOLLOW,
 )
 async def unfollow(user_id: Text, principal: CurrentPrincipal, service: Service) -> FollowState:
     return await service.set_follow(principal=principal, user_id=user_id, following=False)
 
 
-@router.get("/{post_id}", summary="One post")
+@router.get("/{post_id}", summary="One post", responses=_NO_POST)
 async def get_post(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.get_post(principal=principal, post_id=post_id)
 
@@ -113,6 +167,10 @@ async def get_post(post_id: Text, principal: CurrentPrincipal, service: Service)
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a post (only its author; 403 for anyone else)",
+    responses={
+        **_NO_POST,
+        **error_responses(403, descriptions={403: "Not the post's author (`forbidden`)"}),
+    },
 )
 async def delete_post(post_id: Text, principal: CurrentPrincipal, service: Service) -> Response:
     await service.delete_post(principal=principal, post_id=post_id)
@@ -122,6 +180,7 @@ async def delete_post(post_id: Text, principal: CurrentPrincipal, service: Servi
 @router.put(
     "/{post_id}/like",
     summary="Like a post (idempotent): 200 with the post, liked_by_me true, current like_count",
+    responses=_NO_POST,
 )
 async def like(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.set_like(principal=principal, post_id=post_id, liked=True)
@@ -130,6 +189,7 @@ async def like(post_id: Text, principal: CurrentPrincipal, service: Service) -> 
 @router.delete(
     "/{post_id}/like",
     summary="Unlike a post (idempotent): 200 with the post, liked_by_me false, current like_count",
+    responses=_NO_POST,
 )
 async def unlike(post_id: Text, principal: CurrentPrincipal, service: Service) -> PostPublic:
     return await service.set_like(principal=principal, post_id=post_id, liked=False)

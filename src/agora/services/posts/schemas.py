@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from agora.security.sanitize import plain_text
+from agora.security.sanitize import plain_text, plain_text_schema
 from agora.security.strings import Text
 
 MAX_CONTENT_LENGTH = 500
@@ -27,14 +27,23 @@ def _post_content(value: str) -> str:
     return text
 
 
-PostContent = Annotated[Text, AfterValidator(_post_content)]
+PostContent = Annotated[
+    Text,
+    AfterValidator(_post_content),
+    plain_text_schema(
+        max_chars=MAX_CONTENT_LENGTH,
+        required=True,
+        description="Plain text: markup is removed and entities decoded, then 1-500 characters "
+        "must remain (after Unicode NFC normalisation and trimming); control characters other "
+        "than newline and tab are refused. The raw text may be at most 10,000 characters.",
+    ),
+]
 
 
 class PostCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     content: PostContent
-    """Plain text, 1-500 characters after markup is removed; control characters are refused."""
 
 
 class PostPublic(BaseModel):

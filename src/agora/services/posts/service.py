@@ -10,8 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from agora.cache import CacheService, Loaded
 from agora.cache.service import Loader
 from agora.config import Settings
@@ -20,9 +18,10 @@ from agora.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unproce
 from agora.events import Event, publish
 from agora.flags import FeatureFlags
 from agora.flags.catalog import NOTIFICATION_LIKE_COUNT
-from agora.ids import parse_uuid
+from agora.ids import canonical_uuid, parse_uuid
 from agora.observability.logging import get_logger
 from agora.observability.metrics import FOLLOWS, LIKES, NOTIFICATIONS_SENT, POSTS_CREATED
+from agora.redis.access import RedisAccess
 from agora.security.tokens import Principal
 from agora.services.posts import caching
 from agora.services.posts import followee_repository as followees
@@ -109,7 +108,7 @@ class PostsService:
         self,
         *,
         db: Database,
-        redis: Redis,
+        redis: RedisAccess,
         cache: CacheService,
         settings: Settings,
         flags: FeatureFlags,
@@ -120,10 +119,9 @@ class PostsService:
         self._cache = cache
         self._settings = settings
         self._channel = settings.events_channel
-        self._publish_timeout_s = settings.redis_socket_timeout_s
 
     async def _emit(self, event: Event) -> None:
-        await publish(self._redis, self._channel, event, timeout_s=self._publish_timeout_s)
+        await publish(self._redis, self._channel, event)
 
     async def _notify(
         self, row: repo.NotificationRow | None, *, post: repo.PostRow | None = None
@@ -197,13 +195,13 @@ class PostsService:
         """``get_post``'s answer as the cache holds it (``PostPublic`` JSON), when the lookup
         sent ahead in this request found it fresh; None when ``get_post`` must answer (a miss,
         an id that names nothing, no lookup sent ahead)."""
-        target, viewer = parse_uuid(post_id), parse_uuid(principal.user_id)
+        target, viewer = canonical_uuid(post_id), canonical_uuid(principal.user_id)
         if target is None or viewer is None:
             return None
         return self._cache.cached_json(
             "post",
             caching.post_key(target, viewer),
-            self._post_loader(target, viewer),
+            lambda: self._post_loader(uuid.UUID(target), uuid.UUID(viewer)),
             ttl_s=self._settings.cache_post_ttl_s,
         )
 

@@ -18,7 +18,7 @@ from agora.security.tokens import KeyResolver
 from agora.services.realtime.hub import Hub, reconnect_delay_ms
 from agora.services.realtime.parts import RealtimeParts
 from agora.services.realtime.presence import Presence, run_heartbeat
-from agora.services.realtime.routes import router
+from agora.services.realtime.routes import WEBSOCKET_DESCRIPTION, router
 from agora.services.realtime.schemas import draining_frame
 from agora.services.realtime.service import EventDispatcher
 from agora.services.realtime.subscriber import Subscriber
@@ -76,9 +76,16 @@ def create_app(
                     await subscriber.subscribed.wait()
             except TimeoutError:
                 log.warning("started before the events subscription; still retrying")
-            yield ServiceParts(verifier=verifier, parts=parts)
 
-    return build_app("realtime", settings, routers=[router], start=start)
+            def close_signed_by(kid: str) -> None:
+                closed = hub.close_signed_by(kid)
+                log.warning("closed the sockets of a revoked signing key", kid=kid, sockets=closed)
+
+            yield ServiceParts(verifier=verifier, parts=parts, on_key_revoked=close_signed_by)
+
+    return build_app(
+        "realtime", settings, routers=[router], start=start, description=WEBSOCKET_DESCRIPTION
+    )
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

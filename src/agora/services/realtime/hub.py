@@ -35,8 +35,13 @@ ACCOUNT_DELETED_CLOSE_CODE = 1008
 # Application codes (RFC 6455 private range). 4001: the socket's session ended (logout,
 # refresh-token reuse, password change, revoked from the session list): log in again.
 # 4002: the socket's access token expired without an in-band ``auth``: refresh, reconnect.
+# 4003: the key that signed the socket's token was revoked (``agora keys revoke``): the
+# session is intact, so refresh (the successor key signs) and reconnect, as after 4002.
 SESSION_ENDED_CLOSE_CODE = 4001
 TOKEN_EXPIRED_CLOSE_CODE = 4002
+KEY_REVOKED_CLOSE_CODE = 4003
+# Revoked kids a hub remembers (a handful in a process's life; the bound is only a guard).
+_REMEMBERED_REVOKED_KEYS = 64
 
 FrameType = Literal["post.created", "notification", "pong", "error", "server.draining", "auth.ok"]
 
@@ -51,6 +56,7 @@ _CLOSE_REASONS = {
     ACCOUNT_DELETED_CLOSE_CODE: "account deleted",
     SESSION_ENDED_CLOSE_CODE: "session ended",
     TOKEN_EXPIRED_CLOSE_CODE: "token expired",
+    KEY_REVOKED_CLOSE_CODE: "signing key revoked",
 }
 
 
@@ -65,7 +71,7 @@ class FrameSink(Protocol):
 class Connection:
     """One socket: a few attributes and a queue, nothing heavy (thousands live per process)."""
 
-    __slots__ = ("_queue", "closing", "id", "session_id", "sink", "user_id")
+    __slots__ = ("_queue", "closing", "id", "key_id", "session_id", "sink", "user_id")
 
     def __init__(
         self,
@@ -73,6 +79,7 @@ class Connection:
         sink: FrameSink,
         *,
         session_id: str | None = None,
+        key_id: str | None = None,
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.id = uuid.uuid4().hex
@@ -80,6 +87,8 @@ class Connection:
         # The login session of the token the socket authenticated with (changes on an
         # in-band re-authentication); None for a token without one.
         self.session_id = session_id
+        # The kid that signed that token (changes with it).
+        self.key_id = key_id
         self.sink = sink
         self.closing = False
         # A close code in the queue asks the sender to close the socket after what is before it.
@@ -146,6 +155,7 @@ class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Connection]] = {}
         self._draining: Callable[[], str] | None = None
+        self._revoked_keys: dict[str, None] = {}  # insertion-ordered set
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -161,6 +171,9 @@ class Hub:
         if self._draining is not None:
             # Accepted while the instance drains (a handshake already under way): told at once.
             self._goodbye(conn, self._draining())
+        elif conn.key_id in self._revoked_keys:
+            # Its handshake verified the token just before the revocation was heard.
+            conn.close_now(KEY_REVOKED_CLOSE_CODE)
 
     def unregister(self, conn: Connection) -> None:
         """Idempotent: the session's cleanup and the slow-consumer path may both call it."""
@@ -215,6 +228,18 @@ class Hub:
             conn.close_now(SESSION_ENDED_CLOSE_CODE)
             for conn in list(self._by_user.get(user_id, ()))
             if conn.session_id is not None and conn.session_id in ended
+        )
+
+    def close_signed_by(self, kid: str) -> int:
+        """Close (4003) every local socket whose token ``kid`` signed, and any that registers
+        later with such a token; returns how many were closed now."""
+        self._revoked_keys[kid] = None
+        while len(self._revoked_keys) > _REMEMBERED_REVOKED_KEYS:
+            del self._revoked_keys[next(iter(self._revoked_keys))]
+        return sum(
+            conn.close_now(KEY_REVOKED_CLOSE_CODE)
+            for conn in self.connections()
+            if conn.key_id == kid
         )
 
     def reply(self, conn: Connection, frame: str, kind: FrameType) -> None:

@@ -1,11 +1,13 @@
 """Who is online, across every realtime instance, kept in Redis.
 
-One hash per user, ``presence:{user_id}``: field ``{instance_id}:{connection_id}`` -> expiry
-(epoch seconds). A user is online while any field has not expired. Instances refresh the
-fields of their own sockets on a heartbeat, so the entries of an instance that crashed (and
-never sent its HDELs) simply age out; the key's own TTL removes users nobody refreshes.
+One hash per user, ``agora:presence:{user_id}`` (``agora.redis.keys``): field
+``{instance_id}:{connection_id}`` -> expiry (epoch seconds). A user is online while any
+field has not expired. Instances refresh the fields of their own sockets on a heartbeat, so
+the entries of an instance that crashed (and never sent its HDELs) simply age out; the key's
+own TTL removes users nobody refreshes.
 
-Presence is advisory: a Redis failure is logged and never breaks a socket.
+Presence is advisory: a failed write (``presence_write``, fails open) is logged and never
+breaks a socket; a read that cannot reach Redis (``presence_read``, fails closed) is a 503.
 """
 
 from __future__ import annotations
@@ -13,27 +15,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from agora.observability.logging import get_logger
+from agora.redis import keys, uses
+from agora.redis.access import RedisAccess, RedisUnavailable
 
 log = get_logger(__name__)
 
-PRESENCE_ERRORS = (RedisError, OSError, TimeoutError)
+PRESENCE_ERRORS = (RedisUnavailable,)
 # Users per heartbeat pipeline: bounds one round trip's size with many thousands of sockets.
 _REFRESH_CHUNK = 1000
 
 
-def presence_key(user_id: str) -> str:
-    return f"presence:{user_id}"
+presence_key = keys.presence
 
 
 class Presence:
-    def __init__(self, redis: Redis, *, instance_id: str, ttl_s: int) -> None:
-        self._redis = redis
+    def __init__(self, access: RedisAccess, *, instance_id: str, ttl_s: int) -> None:
+        self._access = access
         self._instance_id = instance_id
         self._ttl_s = ttl_s
         # Set while no heartbeat is in flight. A disconnect waits for it, or a heartbeat that
@@ -55,7 +56,8 @@ class Presence:
     async def disconnected(self, user_id: str, connection_id: str) -> None:
         try:
             await self._no_heartbeat.wait()
-            await self._redis.hdel(presence_key(user_id), self.field(connection_id))
+            key, field = presence_key(user_id), self.field(connection_id)
+            await self._access.call(uses.PRESENCE_WRITE, lambda r: r.hdel(key, field))
         except PRESENCE_ERRORS as exc:
             # The field ages out after the TTL since no heartbeat refreshes it any more.
             log.warning("presence not cleared", user_id=user_id, error=repr(exc))
@@ -69,12 +71,17 @@ class Presence:
             by_user.setdefault(user_id, {})[self.field(connection_id)] = expiry
         users = list(by_user.items())
         for start in range(0, len(users), _REFRESH_CHUNK):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for user_id, fields in users[start : start + _REFRESH_CHUNK]:
-                    key = presence_key(user_id)
-                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-                    pipe.expire(key, self._ttl_s)
-                await pipe.execute()
+            chunk = users[start : start + _REFRESH_CHUNK]
+
+            async def write(client: Redis, chunk: list[tuple[str, dict[str, int]]] = chunk) -> None:
+                async with client.pipeline(transaction=False) as pipe:
+                    for user_id, fields in chunk:
+                        key = presence_key(user_id)
+                        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                        pipe.expire(key, self._ttl_s)
+                    await pipe.execute()
+
+            await self._access.call(uses.PRESENCE_WRITE, write)
 
     async def heartbeat(self, entries: Iterable[tuple[str, str]]) -> None:
         self._no_heartbeat.clear()
@@ -84,9 +91,11 @@ class Presence:
             self._no_heartbeat.set()
 
     async def is_online(self, user_id: str) -> bool:
-        """Raises on a Redis failure: the caller cannot answer without Redis."""
+        """Fails closed: without Redis, 503 ``unavailable`` (the caller cannot answer)."""
         key = presence_key(user_id)
-        fields: dict[bytes | str, bytes | str] = await self._redis.hgetall(key)
+        fields: dict[bytes | str, bytes | str] = await self._access.require(
+            uses.PRESENCE_READ, lambda r: r.hgetall(key)
+        )
         now = time.time()
         stale: list[bytes | str] = []
         online = False
@@ -101,8 +110,9 @@ class Presence:
                 stale.append(name)
         if stale:
             # Housekeeping of crashed instances' fields; losing this write changes nothing.
-            with suppress(*PRESENCE_ERRORS):
-                await self._redis.hdel(key, *stale)
+            await self._access.attempt(
+                uses.PRESENCE_WRITE, lambda r: r.hdel(key, *stale), otherwise=0
+            )
         return online
 
 

@@ -22,6 +22,22 @@ router = APIRouter()
 
 POLICY_VIOLATION = service.POLICY_VIOLATION
 
+# OpenAPI has no way to describe a WebSocket: its contract is told in the description.
+WEBSOCKET_DESCRIPTION = """\
+**`GET /ws` (WebSocket upgrade).** Not an operation of this description: a plain HTTP request to
+it is answered 404. The access token goes in `Authorization: Bearer …` or the `access_token`
+query parameter; a missing, invalid or revoked token, or two tokens at once, refuses the
+handshake (HTTP 403, no socket). Past the rate limit the socket is accepted, sent an `error`
+frame `rate_limited` with `retry_after_ms`, and closed with 1013. The server sends JSON text
+frames `{"type": …}`: `post.created`, `notification`, `server.draining`
+(`reconnect_after_ms`), `pong`, `auth.ok` (`valid_until`) and `error` (`code`:
+`malformed_message`, `unknown_type`, `rate_limited`, `invalid_token`). The client may send
+`{"type": "ping"}` and `{"type": "auth", "access_token": …}` (moves the socket's deadline to
+the new token's expiry). Frames are at most 64 KiB by default
+(`AGORA_WS_MAX_MESSAGE_BYTES`). Close codes: 1008 policy violation (message rate limit, account
+deleted), 1009 frame too big, 1012 service restart, 1013 slow consumer, 4001 session ended,
+4002 access token expired (re-authenticate in-band before it does)."""
+
 
 @router.websocket("/ws")
 async def events_socket(websocket: WebSocket) -> None:
@@ -69,7 +85,9 @@ async def events_socket(websocket: WebSocket) -> None:
 
 @router.get(
     "/api/v1/realtime/presence/{user_id}",
-    responses=error_responses(400, 401, 404, 422, 429, 503),
+    responses=error_responses(
+        404, descriptions={404: "No such user, or one whose presence the caller may not see"}
+    ),
 )
 async def get_presence(
     user_id: Text, request: Request, principal: CurrentPrincipal

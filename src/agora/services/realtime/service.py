@@ -14,7 +14,7 @@ from opentelemetry.trace import Link, SpanKind
 from starlette.websockets import WebSocket
 
 from agora.db import Database
-from agora.errors import ApiError, ServiceUnavailable
+from agora.errors import ApiError
 from agora.events import Event
 from agora.ids import parse_uuid
 from agora.observability import tracing
@@ -30,7 +30,7 @@ from agora.services.realtime.hub import (
     FrameType,
     Hub,
 )
-from agora.services.realtime.presence import PRESENCE_ERRORS, Presence
+from agora.services.realtime.presence import Presence
 from agora.services.realtime.schemas import PONG_FRAME, auth_ok_frame, error_frame, event_frame
 
 _SHOWN_TYPE_CHARS = 64  # an unknown type echoed back is cut: the reply must stay small
@@ -65,12 +65,8 @@ async def may_see_presence(db: Database, *, viewer_id: str, user_id: str) -> boo
 
 
 async def user_presence(presence: Presence, *, user_id: str) -> bool:
-    try:
-        return await presence.is_online(user_id)
-    except PRESENCE_ERRORS as exc:
-        raise ServiceUnavailable(
-            "presence is unavailable; try again shortly", headers={"Retry-After": "5"}
-        ) from exc
+    """Without Redis: 503 ``unavailable`` with Retry-After (``presence_read`` fails closed)."""
+    return await presence.is_online(user_id)
 
 
 def answer(text: str | None, data: bytes | None) -> tuple[str, FrameType]:
@@ -158,6 +154,7 @@ async def reauthenticate_in_band(
     if conn.closing:  # ended (or expired) while the token was checked
         return error_frame("invalid_token", "this socket is closing"), "error"
     conn.session_id = principal.session_id
+    conn.key_id = principal.key_id
     deadline = valid_until(principal)
     clock.expire_at(deadline)
     return auth_ok_frame(int(deadline)), "auth.ok"
@@ -187,7 +184,12 @@ async def run_session(  # noqa: PLR0913  # the socket, then keyword-only parts o
     message over ``max_message_bytes`` — uvicorn bounds frames too, this bounds any server —
     for flooding: see ``agora.ratelimit.websocket`` — or when ``principal``'s session ends or
     its token expires, ``valid_until(principal)``, without an in-band re-authentication)."""
-    conn = Connection(user_id, websocket, session_id=principal.session_id if principal else None)
+    conn = Connection(
+        user_id,
+        websocket,
+        session_id=principal.session_id if principal else None,
+        key_id=principal.key_id if principal else None,
+    )
     limiter = limits.for_connection() if limits is not None else None
     hub.register(conn)
     sender = asyncio.create_task(conn.run_sender())

@@ -1,4 +1,5 @@
-"""One redis-py asyncio client per process, standalone or Sentinel-discovered.
+"""One redis-py asyncio client per process, standalone or Sentinel-discovered, and the
+process's ``RedisAccess`` around it.
 
 Short socket timeouts and a bounded pool so a dead Redis costs milliseconds, not a hung
 request (redis-py #2995); retries on connection errors so a Sentinel failover is followed.
@@ -19,7 +20,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from agora.config import Settings
 from agora.flags.faults import FaultSwitch, redis_connection_class
+from agora.redis.access import RedisAccess
+from agora.resilience.breaker import CircuitBreaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +115,21 @@ def create_redis(
         client.sentinels = sentinel
         return client
     return Redis.from_url(url, **options, **_connection_class(url, faults))
+
+
+def redis_access(
+    settings: Settings, breaker: CircuitBreaker, faults: FaultSwitch | None = None
+) -> RedisAccess:
+    """The process's one way to Redis: the client, the ``redis`` breaker, the timeouts."""
+    client = create_redis(
+        settings.require_redis_url(),
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        max_connections=settings.redis_max_connections,
+        faults=faults,
+    )
+    return RedisAccess(
+        client,
+        breaker,
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        ratelimit_timeout_s=settings.ratelimit_redis_timeout_s,
+    )
