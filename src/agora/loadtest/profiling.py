@@ -11,13 +11,13 @@ from __future__ import annotations
 import shutil
 import subprocess  # nosec B404 # runs the py-spy binary, never a shell
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil  # the dev extras bring it (and types-psutil), like k6
 
+from agora.loadtest.background import Background
 from agora.loadtest.cpu import group_of, processes_of
 from agora.loadtest.memory import label_of
 
@@ -79,11 +79,10 @@ class FlameGraphs:
     after_s: float
     seconds: int
     written: list[Path] = field(default_factory=list)
-    _cancel: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _worker: Background = field(default_factory=lambda: Background("flame-graphs"))
 
     def _record(self) -> None:
-        if self._cancel.wait(self.after_s):
+        if self._worker.stopping.wait(self.after_s):
             return
         binary = py_spy_binary()
         running = []
@@ -111,12 +110,9 @@ class FlameGraphs:
 
     def start(self) -> None:
         if self.seconds > 0:
-            self._thread = threading.Thread(target=self._record, name="flame-graphs", daemon=True)
-            self._thread.start()
+            self._worker.start(self._record)
 
     def stop(self) -> list[Path]:
         """Waits for a recording under way (it ends by its duration); skips one not begun."""
-        self._cancel.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._worker.stop()
         return self.written

@@ -13,12 +13,13 @@ the gateway to the service and back, without the client's TLS hop (on loopback, 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
+
+from agora.loadtest.background import Background
 
 P95_LIMIT_MS = 200.0
 ERROR_LIMIT = 0.001
@@ -112,8 +113,7 @@ class GatewayTimeline:
     admin_urls: list[str]
     interval_s: float = 10.0
     windows: list[Window] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _worker: Background = field(default_factory=lambda: Background("gateway-timeline"))
 
     def _read(self, client: httpx.Client) -> list[Reading] | None:
         try:
@@ -130,20 +130,17 @@ class GatewayTimeline:
         started = time.monotonic()
         with httpx.Client(timeout=5) as client:
             before, at = self._read(client), time.monotonic()
-            while not self._stop.wait(self.interval_s):
+            while not self._worker.stopping.wait(self.interval_s):
                 after, now = self._read(client), time.monotonic()
                 if before is not None and after is not None:
                     self.windows.append(window(now - started, now - at, before, after))
                 before, at = after, now
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="gateway-timeline", daemon=True)
-        self._thread.start()
+        self._worker.start(self._loop)
 
     def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._worker.stop()
         broken = breaking_point(self.windows)
         return {
             "window_s": self.interval_s,
