@@ -7,7 +7,7 @@ import resource
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,11 +15,20 @@ from rich.console import Console
 from agora.config import ConfigError, load_settings
 from agora.loadtest.cpu import cpu_seconds, snapshot
 from agora.loadtest.integrity import Integrity, check_sync
-from agora.loadtest.report import merge, print_summary, write_summary
+from agora.loadtest.memory import MemorySampler
+from agora.loadtest.profiling import FlameGraphs
+from agora.loadtest.report import (
+    merge,
+    print_memory,
+    print_summary,
+    print_timeline,
+    write_summary,
+)
 from agora.loadtest.runner import THRESHOLDS_FAILED, Shard, k6_binary, plan_shards, run_shards
 from agora.loadtest.scenarios import SCENARIOS
 from agora.loadtest.seeding import ensure_seed
-from agora.loadtest.stack import StackError, running_stack
+from agora.loadtest.stack import EXTRA_GATEWAY_FIRST_PORT, Ports, StackError, running_stack
+from agora.loadtest.timeline import GatewayTimeline
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -39,6 +48,21 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
     seed_users: Annotated[int, typer.Option(help="Seeded users (0: the scenario's)")] = 0,
     seed_posts: Annotated[int, typer.Option(help="Seeded posts (-1: the scenario's)")] = -1,
     workdir: Annotated[Path, typer.Option(help="`agora up`'s workdir")] = Path(".agora"),
+    port_base: Annotated[
+        int, typer.Option(help="First instances' ports (`agora up --port-base`; 0: contract)")
+    ] = 0,
+    extra_gateway_port: Annotated[
+        int, typer.Option(help="HTTPS port of gateway 2 (3, ... follow, 3 ports apart)")
+    ] = EXTRA_GATEWAY_FIRST_PORT,
+    memory_interval: Annotated[
+        float, typer.Option(help="Seconds between memory samples of every process")
+    ] = 60.0,
+    flame_seconds: Annotated[
+        int, typer.Option(help="py-spy flame graph of each service for N s (0: none)")
+    ] = 0,
+    flame_after: Annotated[
+        float, typer.Option(help="Start the flame graphs N s into the k6 run")
+    ] = 60.0,
     results: Annotated[Path, typer.Option(help="Where runs are written")] = Path(
         "loadtest-results"
     ),
@@ -75,6 +99,7 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
             replicas=replicas,
             gateways=gateways or k6_processes or plan.processes,
             log_dir=out,
+            ports=Ports(port_base or None, extra_gateway_port),
         ) as stack:
             console.print(f"seeding (or reusing) {plan.seed_users:,} users…")
             users_file = ensure_seed(stack.settings, plan, workdir)
@@ -86,7 +111,17 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
             )
             cpu_before = snapshot(stack.pids, stack.markers)
             k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sampler = MemorySampler(lambda: stack.pids, stack.markers, memory_interval)
+            flames = FlameGraphs(lambda: stack.pids, stack.markers, out, flame_after, flame_seconds)
+            timeline = GatewayTimeline(stack.admins)
+            sampler.start()
+            flames.start()
+            timeline.start()
             codes = run_shards(scenario, shards, users_file, overrides)
+            over_time = timeline.stop()
+            memory = sampler.stop()
+            for svg in flames.stop():
+                console.print(f"flame graph: {svg}")
             k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = cpu_seconds(cpu_before, snapshot(stack.pids, stack.markers))
             cpu["k6"] = (k6_after.ru_utime + k6_after.ru_stime) - (
@@ -102,7 +137,7 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
     except (StackError, ConfigError) as exc:
         console.print(f"[red]loadtest: {exc}[/]")
         raise typer.Exit(2) from None
-    _report(console, out, scenario, _Outcome(shards, codes, cpu, integrity))
+    _report(console, out, scenario, _Outcome(shards, codes, cpu, integrity, memory, over_time))
 
 
 def _k6_overrides(
@@ -130,17 +165,24 @@ class _Outcome:
     codes: list[int]
     cpu: dict[str, float]
     integrity: Integrity
+    memory: dict[str, Any]
+    timeline: dict[str, Any]
 
 
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
     """Merge the k6 summaries, write and print the report; exit 1 on any failed check."""
-    shards, codes, cpu, integrity = outcome.shards, outcome.codes, outcome.cpu, outcome.integrity
+    shards, codes, integrity = outcome.shards, outcome.codes, outcome.integrity
     summaries = [json.loads(s.summary.read_text()) for s in shards if s.summary.exists()]
+    metrics = merge(summaries)
     if len(summaries) != len(shards):
+        # A k6 that hung or was killed leaves no summary; the harness's own figures (memory,
+        # CPU, timeline, integrity) were taken all the same, and an hour's soak must not
+        # lose them with it.
+        _write(out, scenario, outcome, metrics, integrity)
+        _print_system(console, outcome, integrity)
         logs = ", ".join(str(s.log) for s in shards)
         console.print(f"[red]loadtest: k6 wrote no summary (exit {codes}); see {logs}[/]")
         raise typer.Exit(1)
-    metrics = merge(summaries)
     counted = int(metrics.get("posts_created", {}).get("values", {}).get("count", 0))
     if counted != integrity.acknowledged:
         console.print(
@@ -148,17 +190,38 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
             f"{integrity.acknowledged}; the integrity check cannot vouch for the rest[/]"
         )
         integrity = replace(integrity, unledgered=abs(counted - integrity.acknowledged))
+    _write(out, scenario, outcome, metrics, integrity)
+    _print_system(console, outcome, integrity)
+    passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
+    console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
+    console.print(f"JSON summary: {out / 'summary.json'}")
+    unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
+    if unexpected:
+        console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
+    if not passed or unexpected or not integrity.proven:
+        raise typer.Exit(1)
+
+
+def _write(
+    out: Path, scenario: str, outcome: _Outcome, metrics: dict[str, Any], integrity: Integrity
+) -> None:
     write_summary(
         metrics,
         out,
         scenario=scenario,
         lost_writes=integrity.lost_writes,
-        exit_codes=codes,
-        cpu_seconds=cpu,
+        exit_codes=outcome.codes,
+        cpu_seconds=outcome.cpu,
+        memory=outcome.memory,
+        timeline=outcome.timeline,
     )
+
+
+def _print_system(console: Console, outcome: _Outcome, integrity: Integrity) -> None:
+    """What the harness measured itself: CPU, integrity, memory, the timeline."""
     console.print(
         "CPU seconds during the run: "
-        + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in cpu.items())
+        + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in outcome.cpu.items())
     )
     console.print(
         f"integrity: {integrity.acknowledged:,} acknowledged posts, "
@@ -168,14 +231,8 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
     )
     if not integrity.proven:
         console.print("[red]integrity: some feeds could not be read; 0 lost writes is unproven[/]")
-    passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
-    console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
-    console.print(f"JSON summary: {out / 'summary.json'}")
-    unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
-    if unexpected:
-        console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
-    if not passed or unexpected or not integrity.proven:
-        raise typer.Exit(1)
+    print_memory(console, outcome.memory)
+    print_timeline(console, outcome.timeline)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import psutil  # the dev extras bring it (and types-psutil), like k6
 Snapshot = dict[int, tuple[str, float]]
 
 
-def _group(process: psutil.Process) -> str:
+def group_of(process: psutil.Process) -> str:
     command = " ".join(process.cmdline())
     for service in ("auth", "posts", "realtime"):
         if f"serve {service}" in command:
@@ -40,9 +40,9 @@ def _tree(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def snapshot(roots: Iterable[int], markers: Iterable[str]) -> Snapshot:
-    """CPU seconds (user + system) of every process under ``roots`` and of every process
-    (and its children) whose command line contains one of ``markers``."""
+def processes_of(roots: Iterable[int], markers: Iterable[str]) -> dict[int, psutil.Process]:
+    """Every process under ``roots`` and every process (and its children) whose command line
+    contains one of ``markers``."""
     found: dict[int, psutil.Process] = {}
     for pid in roots:
         try:
@@ -54,11 +54,16 @@ def snapshot(roots: Iterable[int], markers: Iterable[str]) -> Snapshot:
         command = " ".join(process.info["cmdline"] or [])
         if any(marker in command for marker in wanted):
             found.update({p.pid: p for p in _tree(process)})
+    return found
+
+
+def snapshot(roots: Iterable[int], markers: Iterable[str]) -> Snapshot:
+    """CPU seconds (user + system) of every process of :func:`processes_of`."""
     taken: Snapshot = {}
-    for pid, process in found.items():
+    for pid, process in processes_of(roots, markers).items():
         try:
             times = process.cpu_times()
-            taken[pid] = (_group(process), times.user + times.system)
+            taken[pid] = (group_of(process), times.user + times.system)
         except psutil.Error:
             continue
     return taken

@@ -19,6 +19,8 @@ from rich.table import Table
 
 Metrics = dict[str, dict[str, Any]]
 DISPLAY_ONLY = "max>=0"  # k6/lib/agora.js: keeps a sub-metric in the summary, judges nothing
+# One screen row per PostgreSQL backend (or per harness process) would fill the screen.
+SCREEN_BY_GROUP_ONLY = ("postgresql:", "other:")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _value(metrics: Metrics, name: str, key: str) -> float:
     return float(metrics.get(name, {}).get("values", {}).get(key, 0.0))
 
 
-def write_summary(
+def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the document
     metrics: Metrics,
     out: Path,
     *,
@@ -76,6 +78,8 @@ def write_summary(
     lost_writes: int | None,
     exit_codes: list[int],
     cpu_seconds: dict[str, float],
+    memory: dict[str, Any] | None = None,
+    timeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     document = {
         "scenario": scenario,
@@ -87,6 +91,8 @@ def write_summary(
         "rate_limited": _value(metrics, "rate_limited", "count"),
         "thresholds": [v.__dict__ for v in verdicts(metrics)],
         "cpu_seconds": cpu_seconds,
+        "memory": memory or {},
+        "timeline": timeline or {},
         "metrics": metrics,
     }
     (out / "summary.json").write_text(json.dumps(document, indent=2))
@@ -95,6 +101,70 @@ def write_summary(
 
 def _ms(value: float) -> str:
     return f"{value:,.1f}"
+
+
+def _slope(value: float | None) -> str:
+    return "—" if value is None else f"{value:+,.1f}"
+
+
+def print_memory(console: Console, memory: dict[str, Any]) -> None:
+    """Memory per process group (PSS, so shared pages count once) and per process (RSS):
+    start, end, and the least-squares slope over the run."""
+    table = Table(title="Memory (MiB; slope in MiB/h)", title_justify="left")
+    for column in ("process", "kind", "start", "end", "max", "slope", "2nd half"):
+        table.add_column(column, justify="left" if column in ("process", "kind") else "right")
+    for kind, key in (("group PSS", "groups_pss"), ("RSS", "processes_rss")):
+        for name, series in memory.get(key, {}).items():
+            if kind == "RSS" and name.startswith(SCREEN_BY_GROUP_ONLY):
+                continue  # summary.json has them
+            table.add_row(
+                name,
+                kind,
+                _ms(series["start_mib"]),
+                _ms(series["end_mib"]),
+                _ms(series["max_mib"]),
+                *(_slope(series.get(key)) for key in ("slope_mib_per_h", "late_slope_mib_per_h")),
+            )
+    console.print(table)
+
+
+def _window_row(window: dict[str, Any]) -> list[str]:
+    p95 = " · ".join(
+        f"{service} {'—' if value is None else _ms(value)}"
+        for service, value in window["p95_ms"].items()
+    )
+    return [
+        f"{window['t_s']:,.0f}",
+        f"{window['users']:,}",
+        f"{window['requests_per_s']:,.0f}",
+        f"{100 * window['error_rate']:.2f}%",
+        f"{100 * window['client_error_rate']:.2f}%",
+        p95,
+    ]
+
+
+def print_timeline(console: Console, timeline: dict[str, Any], rows: int = 12) -> None:
+    """A dozen windows spread over the run (all of them are in summary.json), and the
+    breaking point: where the gateway's p95 crossed 200 ms or 5xx crossed 0.1%."""
+    windows = timeline.get("windows", [])
+    if not windows:
+        return
+    table = Table(title="Over time (the gateways' view)", title_justify="left")
+    for column in ("t s", "users", "req/s", "5xx", "4xx", "p95 ms"):
+        table.add_column(column, justify="left" if column == "p95 ms" else "right")
+    step = max(1, len(windows) // rows)
+    for window in windows[::step]:
+        table.add_row(*_window_row(window))
+    console.print(table)
+    broken = timeline.get("breaking_point")
+    if broken is None:
+        console.print(f"no breaking point: peak {timeline['peak_requests_per_s']:,.0f} req/s")
+    else:
+        cells = _window_row(broken)
+        console.print(
+            f"breaking point at {cells[0]} s: {cells[1]} users, {cells[2]} req/s, "
+            f"5xx {cells[3]}, p95 {cells[5]}"
+        )
 
 
 def print_summary(console: Console, metrics: Metrics, *, lost_writes: int | None) -> bool:

@@ -37,10 +37,32 @@ class StackError(RuntimeError):
     """The system could not be found or started; the message says what to do."""
 
 
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """Where the started system listens. The defaults are the contract ports; a run beside
+    other stacks (other engineers' e2e tests bind those) moves the first instances to
+    ``service_base``, +1, +2 (`agora up --port-base`) and the extra gateways to
+    ``extra_gateway_first`` onward. The first gateway's ports come from AGORA_GATEWAY_*_PORT."""
+
+    service_base: int | None = None
+    extra_gateway_first: int = EXTRA_GATEWAY_FIRST_PORT
+
+    def env(self) -> dict[str, str]:
+        """The services verify tokens against auth's JWKS, which moves with auth's port."""
+        if self.service_base is None:
+            return {}
+        jwks = f"http://127.0.0.1:{self.service_base}/api/v1/auth/.well-known/jwks.json"
+        return {"AGORA_AUTH_JWKS_URL": jwks}
+
+    def up_args(self) -> list[str]:
+        return [] if self.service_base is None else ["--port-base", str(self.service_base)]
+
+
 @dataclass
 class Stack:
     settings: Settings
     gateways: list[str] = field(default_factory=list)
+    admins: list[str] = field(default_factory=list)  # each gateway's admin endpoint
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     up_pid: int | None = None  # `agora up`, when started here
     # What names this run's own servers on a command line (for the CPU accounting): the
@@ -111,8 +133,10 @@ def _instance_ports(workdir: Path) -> dict[ServiceName, list[int]]:
     return ports
 
 
-def _start_extra_gateway(stack: Stack, workdir: Path, index: int, log_dir: Path) -> None:
-    https = EXTRA_GATEWAY_FIRST_PORT + 3 * (index - 2)
+def _start_extra_gateway(
+    stack: Stack, workdir: Path, index: int, log_dir: Path, *, first_port: int
+) -> None:
+    https = first_port + 3 * (index - 2)
     settings = stack.settings.model_copy(
         update={
             "gateway_https_port": https,
@@ -130,14 +154,22 @@ def _start_extra_gateway(stack: Stack, workdir: Path, index: int, log_dir: Path)
     stack.processes.append(process)
     _wait(lambda: gateway_ready(https + 2), 60, process, log)
     stack.gateways.append(f"https://127.0.0.1:{https}")
+    stack.admins.append(f"http://127.0.0.1:{https + 2}")
 
 
 @contextmanager
 def running_stack(
-    settings: Settings, *, workdir: Path, replicas: int, gateways: int, log_dir: Path
+    settings: Settings,
+    *,
+    workdir: Path,
+    replicas: int,
+    gateways: int,
+    log_dir: Path,
+    ports: Ports | None = None,
 ) -> Iterator[Stack]:
     """The running system if its gateway answers (then AGORA_DATABASE_URL must name its
     database), else one started here and stopped afterwards."""
+    ports = ports or Ports()
     embedded = EmbeddedServers(workdir=workdir)
     up: subprocess.Popen[bytes] | None = None
     extra: list[subprocess.Popen[bytes]] = []
@@ -153,6 +185,7 @@ def running_stack(
             database_url = settings.database_url or embedded.start_postgres()
             redis_url = settings.redis_url or embedded.start_redis()
             env = production_env(workdir, database_url, redis_url)
+            env.update(ports.env())
             stack = Stack(
                 settings.model_copy(
                     update={
@@ -177,6 +210,7 @@ def running_stack(
                         str(replicas),
                         "--workdir",
                         str(workdir),
+                        *ports.up_args(),
                     ],
                     env=env,
                     stdout=out,
@@ -189,8 +223,11 @@ def running_stack(
                 stack.markers.append(embedded.redis_url.split("//", 1)[1].rsplit("/", 1)[0])
             _wait(lambda: b"Agora is up" in log.read_bytes(), 300, up, log)
         stack.gateways.append(f"https://127.0.0.1:{settings.gateway_https_port}")
+        stack.admins.append(f"http://127.0.0.1:{settings.gateway_admin_port}")
         for index in range(2, gateways + 1):
-            _start_extra_gateway(stack, workdir, index, log_dir)
+            _start_extra_gateway(
+                stack, workdir, index, log_dir, first_port=ports.extra_gateway_first
+            )
         yield stack
     finally:
         for process in extra:

@@ -1,0 +1,37 @@
+"""A k6 that hung or was killed leaves no summary: the harness's own figures still land."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from rich.console import Console
+
+from agora.loadtest.__main__ import _Outcome, _report
+from agora.loadtest.integrity import Integrity
+from agora.loadtest.runner import plan_shards
+
+
+def test_memory_cpu_timeline_and_integrity_are_written_without_k6s_summary(
+    tmp_path: Path,
+) -> None:
+    shards = plan_shards(10, 1, ["https://127.0.0.1:28443"], tmp_path)  # no summary-0.json
+    series = {"start_mib": 90.0, "end_mib": 116.0, "max_mib": 116.0, "slope_mib_per_h": 2.0}
+    memory = {"groups_pss": {"posts": series}}
+    timeline: dict[str, object] = {"windows": [], "breaking_point": None}
+    outcome = _Outcome(shards, [2], {"posts": 120.5}, Integrity(1_234, 0, 20, 0), memory, timeline)
+    console = Console(record=True, width=120)
+    with pytest.raises(typer.Exit) as exited:
+        _report(console, tmp_path, "soak", outcome)
+    assert exited.value.exit_code == 1
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["memory"] == memory
+    assert written["timeline"] == timeline
+    assert written["cpu_seconds"] == {"posts": 120.5}
+    assert written["lost_writes"] == 0
+    assert written["k6_exit_codes"] == [2]
+    screen = console.export_text()
+    assert "1,234 acknowledged posts, 0 missing in PostgreSQL" in screen
+    assert "k6 wrote no summary (exit [2])" in screen
