@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 import httpx
 import jwt
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
 
 from agora.services.realtime.hub import KEY_REVOKED_CLOSE_CODE
 from tests.e2e.conftest import Cluster
+from tests.e2e.sockets import close_code
 from tests.e2e.test_realtime import PASSWORD, assert_nothing_queued, bearer
 
 pytestmark = pytest.mark.e2e
@@ -54,15 +54,6 @@ def _agora(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-async def _closed_with(ws: ClientConnection) -> int:
-    async with asyncio.timeout(BOUND_S):
-        with pytest.raises(ConnectionClosed) as closed:  # noqa: PT012 - frames may come first
-            while True:
-                await ws.recv()
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code
 
 
 async def test_revoking_a_key_closes_its_sockets_on_every_instance(
@@ -106,7 +97,7 @@ async def test_revoking_a_key_closes_its_sockets_on_every_instance(
         revoked = await asyncio.to_thread(_agora, cluster, "keys", "revoke", _kid(old))
         assert revoked.returncode == 0, revoked.stderr
         announced = time.monotonic()
-        codes = await asyncio.gather(*(_closed_with(ws) for ws in old_sockets))
+        codes = await asyncio.gather(*(close_code(ws, within_s=BOUND_S) for ws in old_sockets))
         assert codes == [KEY_REVOKED_CLOSE_CODE] * len(realtimes)
         assert time.monotonic() - announced < BOUND_S
         for ws in new_sockets:  # another key's sockets go on

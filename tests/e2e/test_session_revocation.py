@@ -15,10 +15,10 @@ import httpx
 import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from agora.services.realtime.hub import SESSION_ENDED_CLOSE_CODE
 from tests.e2e.conftest import Cluster, ServiceProcess
+from tests.e2e.sockets import close_code
 from tests.e2e.test_realtime import PASSWORD, assert_nothing_queued, bearer
 
 pytestmark = pytest.mark.e2e
@@ -48,15 +48,6 @@ async def _open(instance: ServiceProcess, token: str) -> ClientConnection:
     return ws
 
 
-async def _close_code(ws: ClientConnection) -> int:
-    async with asyncio.timeout(BOUND_S):
-        with pytest.raises(ConnectionClosed) as closed:  # noqa: PT012 - frames may come first
-            while True:
-                await ws.recv()
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code
-
-
 async def test_logout_and_key_revocation_reach_every_instance(
     cluster: Cluster, http: httpx.AsyncClient
 ) -> None:
@@ -83,7 +74,7 @@ async def test_logout_and_key_revocation_reach_every_instance(
         )
         assert logout.status_code == 204
         for ws in laptop_sockets:
-            assert await _close_code(ws) == SESSION_ENDED_CLOSE_CODE
+            assert await close_code(ws, within_s=BOUND_S) == SESSION_ENDED_CLOSE_CODE
         await assert_nothing_queued(phone_socket)  # the other session goes on
         for instance in (*auths, *realtimes):
             path = (
