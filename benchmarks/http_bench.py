@@ -5,8 +5,8 @@ run, printed side by side: req/s, server CPU per request and p99.
 
 Rows: the authenticated cached ``GET /api/v1/posts/{id}``; a cache-miss read (the same GET
 with a 1 ms post-cache TTL, so nearly every read loads from PostgreSQL and fills); and
-``POST /api/v1/posts``. Runs alternate between the two trees, so drift of the shared machine
-hits both alike; quote the ratios.
+``POST /api/v1/posts``. Each row runs this tree, the baseline twice, this tree again (A-B-B-A),
+so a drift of the shared machine hits both alike; quote the ratios.
 
 Uses AGORA_DATABASE_URL / AGORA_REDIS_URL when set, else the machine's PostgreSQL and Redis on
 127.0.0.1 (a scratch database ``agora_bench``), else embedded ones. Needs ``wrk``.
@@ -195,6 +195,23 @@ def wrk(
     )
 
 
+def combined(first: WrkResult, second: WrkResult) -> WrkResult:
+    """Two runs of one target as one: mean rate and latencies, CPU per request over both."""
+    requests = first.requests + second.requests
+    cpu_us = (
+        first.cpu_us_per_request * first.requests + second.cpu_us_per_request * second.requests
+    )
+    return WrkResult(
+        requests_per_s=(first.requests_per_s + second.requests_per_s) / 2,
+        p50_ms=(first.p50_ms + second.p50_ms) / 2,
+        p99_ms=(first.p99_ms + second.p99_ms) / 2,
+        non_2xx=first.non_2xx + second.non_2xx,
+        requests=requests,
+        cpu_us_per_request=cpu_us / requests if requests else float("nan"),
+        fallbacks=first.fallbacks + second.fallbacks,
+    )
+
+
 def _latency(out: str, percentile: str) -> float:
     match = re.search(rf"^\s*{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     if match is None:
@@ -313,9 +330,15 @@ def main() -> int:
             ("GET /api/v1/posts/{id}, cache miss", "miss", post_path, None),
             ("POST /api/v1/posts", "cached", "/api/v1/posts", post_script),
         ):
-            current = measure("current", cache_name, path, script)
-            baseline = measure("baseline", cache_name, path, script) if base else None
-            rows.append(Row(name, current, baseline))
+            if base is None:
+                rows.append(Row(name, measure("current", cache_name, path, script), None))
+                continue
+            # A-B-B-A: a drift of the machine (or the posts table growing under the write
+            # row) during the four runs costs both trees alike.
+            first = measure("current", cache_name, path, script)
+            baseline = [measure("baseline", cache_name, path, script) for _ in range(2)]
+            current = combined(first, measure("current", cache_name, path, script))
+            rows.append(Row(name, current, combined(*baseline)))
         raw = _raw_asgi(env, workdir, body)
     _report(rows, raw, BASELINE)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -345,7 +368,8 @@ def _line(name: str, result: WrkResult) -> str:
 
 def _report(rows: list[Row], raw: WrkResult, baseline: str) -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, one run each, same machine, same run")
+    runs = "two runs each (A-B-B-A), means" if baseline else "one run each"
+    print(f"\nwrk -t2 -c{CONNECTIONS} -d{DURATION_S}s, {runs}, same machine, same run")
     print(f"load average at the end: {load}\n")
     columns = f"{'req/s':>9}{'CPU µs/r':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
     print(f"{'target':<48}{columns}{'fallbacks':>10}")

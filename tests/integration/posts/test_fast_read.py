@@ -126,6 +126,15 @@ async def test_what_the_shortcut_cannot_answer_goes_to_the_route(
     assert missing.json()["error"]["code"] == "not_found"
     assert calls == ["00000000-0000-4000-8000-000000000000"]
 
+    # An ended session (logout elsewhere): its token's cached reads end with it.
+    session = "00000000-0000-4000-8000-0000000000a1"
+    in_session = {"Authorization": f"Bearer {tokens(alice, session_id=session)}"}
+    assert (await client.get(url, headers=in_session)).status_code == 200
+    await app.runtime.infra.revoked_sessions.end(alice, [session])  # type: ignore[attr-defined]
+    ended = await client.get(url, headers=in_session)
+    assert ended.status_code == 401
+    assert ended.json()["error"]["code"] == "session_ended"
+
     # A deleted account: the limiter's round trip read the mark; the route refuses.
     await app.runtime.infra.deleted_users.mark(alice)  # type: ignore[attr-defined]
     gone = await client.get(url, headers=headers)

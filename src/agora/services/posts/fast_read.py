@@ -4,8 +4,8 @@ The rate limiter sent the entry's lookup in its own round trip (``agora.cache.pr
 read the account's deletion mark in it: when that lookup found the entry fresh and the caller
 is a verified, undeleted user, the stored JSON is the answer — the very bytes the route would
 send, since the entry is ``PostPublic.model_dump_json()`` of the model the route returns.
-Everything else (no token, a bad or undecided one, a deleted account, a miss, no lookup sent
-ahead) goes to the route, which answers it as before.
+Everything else (no token, a bad or undecided one, a deleted account, an ended session, a
+miss, no lookup sent ahead) goes to the route, which answers it as before.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ def cached_post_shortcut(posts: PostsService, route: BaseRoute) -> Shortcut:
         identity = identity_of(scope)
         principal = identity.principal
         # What CurrentPrincipal would accept without asking anyone: a verified token whose
-        # account the limiter's round trip found not deleted.
+        # account and session the limiter's round trip found neither deleted nor ended.
         if principal is None or identity.undecided is not None or identity.deleted is not False:
+            return False
+        if principal.session_id is not None and identity.session_ended is not False:
             return False
         body = posts.cached_post_json(principal=principal, post_id=match[1])
         if body is None:
