@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=64, ge=1)
     admission_queue: int = Field(default=1024, ge=0)
     admission_queue_timeout_s: float = Field(default=1.0, ge=0)
+    # The garbage collector's youngest-generation threshold (agora.server; Python's is 700).
+    gc_threshold: int = Field(default=50_000, ge=100)
     login_backoff_threshold: int = Field(default=5, ge=1)
     login_backoff_max_s: int = Field(default=900, ge=1)
     signing_key_rotation_s: int = Field(default=30 * 24 * 3600, ge=3600)
