@@ -198,9 +198,7 @@ def wrk(
 def combined(first: WrkResult, second: WrkResult) -> WrkResult:
     """Two runs of one target as one: mean rate and latencies, CPU per request over both."""
     requests = first.requests + second.requests
-    cpu_us = (
-        first.cpu_us_per_request * first.requests + second.cpu_us_per_request * second.requests
-    )
+    cpu_us = first.cpu_us_per_request * first.requests + second.cpu_us_per_request * second.requests
     return WrkResult(
         requests_per_s=(first.requests_per_s + second.requests_per_s) / 2,
         p50_ms=(first.p50_ms + second.p50_ms) / 2,
