@@ -143,6 +143,7 @@ GENEROUS_LIMITS: dict[str, Any] = {
     "ratelimit_ws_messages": "1000000/second",
     "max_in_flight": "100000",
     "password_hash_max_waiting": "100000",
+    "password_hash_max_wait_s": "60",
 }
 
 

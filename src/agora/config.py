@@ -89,10 +89,11 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8192)
     password_hash_parallelism: int = Field(default=4, ge=1)
-    # Hashes at once (None: one per usable core) and sign-ins waiting for a turn; beyond that
-    # a sign-in is refused with 503 at once (agora.security.passwords says why).
+    # Hashes at once (None: one per usable core), sign-ins waiting for a turn and how long one
+    # may wait; beyond either, a sign-in is refused with 503 (agora.security.passwords says why).
     password_hash_concurrency: int | None = Field(default=None, ge=1)
     password_hash_max_waiting: int = Field(default=32, ge=0)
+    password_hash_max_wait_s: float = Field(default=2.0, gt=0, le=60)
 
     cookie_secure: bool | None = None
 

@@ -10,6 +10,13 @@ there is) and at most ``max_waiting`` wait for a turn. Beyond that a login is re
 with 503 + ``Retry-After`` instead of joining a queue it would leave only after its client gave
 up: unbounded, a burst of logins at production cost (~180 ms each) queued for seconds, every
 other request of the process starved behind it, and the load test's auth service collapsed.
+
+The wait is bounded in time too (``max_wait_s``), because a count alone is a time only on the
+host it was sized on: the soak's 32 waiting behind 2 hashes that each ran at a third of a core
+waited 16-30 s, past the gateway's 15-s timeout, so the client was gone (504) and the hash
+still ran, its CPU spent on an answer nobody read, while the client's retry queued behind it
+(docs/performance.md). A sign-in that has not started hashing within ``max_wait_s`` is refused
+like one that found the queue full, before any hashing.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class PasswordHasher:
         parallelism: int,
         concurrency: int = 2,
         max_waiting: int = 32,
+        max_wait_s: float = 2.0,
     ) -> None:
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost,
@@ -62,6 +70,7 @@ class PasswordHasher:
         self._turns = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._max_waiting = max_waiting
+        self._max_wait_s = max_wait_s
         self._admitted = 0  # running + waiting
 
     @classmethod
@@ -72,6 +81,7 @@ class PasswordHasher:
             parallelism=settings.password_hash_parallelism,
             concurrency=settings.effective_password_hash_concurrency,
             max_waiting=settings.password_hash_max_waiting,
+            max_wait_s=settings.password_hash_max_wait_s,
         )
 
     async def hash(self, password: str) -> str:
@@ -85,14 +95,23 @@ class PasswordHasher:
         return await self._in_turn(self._verify, password_hash, password)
 
     async def _in_turn(self, work: Callable[[str, str], T] | Callable[[str], T], *args: str) -> T:
-        """``work`` on a worker thread once a turn is free; refused when the queue is full."""
+        """``work`` on a worker thread once a turn is free; refused when the queue is full or
+        no turn came within ``max_wait_s``."""
         if self._admitted >= self._concurrency + self._max_waiting:
             PASSWORD_HASH_REJECTIONS.inc()
             raise PasswordHashingBusy
         self._admitted += 1
         try:
-            async with self._turns:
+            try:
+                async with asyncio.timeout(self._max_wait_s):
+                    await self._turns.acquire()
+            except TimeoutError:
+                PASSWORD_HASH_REJECTIONS.inc()
+                raise PasswordHashingBusy from None
+            try:
                 return await asyncio.to_thread(work, *args)  # type: ignore[arg-type]
+            finally:
+                self._turns.release()
         finally:
             self._admitted -= 1
 

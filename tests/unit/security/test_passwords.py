@@ -128,6 +128,29 @@ async def test_hashing_is_bounded_and_the_excess_is_refused_at_once() -> None:
     assert await bounded.verify(stored, "correct horse battery")
 
 
+async def test_a_sign_in_that_waits_longer_than_the_bound_is_refused_before_hashing() -> None:
+    bounded = PasswordHasher(**FAST, concurrency=1, max_waiting=50, max_wait_s=0.05)
+    stored = await bounded.hash("pw")
+    started: list[str] = []
+    real_verify = bounded._verify
+
+    def slow(password_hash: str, password: str) -> bool:
+        started.append(password)
+        time.sleep(0.3)  # one hash longer than the bound: the others cannot get a turn in time
+        return real_verify(password_hash, password)
+
+    bounded._verify = slow  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        *(bounded.verify(stored, "pw") for _ in range(4)), return_exceptions=True
+    )
+
+    assert results[0] is True
+    assert all(isinstance(result, PasswordHashingBusy) for result in results[1:])
+    assert started == ["pw"], "the refused sign-ins never hashed"
+    # the turn is handed back: a later sign-in is served again
+    assert await bounded.verify(stored, "pw")
+
+
 async def test_no_more_hashes_run_at_once_than_the_concurrency() -> None:
     bounded = PasswordHasher(**FAST, concurrency=2, max_waiting=50)
     running = peak = 0
