@@ -11,7 +11,9 @@ so a drift of the shared machine hits both alike; quote the ratios.
 Uses AGORA_DATABASE_URL / AGORA_REDIS_URL when set, else the machine's PostgreSQL and Redis on
 127.0.0.1 (a scratch database ``agora_bench``), else embedded ones. Needs ``wrk``.
 Environment: BENCH_DURATION (seconds, default 10), BENCH_CONNECTIONS (default 64),
-BENCH_BASELINE (a commit; empty: no baseline column), BENCH_REDIS_DB (default 14).
+BENCH_BASELINE (a commit; empty: no baseline column), BENCH_REDIS_DB (default 14), BENCH_ROWS
+(which rows, comma-separated from ``cached,miss,post``; default all: a one-change comparison,
+say ``BENCH_BASELINE=<the commit before> BENCH_ROWS=cached``, need not wait for the others).
 
 Column ``fallbacks``: the rate limiter's switches to its in-process fallback during that run
 (read from the server's log). Each switch serves the next 5 s without the limiter's Redis
@@ -32,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -46,6 +48,7 @@ from agora.devstack.embedded import EmbeddedServers, free_port
 
 DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+ROWS = os.environ.get("BENCH_ROWS", "cached,miss,post").split(",")
 # The bench user sends thousands of requests a minute: the limiter still runs on every
 # request (its cost is part of the stack), but no limit is reached, so wrk measures the
 # service, not 429s. `python -m benchmarks.ratelimit_bench` measures the limiter itself.
@@ -322,25 +325,40 @@ def main() -> int:
 
         for key in servers:  # warm-up: JWKS fetched, pools filled, caches loaded
             measure(*key, post_path, None)
-        rows: list[Row] = []
-        for name, cache_name, path, script in (
-            ("GET /api/v1/posts/{id}, cached", "cached", post_path, None),
-            ("GET /api/v1/posts/{id}, cache miss", "miss", post_path, None),
-            ("POST /api/v1/posts", "cached", "/api/v1/posts", post_script),
-        ):
-            if base is None:
-                rows.append(Row(name, measure("current", cache_name, path, script), None))
-                continue
-            # A-B-B-A: a drift of the machine (or the posts table growing under the write
-            # row) during the four runs costs both trees alike.
-            first = measure("current", cache_name, path, script)
-            baseline = [measure("baseline", cache_name, path, script) for _ in range(2)]
-            current = combined(first, measure("current", cache_name, path, script))
-            rows.append(Row(name, current, combined(*baseline)))
+        rows = measure_rows(
+            measure, with_baseline=base is not None, post_path=post_path, post_script=post_script
+        )
         raw = _raw_asgi(env, workdir, body)
     _report(rows, raw, BASELINE)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+Measure = Callable[[str, str, str, Path | None], WrkResult]
+"""``measure(tree, cache, path, wrk script)``: one wrk run against that server."""
+
+
+def measure_rows(
+    measure: Measure, *, with_baseline: bool, post_path: str, post_script: Path
+) -> list[Row]:
+    rows: list[Row] = []
+    for row, name, cache_name, path, script in (
+        ("cached", "GET /api/v1/posts/{id}, cached", "cached", post_path, None),
+        ("miss", "GET /api/v1/posts/{id}, cache miss", "miss", post_path, None),
+        ("post", "POST /api/v1/posts", "cached", "/api/v1/posts", post_script),
+    ):
+        if row not in ROWS:
+            continue
+        if not with_baseline:
+            rows.append(Row(name, measure("current", cache_name, path, script), None))
+            continue
+        # A-B-B-A: a drift of the machine (or the posts table growing under the write row)
+        # during the four runs costs both trees alike.
+        first = measure("current", cache_name, path, script)
+        baseline = [measure("baseline", cache_name, path, script) for _ in range(2)]
+        current = combined(first, measure("current", cache_name, path, script))
+        rows.append(Row(name, current, combined(*baseline)))
+    return rows
 
 
 def _raw_asgi(env: dict[str, str], workdir: Path, body: bytes) -> WrkResult:
@@ -383,6 +401,8 @@ def _report(rows: list[Row], raw: WrkResult, baseline: str) -> None:
         speedup = row.current.requests_per_s / row.baseline.requests_per_s
         cpu = row.current.cpu_us_per_request / row.baseline.cpu_us_per_request
         print(f"{row.name}: {speedup:.2f}x req/s, {cpu:.2f}x CPU per request vs {baseline}")
+    if not rows or not rows[0].name.endswith("cached"):
+        return
     cached = rows[0].current
     print(
         f"cached GET vs raw ASGI: {cached.requests_per_s / raw.requests_per_s:.3f} of its req/s, "
