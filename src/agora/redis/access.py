@@ -14,12 +14,6 @@ its own timeout and its own choice of breaker, eight times over. Here:
 - ``send_all(use, commands)``: several commands in one round trip under the use's timeout
   (``agora.redis.batch``: the hot path's lean pipeline, redis-py's when traced).
 
-A timeout judges Redis, not this process's event loop: when the deadline comes while the loop
-itself was late (its timer ran a quarter of the budget or more behind: the process was not
-running, as under a CPU-starved host), or while Redis answered a call sent after this one, the
-reply is most likely already here, unread; the deadline is put off by another budget, up to
-the socket timeout. A Redis that answers nobody is still given up on at the budget.
-
 The policies are declared once, in ``agora.redis.uses``, and documented in
 docs/architecture.md ("Redis access"). Keys come from ``agora.redis.keys`` only.
 """
@@ -73,8 +67,6 @@ class RedisAccess:
         }
         self._warned_at: dict[str, float] = {}
         self._batches = Batches(client)
-        # The loop time at which the latest call that Redis answered was sent.
-        self._answered_sent_at = float("-inf")
 
     def timeout_s(self, use: Use) -> float:
         return self._timeouts[use.timeout]
@@ -91,7 +83,8 @@ class RedisAccess:
         """``command(client)`` under ``use``'s timeout (and breaker); raises RedisUnavailable."""
         try:
             with self.breaker.guard() if use.guarded else nullcontext():
-                return await self._judged_by_redis(self.timeout_s(use), command(self.client))
+                async with asyncio.timeout(self.timeout_s(use)):
+                    return await command(self.client)
         except _FAILURES as exc:
             raise RedisUnavailable(use, exc) from exc
 
@@ -100,37 +93,10 @@ class RedisAccess:
         under ``use``'s timeout (and breaker), as ``call``."""
         try:
             with self.breaker.guard() if use.guarded else nullcontext():
-                return await self._judged_by_redis(
-                    self.timeout_s(use), self._batches.send_all(commands)
-                )
+                async with asyncio.timeout(self.timeout_s(use)):
+                    return await self._batches.send_all(commands)
         except _FAILURES as exc:
             raise RedisUnavailable(use, exc) from exc
-
-    async def _judged_by_redis(self, budget_s: float, work: Awaitable[T]) -> T:
-        """``work`` with ``budget_s`` as its timeout, put off while the wait is the loop's
-        (module docstring); TimeoutError when Redis took the budget."""
-        loop = asyncio.get_running_loop()
-        sent_at = loop.time()
-        limit = sent_at + max(budget_s, self._timeouts["socket"])
-        async with asyncio.timeout(None) as deadline:
-            check: list[asyncio.TimerHandle] = []
-
-            def expire(due: float) -> None:
-                now = loop.time()
-                loop_was_late = now - due >= budget_s / 4
-                if (loop_was_late or self._answered_sent_at >= sent_at) and now < limit:
-                    again = min(now + budget_s, limit)
-                    check[0] = loop.call_at(again, expire, again)
-                else:
-                    deadline.reschedule(now)  # expires at once: the work is cancelled
-
-            check.append(loop.call_at(sent_at + budget_s, expire, sent_at + budget_s))
-            try:
-                result = await work
-            finally:
-                check[0].cancel()
-        self._answered_sent_at = max(self._answered_sent_at, sent_at)
-        return result
 
     async def attempt(
         self, use: Use, command: Callable[[Redis], Awaitable[T]], *, otherwise: T
