@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,16 +23,9 @@ from agora.services.posts.app import create_app
 from tests.conftest import TokenFactory
 from tests.integration.ratelimit.conftest import Start
 from tests.integration.realtime.conftest import TcpProxy
-from tests.redis_servers import RedisProcess, redis_server
+from tests.redis_servers import RedisProcess
 
 FEED = "/api/v1/posts/feed"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = redis_server(tmp_path)
-    yield server
-    server.kill()
 
 
 def limiter_keys(server: RedisProcess) -> list[bytes]:

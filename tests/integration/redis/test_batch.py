@@ -5,7 +5,7 @@ connection that may still carry replies or hands one back without its socket tim
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,6 @@ from agora.redis.batch import Batches
 from agora.redis.client import create_redis
 from agora.resilience import CircuitBreaker
 from tests.redis_servers import RedisProcess, redis_server
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = redis_server(tmp_path / "redis")
-    yield server
-    server.kill()
 
 
 def _access(port: int, *, max_connections: int = 200) -> RedisAccess:

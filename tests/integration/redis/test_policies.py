@@ -6,8 +6,7 @@ presence are refused."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -22,19 +21,12 @@ from tests.integration.auth.conftest import (
     auth,  # noqa: F401
 )
 from tests.integration.realtime.conftest import serve  # noqa: F401
-from tests.redis_servers import RedisProcess, redis_server
+from tests.redis_servers import RedisProcess
 from tests.security.conftest import System, system  # noqa: F401
 
 OPEN_OR_FALLBACK = [use for use in uses.ALL if use.degrade is not Degrade.CLOSED]
 CLOSED = [use for use in uses.ALL if use.degrade is Degrade.CLOSED]
 TIMEOUT_S = 0.2
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = redis_server(tmp_path / "redis")
-    yield server
-    server.kill()
 
 
 @pytest.fixture
