@@ -15,6 +15,8 @@ from tests.monitoring.checks import needs_amtool, needs_promtool
 
 pytestmark = [pytest.mark.e2e, needs_promtool, needs_amtool]
 
+READERS = 4  # the game day's closed-loop readers
+
 
 @pytest.mark.timeout(720)
 def test_short_game_day_detects_and_resolves_each_fault(tmp_path: Path) -> None:
@@ -35,7 +37,7 @@ def test_short_game_day_detects_and_resolves_each_fault(tmp_path: Path) -> None:
                 "-s",
                 "gateway-errors",
                 "--workers",
-                "4",
+                str(READERS),
                 "--workdir",
                 str(tmp_path / "stack"),
                 "--report-dir",
@@ -58,7 +60,13 @@ def test_short_game_day_detects_and_resolves_each_fault(tmp_path: Path) -> None:
     kill, errors = results["kill-instance"], results["gateway-errors"]
     assert kill["alert"] in ("AgoraServiceDown", "AgoraInstanceRestarted")
     assert kill["requests"] > 100
-    assert kill["errors"] == 0, f"reads retried on another instance: {kill['errors_by_route']}"
+    # Every read the kill met is retried on another instance, except a response the dying
+    # instance had begun to send: once Envoy has forwarded its headers no proxy can retry it
+    # (seen in CI: "upstream_reset_after_response_started", the client gets no response). So
+    # at most one cut response per reader in flight at the kill, and never an error status.
+    cut = kill["errors_by_route"]
+    assert kill["errors"] <= READERS, f"reads retried on another instance: {cut}"
+    assert all(key.endswith("no response") for key in cut), f"an error status: {cut}"
     assert errors["alert"] == "AgoraGatewayHighErrorRate"
     assert errors["errors"] > 0, "the injected 503s reach the load"
     for result in results.values():
