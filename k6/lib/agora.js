@@ -241,6 +241,12 @@ function openSocket(user, deadline) {
   });
   let pinger = null;
   ws.onopen = () => {
+    // A reconnect that was still connecting when the user's session ended: an open socket
+    // with its pinger would keep the VU alive past the scenario's end.
+    if (user.closing) {
+      ws.close();
+      return;
+    }
     user.socketOpened = true;
     pinger = setInterval(() => ws.send(JSON.stringify({ type: 'ping' })), 15000);
   };

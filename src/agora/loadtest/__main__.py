@@ -24,7 +24,15 @@ from agora.loadtest.report import (
     print_timeline,
     write_summary,
 )
-from agora.loadtest.runner import THRESHOLDS_FAILED, Shard, k6_binary, plan_shards, run_shards
+from agora.loadtest.runner import (
+    END_GRACE_S,
+    THRESHOLDS_FAILED,
+    Shard,
+    k6_binary,
+    plan_shards,
+    run_shards,
+    seconds,
+)
 from agora.loadtest.scenarios import SCENARIOS
 from agora.loadtest.seeding import ensure_seed
 from agora.loadtest.stack import EXTRA_GATEWAY_FIRST_PORT, Ports, StackError, running_stack
@@ -86,7 +94,8 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
     try:
         k6_binary()
         settings = load_settings()
-    except (FileNotFoundError, ConfigError) as exc:
+        deadline = seconds(overrides.get("DURATION", plan.duration)) + END_GRACE_S
+    except (FileNotFoundError, ConfigError, ValueError) as exc:
         console.print(f"[red]loadtest: {exc}[/]")
         raise typer.Exit(2) from None
     out = results.resolve() / f"{scenario}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -117,7 +126,7 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
             sampler.start()
             flames.start()
             timeline.start()
-            codes = run_shards(scenario, shards, users_file, overrides)
+            codes = run_shards(scenario, shards, users_file, overrides, deadline)
             over_time = timeline.stop()
             memory = sampler.stop()
             for svg in flames.stop():
@@ -172,6 +181,11 @@ class _Outcome:
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
     """Merge the k6 summaries, write and print the report; exit 1 on any failed check."""
     shards, codes, integrity = outcome.shards, outcome.codes, outcome.integrity
+    if any(code < 0 for code in codes):
+        console.print(
+            f"[red]loadtest: k6 ran {END_GRACE_S:.0f} s past the run's length and was stopped "
+            f"(exit {codes}): k6 1.1's WebSocket teardown hang, grafana/k6#4598[/]"
+        )
     summaries = [json.loads(s.summary.read_text()) for s in shards if s.summary.exists()]
     metrics = merge(summaries)
     if len(summaries) != len(shards):

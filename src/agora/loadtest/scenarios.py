@@ -17,6 +17,7 @@ USERS_PER_PROCESS = 2_500  # k6: ~2 sockets per user; gateway: ~4 descriptors pe
 class Scenario:
     name: str
     users: int
+    duration: str  # the k6 script's own default (tests/unit/loadtest/test_plan.py keeps them equal)
     seed_users: int = 10_000
     seed_posts: int = 100_000
     seed_follows: int = 10
@@ -29,8 +30,8 @@ class Scenario:
 
 
 SCENARIOS = {
-    "smoke": Scenario("smoke", users=100),
-    "load": Scenario("load", users=1_000),
-    "stress": Scenario("stress", users=10_000),
-    "soak": Scenario("soak", users=1_000),
+    "smoke": Scenario("smoke", users=100, duration="1m"),
+    "load": Scenario("load", users=1_000, duration="10m"),
+    "stress": Scenario("stress", users=10_000, duration="20m"),
+    "soak": Scenario("soak", users=1_000, duration="1h"),
 }
