@@ -1,8 +1,8 @@
 // The one library every scenario shares: who a user is, what it does, what is measured, and
 // the thresholds that fail a run. A scenario file only chooses a profile (users, rate, length).
 //
-// One VU is one user, for the whole run: it logs in once (its own source address, so the
-// per-address limits see one client each), holds one WebSocket, refreshes its token before it
+// One VU is one user, for the whole run: it logs in once, or resumes a remembered session
+// (its own source address, so the per-address limits see one client each), holds one WebSocket, refreshes its token before it
 // expires, and fires HTTP requests from timers at its own fixed rate whether or not earlier
 // ones have answered — an open model, so the offered load (users x rate) stays constant when
 // the system slows down, which is what makes constant-arrival-rate honest. A k6
@@ -24,6 +24,8 @@ import { WebSocket } from 'k6/experimental/websockets';
 // One SharedArray per list: an element is decoded on each access, so elements stay small.
 const USERS = new SharedArray('users', () => JSON.parse(open(__ENV.USERS_FILE)).users);
 const IDS = new SharedArray('ids', () => JSON.parse(open(__ENV.USERS_FILE)).ids);
+// A returning user's stored refresh token ("" for one who signs in with the password).
+const REMEMBERED = new SharedArray('remembered', () => JSON.parse(open(__ENV.USERS_FILE)).remembered || []);
 const GATEWAYS = (__ENV.BASE_URL || 'https://127.0.0.1:8443').split(',');
 const PASSWORD = __ENV.PASSWORD || 'agora-seed-password';
 
@@ -220,6 +222,17 @@ function login(user) {
   return false;
 }
 
+// A returning user resumes its remembered session: one refresh, no password hash.
+function resume(user, token) {
+  const body = JSON.stringify({ refresh_token: token });
+  const res = counted(http.post(`${user.base}/api/v1/auth/refresh`, body, params(null, 'refresh')), 'refresh');
+  if (!check(res, { 'resume 200': (r) => r.status === 200 })) return false;
+  user.token = res.json('access_token');
+  user.refresh = res.json('refresh_token');
+  user.expiresIn = res.json('expires_in');
+  return true;
+}
+
 function refresh(user) {
   const body = JSON.stringify({ refresh_token: user.refresh });
   return http.asyncRequest('POST', `${user.base}/api/v1/auth/refresh`, body, params(null, 'refresh')).then((res) => {
@@ -287,7 +300,8 @@ export function session(p) {
     token: null, refresh: null, expiresIn: 900, seenPosts: [], inFlight: 0, closing: false,
     socket: null, socketOpened: false,
   };
-  if (!login(user)) {
+  const remembered = index < REMEMBERED.length ? REMEMBERED[index] : '';
+  if (!(remembered && resume(user, remembered)) && !login(user)) {
     sessionsOk.add(false);
     return;
   }

@@ -55,6 +55,12 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
     k6_processes: Annotated[int, typer.Option(help="k6 processes (0: one per 2,500 users)")] = 0,
     seed_users: Annotated[int, typer.Option(help="Seeded users (0: the scenario's)")] = 0,
     seed_posts: Annotated[int, typer.Option(help="Seeded posts (-1: the scenario's)")] = -1,
+    returning: Annotated[
+        float,
+        typer.Option(
+            min=-1.0, max=1.0, help="Share of users back on a remembered session (-1: scenario's)"
+        ),
+    ] = -1.0,
     workdir: Annotated[Path, typer.Option(help="`agora up`'s workdir")] = Path(".agora"),
     port_base: Annotated[
         int, typer.Option(help="First instances' ports (`agora up --port-base`; 0: contract)")
@@ -83,12 +89,13 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
         console.print(f"[red]unknown scenario {scenario!r}: choose one of {choices}[/]")
         raise typer.Exit(2)
     plan = known
-    if users or seed_users or seed_posts >= 0:
+    if users or seed_users or seed_posts >= 0 or returning >= 0:
         plan = replace(
             known,
             users=users or known.users,
             seed_users=seed_users or known.seed_users,
             seed_posts=known.seed_posts if seed_posts < 0 else seed_posts,
+            returning=known.returning if returning < 0 else returning,
         )
     overrides = _k6_overrides(duration, ramp, rate_per_user, refresh_after, min_rps)
     try:
