@@ -222,15 +222,24 @@ function login(user) {
   return false;
 }
 
-// A returning user resumes its remembered session: one refresh, no password hash.
+// A returning user resumes its remembered session: one refresh, no password hash. Like an
+// app, it retries a busy auth with backoff and asks for the password only when the session
+// is refused (401): falling back on any failure turned an overloaded auth's timeouts into
+// password hashes, the costliest work there is. 'ok', 'refused' (sign in) or 'failed'.
 function resume(user, token) {
   const body = JSON.stringify({ refresh_token: token });
-  const res = counted(http.post(`${user.base}/api/v1/auth/refresh`, body, params(null, 'refresh')), 'refresh');
-  if (!check(res, { 'resume 200': (r) => r.status === 200 })) return false;
-  user.token = res.json('access_token');
-  user.refresh = res.json('refresh_token');
-  user.expiresIn = res.json('expires_in');
-  return true;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const res = counted(http.post(`${user.base}/api/v1/auth/refresh`, body, params(null, 'refresh')), 'refresh');
+    if (check(res, { 'resume 200': (r) => r.status === 200 })) {
+      user.token = res.json('access_token');
+      user.refresh = res.json('refresh_token');
+      user.expiresIn = res.json('expires_in');
+      return 'ok';
+    }
+    if (res.status === 401) return 'refused';
+    sleep(Number(res.headers['Retry-After']) || 2 ** (attempt + 1) * (1 + Math.random()));
+  }
+  return 'failed';
 }
 
 function refresh(user) {
@@ -301,7 +310,8 @@ export function session(p) {
     socket: null, socketOpened: false,
   };
   const remembered = index < REMEMBERED.length ? REMEMBERED[index] : '';
-  if (!(remembered && resume(user, remembered)) && !login(user)) {
+  const resumed = remembered ? resume(user, remembered) : 'refused';
+  if (resumed !== 'ok' && !(resumed === 'refused' && login(user))) {
     sessionsOk.add(false);
     return;
   }

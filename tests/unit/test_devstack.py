@@ -7,7 +7,7 @@ import pytest
 
 from agora import config
 from agora.devstack import up
-from agora.devstack.supervisor import Instance
+from agora.devstack.supervisor import Instance, Supervisor
 from agora.devstack.up import plan_instances, pool_size_per_process
 from agora.redis.client import parse_sentinel_url
 from agora.resilience.remote import targets_from_state
@@ -95,3 +95,19 @@ def test_a_port_base_moves_the_whole_stack_off_the_contract_ports(
         18082,
     )
     assert sorted(i.port for i in instances if i.index > 1) == [18083, 18084, 18085]
+
+
+@pytest.mark.parametrize(
+    ("cores", "configured", "expected"), [(2, "", "1"), (8, "", "2"), (2, "4", "4")]
+)
+def test_auth_instances_on_one_host_share_its_cores_for_hashing(
+    monkeypatch: pytest.MonkeyPatch, cores: int, configured: str, expected: str
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(cores)))
+    instances = [Instance("auth", i, 28080 + i) for i in (1, 2, 3)]
+    instances.append(Instance("posts", 1, 28090))
+    env = {"AGORA_PASSWORD_HASH_CONCURRENCY": configured} if configured else {}
+    supervisor = Supervisor(env=env, instances=instances)
+    assert supervisor.instance_env(instances[0])["AGORA_PASSWORD_HASH_CONCURRENCY"] == expected
+    posts = supervisor.instance_env(instances[3])
+    assert posts.get("AGORA_PASSWORD_HASH_CONCURRENCY", "") == configured  # only auth hashes

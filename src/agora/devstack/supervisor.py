@@ -8,6 +8,7 @@ backoff, and every restart is announced: nothing is restarted silently.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess  # nosec B404 # starts our own service processes, never a shell
@@ -115,10 +116,16 @@ class Supervisor:
 
     def instance_env(self, instance: Instance) -> dict[str, str]:
         """Every instance gets its own id (probes, presence), prefixed with the
-        configured one or the host name."""
+        configured one or the host name. Auth instances on one host share its cores for
+        password hashing unless a concurrency is configured: each taking one hash per core
+        put six Argon2id hashes on two cores, and every other request waited behind them."""
         env = dict(self.env)
         prefix = env.get("AGORA_INSTANCE_ID") or socket.gethostname()
         env["AGORA_INSTANCE_ID"] = f"{prefix}-{instance.service}-{instance.index}"
+        if instance.service == "auth" and not env.get("AGORA_PASSWORD_HASH_CONCURRENCY"):
+            sharing = sum(1 for other in self.instances if other.service == "auth")
+            cores = len(os.sched_getaffinity(0))
+            env["AGORA_PASSWORD_HASH_CONCURRENCY"] = str(max(1, cores // max(1, sharing)))
         env.update(instance.extra_env)
         return env
 
