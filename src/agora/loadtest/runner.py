@@ -116,6 +116,8 @@ def run_shards(
             "SHARDS": str(len(shards)),
         }
         argv = [binary, "run", "--quiet", "--no-color", "--console-output", str(shard.ledger)]
+        # No REST API server: k6 processes side by side would all bind 127.0.0.1:6565.
+        argv += ["--address", ""]
         argv += ["--local-ips", local_ips(shard.index, shard.users)]
         for name, value in variables.items():
             argv += ["-e", f"{name}={value}"]
