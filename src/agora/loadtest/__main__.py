@@ -15,6 +15,7 @@ from rich.console import Console
 from agora.config import ConfigError, load_settings
 from agora.loadtest.cpu import cpu_seconds, snapshot
 from agora.loadtest.integrity import Integrity, check_sync
+from agora.loadtest.live import summary_from_live
 from agora.loadtest.memory import MemorySampler
 from agora.loadtest.profiling import FlameGraphs
 from agora.loadtest.report import (
@@ -193,13 +194,19 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
             f"[red]loadtest: k6 ran {END_GRACE_S:.0f} s past the run's length and was stopped "
             f"(exit {codes}): k6 1.1's WebSocket teardown hang, grafana/k6#4598[/]"
         )
-    summaries = [json.loads(s.summary.read_text()) for s in shards if s.summary.exists()]
+    summaries, from_live = _summaries(shards)
+    if from_live:
+        console.print(
+            f"[yellow]loadtest: k6 process(es) {from_live} wrote no summary; their figures are "
+            "k6's live metrics as last polled (no p(99) or per-group counts; thresholds as "
+            "k6's running verdict)[/]"
+        )
     metrics = merge(summaries)
     if len(summaries) != len(shards):
         # A k6 that hung or was killed leaves no summary; the harness's own figures (memory,
         # CPU, timeline, integrity) were taken all the same, and an hour's soak must not
         # lose them with it.
-        _write(out, scenario, outcome, metrics, integrity)
+        _write(out, scenario, outcome, metrics, integrity, from_live=from_live)
         _print_system(console, outcome, integrity)
         logs = ", ".join(str(s.log) for s in shards)
         console.print(f"[red]loadtest: k6 wrote no summary (exit {codes}); see {logs}[/]")
@@ -214,7 +221,7 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
             f"{integrity.acknowledged}; the integrity check cannot vouch for the rest[/]"
         )
         integrity = replace(integrity, unledgered=counted - integrity.acknowledged)
-    _write(out, scenario, outcome, metrics, integrity)
+    _write(out, scenario, outcome, metrics, integrity, from_live=from_live)
     _print_system(console, outcome, integrity)
     passed = print_summary(console, metrics, lost_writes=integrity.lost_writes)
     console.print(f"HTML report(s): {', '.join(str(s.report) for s in shards)}")
@@ -222,12 +229,30 @@ def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> No
     unexpected = [code for code in codes if code not in (0, THRESHOLDS_FAILED)]
     if unexpected:
         console.print(f"[red]k6 failed (exit {codes}); see {out}/k6-*.log[/]")
-    if not passed or unexpected or not integrity.proven:
+    if not passed or unexpected or from_live or not integrity.proven:
         raise typer.Exit(1)
 
 
+def _summaries(shards: list[Shard]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Each shard's summary, or else its last live answer; and which shards gave the latter."""
+    summaries, from_live = [], []
+    for shard in shards:
+        if shard.summary.exists():
+            summaries.append(json.loads(shard.summary.read_text()))
+        elif shard.live.exists():
+            summaries.append(summary_from_live(json.loads(shard.live.read_text())))
+            from_live.append(shard.index)
+    return summaries, from_live
+
+
 def _write(
-    out: Path, scenario: str, outcome: _Outcome, metrics: dict[str, Any], integrity: Integrity
+    out: Path,
+    scenario: str,
+    outcome: _Outcome,
+    metrics: dict[str, Any],
+    integrity: Integrity,
+    *,
+    from_live: list[int],
 ) -> None:
     write_summary(
         metrics,
@@ -238,6 +263,7 @@ def _write(
         cpu_seconds=outcome.cpu,
         memory=outcome.memory,
         timeline=outcome.timeline,
+        from_live=from_live,
     )
 
 

@@ -80,10 +80,13 @@ def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the doc
     cpu_seconds: dict[str, float],
     memory: dict[str, Any] | None = None,
     timeline: dict[str, Any] | None = None,
+    from_live: list[int] | None = None,
 ) -> dict[str, Any]:
     document = {
         "scenario": scenario,
         "k6_exit_codes": exit_codes,
+        # k6 processes reported from their live metrics (agora.loadtest.live), not a summary
+        "k6_from_live_metrics": from_live or [],
         "lost_writes": lost_writes,
         "requests": _value(metrics, "http_reqs", "count"),
         "requests_per_s": _value(metrics, "http_reqs", "rate"),
@@ -176,10 +179,11 @@ def print_summary(console: Console, metrics: Metrics, *, lost_writes: int | None
         match = re.fullmatch(r"http_req_duration\{group:(\w+)\}", name)
         if match:
             v = metrics[name]["values"]
+            # k6's live metrics (agora.loadtest.live) have no count and no p(99): "—".
             groups.add_row(
                 match.group(1),
-                f"{int(v.get('count', 0)):,}",
-                *(_ms(v.get(k, 0.0)) for k in ("med", "p(95)", "p(99)", "max")),
+                f"{int(v['count']):,}" if "count" in v else "—",
+                *(_ms(v[k]) if k in v else "—" for k in ("med", "p(95)", "p(99)", "max")),
             )
     console.print(groups)
     requests = _value(metrics, "http_reqs", "count")

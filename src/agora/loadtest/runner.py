@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agora.loadtest.live import LiveMetrics, free_api_address
+
 K6_DIR = Path(__file__).resolve().parents[3] / "k6"
 THRESHOLDS_FAILED = 99  # k6's exit code when a threshold fails
 # Beyond the run's length, what a k6 that ends on its own can still take: setup (60 s), the
@@ -36,6 +38,8 @@ class Shard:
     ledger: Path
     report: Path
     log: Path
+    api: str  # k6's REST API, polled for its figures in case it never writes its summary
+    live: Path  # its latest answer (agora.loadtest.live)
 
 
 def k6_binary() -> str:
@@ -79,6 +83,8 @@ def plan_shards(users: int, processes: int, gateways: list[str], out: Path) -> l
                 ledger=out / f"ledger-{index}.log",
                 report=out / f"report-{index}.html",
                 log=out / f"k6-{index}.log",
+                api=free_api_address(),
+                live=out / f"live-metrics-{index}.json",
             )
         )
     return shards
@@ -92,7 +98,8 @@ def run_shards(
     deadline_s: float,
 ) -> list[int]:
     """Every shard at once; their exit codes in order (negative: stopped by that signal at
-    ``deadline_s``). ``overrides`` are the k6 profile's variables (DURATION, RAMP, ...)."""
+    ``deadline_s``). ``overrides`` are the k6 profile's variables (DURATION, RAMP, ...).
+    Their live metrics are kept while they run, in case one never writes its summary."""
     binary = k6_binary()
     running = []
     for shard in shards:
@@ -116,8 +123,8 @@ def run_shards(
             "SHARDS": str(len(shards)),
         }
         argv = [binary, "run", "--quiet", "--no-color", "--console-output", str(shard.ledger)]
-        # No REST API server: k6 processes side by side would all bind 127.0.0.1:6565.
-        argv += ["--address", ""]
+        # Each its own REST API: side by side they would all bind 127.0.0.1:6565.
+        argv += ["--address", shard.api]
         argv += ["--local-ips", local_ips(shard.index, shard.users)]
         for name, value in variables.items():
             argv += ["-e", f"{name}={value}"]
@@ -128,7 +135,12 @@ def run_shards(
                     argv, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             )
-    return wait_until(running, time.monotonic() + deadline_s)
+    live = LiveMetrics([(shard.api, shard.live) for shard in shards])
+    live.start()
+    try:
+        return wait_until(running, time.monotonic() + deadline_s)
+    finally:
+        live.stop()
 
 
 def wait_until(running: list[subprocess.Popen[bytes]], deadline: float) -> list[int]:
