@@ -270,7 +270,11 @@ function openSocket(user, deadline) {
       return;
     }
     user.socketOpened = true;
-    pinger = setInterval(() => ws.send(JSON.stringify({ type: 'ping' })), 15000);
+    // A close in flight (its onclose not yet run) makes send throw InvalidStateError, and a
+    // throw in a timer aborts the VU's iteration mid-session.
+    pinger = setInterval(() => {
+      if (ws.readyState === 1) ws.send(JSON.stringify({ type: 'ping' }));
+    }, 15000);
   };
   ws.onmessage = (event) => {
     const message = JSON.parse(event.data);

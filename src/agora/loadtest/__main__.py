@@ -27,6 +27,7 @@ from agora.loadtest.report import (
 )
 from agora.loadtest.runner import (
     END_GRACE_S,
+    K6_INTERRUPTED,
     THRESHOLDS_FAILED,
     Shard,
     k6_binary,
@@ -189,7 +190,7 @@ class _Outcome:
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
     """Merge the k6 summaries, write and print the report; exit 1 on any failed check."""
     shards, codes, integrity = outcome.shards, outcome.codes, outcome.integrity
-    if any(code < 0 for code in codes):
+    if any(code < 0 or code == K6_INTERRUPTED for code in codes):
         console.print(
             f"[red]loadtest: k6 ran {END_GRACE_S:.0f} s past the run's length and was stopped "
             f"(exit {codes}): k6 1.1's WebSocket teardown hang, grafana/k6#4598[/]"

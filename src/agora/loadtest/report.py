@@ -193,10 +193,12 @@ def print_summary(console: Console, metrics: Metrics, *, lost_writes: int | None
         f"429s {_value(metrics, 'rate_limited', 'count'):,.0f} · "
         f"checks {100 * _value(metrics, 'checks', 'rate'):.2f}%"
     )
+    delivery = metrics.get("post_delivery_ms", {}).get("values", {})
+    delivered = f"{delivery['count']:,.0f}" if "count" in delivery else "—"  # live: no count
     console.print(
         f"WebSocket connect p95 {_ms(_value(metrics, 'ws_connecting', 'p(95)'))} ms · "
         f"dropped {_value(metrics, 'ws_dropped', 'count'):,.0f} · post.created delivered "
-        f"{_value(metrics, 'post_delivery_ms', 'count'):,.0f} times, p50 "
+        f"{delivered} times, p50 "
         f"{_ms(_value(metrics, 'post_delivery_ms', 'med'))} ms, p95 "
         f"{_ms(_value(metrics, 'post_delivery_ms', 'p(95)'))} ms"
     )

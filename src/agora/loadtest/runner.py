@@ -22,6 +22,7 @@ from agora.loadtest.live import LiveMetrics, free_api_address
 
 K6_DIR = Path(__file__).resolve().parents[3] / "k6"
 THRESHOLDS_FAILED = 99  # k6's exit code when a threshold fails
+K6_INTERRUPTED = 105  # k6's exit code after a Ctrl+C: here only the deadline's (STOP_STEPS)
 # Beyond the run's length, what a k6 that ends on its own can still take: setup (60 s), the
 # scenario's maxDuration slack (60 s), its gracefulStop (30 s), the summary, and a margin.
 END_GRACE_S = 240.0

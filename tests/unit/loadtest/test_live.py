@@ -15,6 +15,7 @@ from rich.console import Console
 from agora.loadtest.__main__ import _Outcome, _report
 from agora.loadtest.integrity import Integrity
 from agora.loadtest.live import LIVE_VERDICT, LiveMetrics, free_api_address, summary_from_live
+from agora.loadtest.report import verdicts
 from agora.loadtest.runner import k6_binary, plan_shards
 
 GATEWAY = "https://127.0.0.1:28443"
@@ -32,6 +33,7 @@ ANSWER = {
         _metric("http_reqs", "counter", {"count": 2_000, "rate": 40.0}),
         _metric("http_req_failed", "rate", {"rate": 0.25}, tainted=True),
         _metric("checks", "rate", {"rate": 0.9}),
+        _metric("http_req_duration{kind:api}", "trend", {"p(95)": 180.0}, tainted=False),
         _metric(
             "http_req_duration{group:api}",
             "trend",
@@ -49,9 +51,15 @@ def test_rates_are_weighted_by_the_processs_requests_and_tainted_is_the_verdict(
     assert failed["values"]["passes"] == pytest.approx(500.0)
     assert failed["values"]["fails"] == pytest.approx(1_500.0)
     assert failed["thresholds"] == {LIVE_VERDICT: {"ok": False}}
-    assert metrics["http_req_duration{group:api}"]["thresholds"] == {LIVE_VERDICT: {"ok": True}}
+    assert metrics["http_req_duration{kind:api}"]["thresholds"] == {LIVE_VERDICT: {"ok": True}}
     assert metrics["http_req_duration{group:api}"]["values"]["p(95)"] == 180.0
     assert metrics["checks"]["thresholds"] == {}  # no threshold on it: judged by nobody
+
+
+def test_a_route_groups_display_threshold_is_no_verdict() -> None:
+    shown = _metric("http_req_duration{group:feed}", "trend", {"p(95)": 9_000.0}, tainted=False)
+    metrics = summary_from_live({"data": [shown]})["metrics"]
+    assert verdicts(metrics) == []  # only the display threshold: nothing judged, nothing passed
 
 
 def test_a_shard_without_a_summary_is_reported_from_its_live_answer(tmp_path: Path) -> None:

@@ -38,14 +38,15 @@ def test_memory_cpu_timeline_and_integrity_are_written_without_k6s_summary(
     assert "k6 wrote no summary (exit [2])" in screen
 
 
-def test_a_k6_stopped_at_its_deadline_is_named_as_such(tmp_path: Path) -> None:
+@pytest.mark.parametrize("code", [-9, 105])  # killed; or ended on the deadline's Ctrl+C
+def test_a_k6_stopped_at_its_deadline_is_named_as_such(tmp_path: Path, code: int) -> None:
     shards = plan_shards(10, 1, ["https://127.0.0.1:28443"], tmp_path)
-    outcome = _Outcome(shards, [-9], {}, Integrity(0, 0, 0, 0), {}, {})
+    outcome = _Outcome(shards, [code], {}, Integrity(0, 0, 0, 0), {}, {})
     console = Console(record=True, width=160)
     with pytest.raises(typer.Exit):
         _report(console, tmp_path, "soak", outcome)
     screen = console.export_text()
-    assert "past the run's length and was stopped (exit [-9])" in screen
+    assert f"past the run's length and was stopped (exit [{code}])" in screen
     assert "grafana/k6#4598" in screen
 
 
