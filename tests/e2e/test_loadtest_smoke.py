@@ -80,4 +80,9 @@ def test_smoke_run_meets_its_thresholds_and_loses_no_write(
     assert metrics["http_req_duration{group:login}"]["values"]["count"] == 100 - returning
     assert metrics["http_req_duration{group:refresh}"]["values"]["count"] >= 100 + returning
     assert "lost writes (harness)" in run.stdout
+    # The instances' own cache counters over the run: every feed read looked its page up.
+    feed = summary["caches"]["feed"]
+    assert feed["lookups"] >= metrics["http_req_duration{group:feed}"]["values"]["count"]
+    assert 0.0 <= feed["hit_ratio"] <= 1.0
+    assert "cache hit ratio: " in run.stdout
     assert list(results.glob("smoke-*/report-0.html")), "no HTML report"

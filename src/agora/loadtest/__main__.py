@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import resource
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +12,8 @@ import typer
 from rich.console import Console
 
 from agora.config import ConfigError, load_settings
-from agora.loadtest.cpu import cpu_seconds, snapshot
+from agora.loadtest.caches import hit_ratios, read_counters
+from agora.loadtest.cpu import children_seconds, cpu_seconds, snapshot
 from agora.loadtest.integrity import Integrity, check_sync
 from agora.loadtest.live import summary_from_live
 from agora.loadtest.memory import MemorySampler
@@ -37,7 +37,14 @@ from agora.loadtest.runner import (
 )
 from agora.loadtest.scenarios import SCENARIOS
 from agora.loadtest.seeding import ensure_seed
-from agora.loadtest.stack import EXTRA_GATEWAY_FIRST_PORT, Ports, StackError, running_stack
+from agora.loadtest.stack import (
+    EXTRA_GATEWAY_FIRST_PORT,
+    Ports,
+    Stack,
+    StackError,
+    metrics_urls,
+    running_stack,
+)
 from agora.loadtest.timeline import GatewayTimeline
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -128,7 +135,8 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
                 f"through {len(stack.gateways)} gateway(s); results in {out}"
             )
             cpu_before = snapshot(stack.pids, stack.markers)
-            k6_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            caches_before = read_counters(metrics_urls(workdir))
+            k6_before = children_seconds()
             sampler = MemorySampler(lambda: stack.pids, stack.markers, memory_interval)
             flames = FlameGraphs(lambda: stack.pids, stack.markers, out, flame_after, flame_seconds)
             timeline = GatewayTimeline(stack.admins)
@@ -138,24 +146,28 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
             codes = run_shards(scenario, shards, users_file, overrides, deadline)
             over_time = timeline.stop()
             memory = sampler.stop()
-            for svg in flames.stop():
-                console.print(f"flame graph: {svg}")
-            k6_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            console.print(*(f"flame graph: {svg}" for svg in flames.stop()), sep="\n")
             cpu = cpu_seconds(cpu_before, snapshot(stack.pids, stack.markers))
-            cpu["k6"] = (k6_after.ru_utime + k6_after.ru_stime) - (
-                k6_before.ru_utime + k6_before.ru_stime
-            )
-            cafile = Path(stack.settings.gateway_tls_cert_file or workdir / "tls" / "gateway.crt")
-            integrity = check_sync(
-                stack.settings.require_database_url(),
-                stack.gateways[0],
-                [s.ledger for s in shards],
-                cafile if cafile.exists() else None,
-            )
+            caches = hit_ratios(caches_before, read_counters(metrics_urls(workdir)))
+            cpu["k6"] = children_seconds() - k6_before
+            integrity = _check_integrity(stack, shards, workdir)
     except (StackError, ConfigError) as exc:
         console.print(f"[red]loadtest: {exc}[/]")
         raise typer.Exit(2) from None
-    _report(console, out, scenario, _Outcome(shards, codes, cpu, integrity, memory, over_time))
+    outcome = _Outcome(shards, codes, cpu, integrity, memory, over_time, caches)
+    _report(console, out, scenario, outcome)
+
+
+def _check_integrity(stack: Stack, shards: list[Shard], workdir: Path) -> Integrity:
+    """Every post k6 got a 201 for, in PostgreSQL and in followers' feeds (through the
+    gateway, trusting the certificate the system was started with)."""
+    cafile = Path(stack.settings.gateway_tls_cert_file or workdir / "tls" / "gateway.crt")
+    return check_sync(
+        stack.settings.require_database_url(),
+        stack.gateways[0],
+        [s.ledger for s in shards],
+        cafile if cafile.exists() else None,
+    )
 
 
 def _k6_overrides(
@@ -185,6 +197,7 @@ class _Outcome:
     integrity: Integrity
     memory: dict[str, Any]
     timeline: dict[str, Any]
+    caches: dict[str, Any] = field(default_factory=dict)  # agora.loadtest.caches.hit_ratios
 
 
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
@@ -264,16 +277,29 @@ def _write(
         cpu_seconds=outcome.cpu,
         memory=outcome.memory,
         timeline=outcome.timeline,
+        caches=outcome.caches,
         from_live=from_live,
     )
 
 
+def _share(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{100 * ratio:.1f}%"
+
+
 def _print_system(console: Console, outcome: _Outcome, integrity: Integrity) -> None:
-    """What the harness measured itself: CPU, integrity, memory, the timeline."""
+    """What the harness measured itself: CPU, caches, integrity, memory, the timeline."""
     console.print(
         "CPU seconds during the run: "
         + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in outcome.cpu.items())
     )
+    if outcome.caches:
+        console.print(
+            "cache hit ratio: "
+            + " · ".join(
+                f"{name} {_share(c['hit_ratio'])} of {c['lookups']:,.0f}"
+                for name, c in outcome.caches.items()
+            )
+        )
     console.print(
         f"integrity: {integrity.acknowledged:,} acknowledged posts, "
         f"{integrity.missing_in_database} missing in PostgreSQL, "

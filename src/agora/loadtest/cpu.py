@@ -8,6 +8,7 @@ run's workdir or URL port. On a shared machine everyone else's work is left out.
 
 from __future__ import annotations
 
+import resource
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -76,3 +77,10 @@ def cpu_seconds(before: Snapshot, after: Snapshot) -> dict[str, float]:
         previous = before.get(pid)
         spent[group] += seconds - (previous[1] if previous and previous[0] == group else 0.0)
     return dict(sorted(spent.items(), key=lambda item: -item[1]))
+
+
+def children_seconds() -> float:
+    """User + system CPU of this process's waited-for children so far: the k6 processes,
+    whose own count the kernel keeps once they have ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

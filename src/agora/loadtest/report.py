@@ -80,6 +80,7 @@ def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the doc
     cpu_seconds: dict[str, float],
     memory: dict[str, Any] | None = None,
     timeline: dict[str, Any] | None = None,
+    caches: dict[str, Any] | None = None,
     from_live: list[int] | None = None,
 ) -> dict[str, Any]:
     document = {
@@ -96,6 +97,7 @@ def write_summary(  # noqa: PLR0913  # keyword-only: each is one part of the doc
         "cpu_seconds": cpu_seconds,
         "memory": memory or {},
         "timeline": timeline or {},
+        "caches": caches or {},
         "metrics": metrics,
     }
     (out / "summary.json").write_text(json.dumps(document, indent=2))

@@ -123,7 +123,7 @@ def _wait(
     raise StackError(f"the system was not ready after {timeout_s:.0f}s; see {log}")
 
 
-def _instance_ports(workdir: Path) -> dict[ServiceName, list[int]]:
+def instance_ports(workdir: Path) -> dict[ServiceName, list[int]]:
     state = json.loads((workdir / STATE_FILE).read_text())
     ports: dict[ServiceName, list[int]] = {"auth": [], "posts": [], "realtime": []}
     for instance in state["instances"]:
@@ -131,6 +131,15 @@ def _instance_ports(workdir: Path) -> dict[ServiceName, list[int]]:
         if service in ports:
             ports[service].append(int(instance["url"].rsplit(":", 1)[1]))
     return ports
+
+
+def metrics_urls(workdir: Path) -> list[str]:
+    """Every instance's ``/metrics`` as `agora up` in ``workdir`` recorded them; none for a
+    system started elsewhere."""
+    if not (workdir / STATE_FILE).exists():
+        return []
+    ports = instance_ports(workdir)
+    return [f"http://127.0.0.1:{port}/metrics" for each in ports.values() for port in each]
 
 
 def _start_extra_gateway(
@@ -144,7 +153,7 @@ def _start_extra_gateway(
             "gateway_admin_port": https + 2,
         }
     )
-    topology = local_topology(_instance_ports(workdir))
+    topology = local_topology(instance_ports(workdir))
     config = write_config(settings, topology, log_dir / f"gw{index}")
     log = log_dir / f"gateway-{index}.log"
     with log.open("wb") as out:
