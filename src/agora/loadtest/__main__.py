@@ -146,7 +146,7 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
             codes = run_shards(scenario, shards, users_file, overrides, deadline)
             over_time = timeline.stop()
             memory = sampler.stop()
-            console.print(*(f"flame graph: {svg}" for svg in flames.stop()), sep="\n")
+            flame_graphs = flames.stop()
             cpu = cpu_seconds(cpu_before, snapshot(stack.pids, stack.markers))
             caches = hit_ratios(caches_before, read_counters(metrics_urls(workdir)))
             cpu["k6"] = children_seconds() - k6_before
@@ -154,7 +154,7 @@ def main(  # noqa: PLR0913, PLR0917  # typer: each parameter is one command-line
     except (StackError, ConfigError) as exc:
         console.print(f"[red]loadtest: {exc}[/]")
         raise typer.Exit(2) from None
-    outcome = _Outcome(shards, codes, cpu, integrity, memory, over_time, caches)
+    outcome = _Outcome(shards, codes, cpu, integrity, memory, over_time, caches, flame_graphs)
     _report(console, out, scenario, outcome)
 
 
@@ -198,6 +198,7 @@ class _Outcome:
     memory: dict[str, Any]
     timeline: dict[str, Any]
     caches: dict[str, Any] = field(default_factory=dict)  # agora.loadtest.caches.hit_ratios
+    flame_graphs: list[Path] = field(default_factory=list)
 
 
 def _report(console: Console, out: Path, scenario: str, outcome: _Outcome) -> None:
@@ -287,7 +288,10 @@ def _share(ratio: float | None) -> str:
 
 
 def _print_system(console: Console, outcome: _Outcome, integrity: Integrity) -> None:
-    """What the harness measured itself: CPU, caches, integrity, memory, the timeline."""
+    """What the harness measured itself: flame graphs, CPU, caches, integrity, memory, the
+    timeline."""
+    for svg in outcome.flame_graphs:
+        console.print(f"flame graph: {svg}")
     console.print(
         "CPU seconds during the run: "
         + " · ".join(f"{group} {seconds:,.1f}" for group, seconds in outcome.cpu.items())
