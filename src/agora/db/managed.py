@@ -8,6 +8,7 @@ its pool already gives the idle cull (``max_inactive_connection_lifetime``), the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from agora.db.errors import is_connectivity_error
 from agora.db.leaks import LeakDetector
+from agora.observability.logging import get_logger
 from agora.observability.metrics import DB_POOL_CONNECTIONS, DB_QUERY_DURATION
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 # tools, tests). Both have the same query methods.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 PoolRole = Literal["primary", "replica"]
+
+log = get_logger(__name__)
 
 _OPERATIONS = frozenset({"select", "insert", "update", "delete", "with", "begin", "commit"})
 
@@ -50,6 +54,9 @@ class PoolConfig:
     health_check_after_idle_s: float = 1.0
     leak_threshold_s: float = 300.0
     application_name: str = "agora"
+    # How long a close waits for connections in use to come back before it cuts them (not an
+    # AGORA_DB_* setting: a shutdown bound, below the drain timeouts).
+    close_timeout_s: float = 10.0
 
 
 class PoolTimeout(Exception):
@@ -113,7 +120,18 @@ class ManagedPool:
         await self.leaks.stop()
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), self.config.close_timeout_s)
+            except TimeoutError:
+                # asyncpg's close waits for every connection to come back, for ever: one never
+                # released, or left behind by an acquire that timed out while connecting
+                # (MagicStack/asyncpg#467, #547), would hold a shutdown (and a drain) open.
+                log.warning(
+                    "database pool did not close in time; its connections were cut",
+                    pool=self.role,
+                    timeout_s=self.config.close_timeout_s,
+                )
+                pool.terminate()
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
@@ -128,10 +146,13 @@ class ManagedPool:
         if self.faults is not None:
             # The fault switch's boundary: an injected error looks like an unreachable server.
             await self.faults.before_call("postgres")
+        # The pool this connection goes back to, even if a close has begun meanwhile (a close
+        # waits for it, within close_timeout_s).
+        pool = self.pool
         self._waiting += 1
         self._publish()
         try:
-            conn = await self._checkout()
+            conn = await self._checkout(pool)
         finally:
             self._waiting -= 1
         token = self.leaks.taken()
@@ -140,7 +161,7 @@ class ManagedPool:
             yield conn
         finally:
             self.leaks.returned(token)
-            await self._checkin(conn)
+            await self._checkin(conn, pool)
             self._publish()
 
     def stats(self) -> dict[str, int]:
@@ -149,8 +170,8 @@ class ManagedPool:
         size, idle = self._pool.get_size(), self._pool.get_idle_size()
         return {"active": size - idle, "idle": idle, "waiting": self._waiting, "size": size}
 
-    async def _checkout(self) -> Pooled:
-        pool, cfg = self.pool, self.config
+    async def _checkout(self, pool: asyncpg.Pool[asyncpg.Record]) -> Pooled:
+        cfg = self.config
         deadline = time.monotonic() + cfg.acquire_timeout_s
         # Every stale or broken connection found is closed and the next one tried; bounded
         # by the pool size plus one fresh connection.
@@ -192,7 +213,7 @@ class ManagedPool:
             raise
         return True
 
-    async def _checkin(self, conn: Pooled) -> None:
+    async def _checkin(self, conn: Pooled, pool: asyncpg.Pool[asyncpg.Record]) -> None:
         if not is_lost(conn):
             pid = conn.get_server_pid()
             now = time.monotonic()
@@ -201,7 +222,7 @@ class ManagedPool:
             # lazily, so the pool turns over without a burst of reconnects.
             if now - self._born.get(pid, now) > self.config.max_lifetime_s:
                 conn.terminate()
-        await self.pool.release(conn)
+        await pool.release(conn)
 
     async def _on_connect(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
         pid = conn.get_server_pid()

@@ -4,6 +4,8 @@ lifetime, leak detection, metrics, retries and the postgres breaker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -247,3 +249,43 @@ async def test_query_errors_do_not_count_against_the_breaker(database_url: str) 
         assert breaker.state is BreakerState.CLOSED
     finally:
         await db.close()
+
+
+async def test_close_ends_in_time_though_a_connection_is_never_released(
+    database_url: str,
+) -> None:
+    db = Database(database_url, min_size=1, max_size=1, close_timeout_s=0.5)
+    await db.connect()
+    taken, forever = asyncio.Event(), asyncio.Event()
+    held: list[int] = []  # the server pid of the connection held
+
+    async def hold_for_ever() -> None:
+        async with db.connection() as conn:
+            held.append(conn.get_server_pid())
+            taken.set()
+            await forever.wait()
+
+    holder = asyncio.create_task(hold_for_ever())
+    await taken.wait()
+    started = time.monotonic()
+    with capture_logs() as logs:
+        await asyncio.wait_for(db.close(), timeout=5)  # asyncpg's own close waits for ever
+    assert 0.4 <= time.monotonic() - started < 3
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "database pool did not close in time; its connections were cut"
+    ]
+    checker = await asyncpg.connect(database_url)
+    try:  # cut, not left open on the server
+        for _ in range(40):
+            gone = not await checker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", held[0]
+            )
+            if gone:
+                break
+            await asyncio.sleep(0.05)
+        assert gone
+    finally:
+        await checker.close()
+    holder.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await holder
