@@ -13,7 +13,6 @@ process's requests to merge; a threshold is k6's running verdict on the whole me
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,6 @@ LIVE_VERDICT = "k6's running verdict"  # the threshold label of a metric judged 
 # The scripts' per-group latencies carry only the display threshold (k6/lib/agora.js), which
 # the API does not name: without this they would show as passed verdicts.
 DISPLAYED_ONLY = "http_req_duration{group:"
-
-
-def free_api_address() -> str:
-    """A loopback address for one k6 REST API (k6 processes side by side cannot share 6565)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 def summary_from_live(answer: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +48,7 @@ def summary_from_live(answer: dict[str, Any]) -> dict[str, Any]:
         else:
             thresholds = {LIVE_VERDICT: {"ok": not tainted}}
         metrics[name] = {"type": attributes["type"], "values": values, "thresholds": thresholds}
-    return {"metrics": metrics, "taken_at": answer.get("taken_at")}
+    return {"metrics": metrics}
 
 
 @dataclass

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agora.loadtest.live import LiveMetrics, free_api_address
+from agora.devstack.embedded import free_port
+from agora.loadtest.live import LiveMetrics
 
 K6_DIR = Path(__file__).resolve().parents[3] / "k6"
 THRESHOLDS_FAILED = 99  # k6's exit code when a threshold fails
@@ -84,7 +85,7 @@ def plan_shards(users: int, processes: int, gateways: list[str], out: Path) -> l
                 ledger=out / f"ledger-{index}.log",
                 report=out / f"report-{index}.html",
                 log=out / f"k6-{index}.log",
-                api=free_api_address(),
+                api=f"127.0.0.1:{free_port()}",
                 live=out / f"live-metrics-{index}.json",
             )
         )

@@ -12,9 +12,10 @@ import pytest
 import typer
 from rich.console import Console
 
+from agora.devstack.embedded import free_port
 from agora.loadtest.__main__ import _Outcome, _report
 from agora.loadtest.integrity import Integrity
-from agora.loadtest.live import LIVE_VERDICT, LiveMetrics, free_api_address, summary_from_live
+from agora.loadtest.live import LIVE_VERDICT, LiveMetrics, summary_from_live
 from agora.loadtest.report import verdicts
 from agora.loadtest.runner import k6_binary, plan_shards
 
@@ -91,7 +92,7 @@ def test_the_last_answer_of_a_killed_k6_survives_it(tmp_path: Path) -> None:
         " thresholds: { waited: ['p(95)<1000'] } };\n"
         "export default function () { waited.add(5); sleep(0.05); }\n"
     )
-    address, kept = free_api_address(), tmp_path / "live.json"
+    address, kept = f"127.0.0.1:{free_port()}", tmp_path / "live.json"
     argv = [k6_binary(), "run", "--quiet", "--no-usage-report", "--address", address, str(script)]
     k6 = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     live = LiveMetrics([(address, kept)], interval_s=0.5)
